@@ -1,0 +1,173 @@
+// Config parsing: every rule that makes a config valid or not.
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "vhost-backend/control/config.h"
+
+using nlohmann::json;
+using namespace viopool;
+using namespace viopool::control;
+
+namespace viopool::control {
+std::ostream& operator<<(std::ostream& os, DeviceType v) { return os << to_string(v); }
+std::ostream& operator<<(std::ostream& os, SocketMode v) { return os << to_string(v); }
+std::ostream& operator<<(std::ostream& os, NetBackendKind v) { return os << to_string(v); }
+}  // namespace viopool::control
+
+namespace {
+
+json good_device() {
+  return json{{"name", "net0"}, {"socket", "/tmp/vp-net0.sock"}, {"backend", {{"kind", "loopback"}}}};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(config)
+
+BOOST_AUTO_TEST_CASE(minimal_device_gets_defaults) {
+  std::string why;
+  auto d = parse_device_config(good_device(), why);
+  BOOST_REQUIRE(d.has_value());
+  BOOST_TEST(d->name == "net0");
+  BOOST_TEST(d->type == DeviceType::kNet);
+  BOOST_TEST(d->mode == SocketMode::kServer);
+  BOOST_TEST(d->queue_pairs == 1);
+  BOOST_TEST(d->mrg_rxbuf);
+  BOOST_TEST(d->lcore == -1);
+  BOOST_TEST(d->net.kind == NetBackendKind::kLoopback);
+}
+
+BOOST_AUTO_TEST_CASE(full_device_round_trips_through_json) {
+  json j = good_device();
+  j["mode"] = "client";
+  j["queue_pairs"] = 4;
+  j["mrg_rxbuf"] = false;
+  j["lcore"] = 1;
+  j["backend"] = {{"kind", "ethdev"}, {"devargs", "net_tap0,iface=vp0"}, {"rx_desc", 512}};
+  std::string why;
+  auto d = parse_device_config(j, why);
+  BOOST_REQUIRE_MESSAGE(d.has_value(), why);
+  auto again = parse_device_config(to_json(*d), why);
+  BOOST_REQUIRE_MESSAGE(again.has_value(), why);
+  BOOST_TEST(again->mode == SocketMode::kClient);
+  BOOST_TEST(again->queue_pairs == 4);
+  BOOST_TEST(!again->mrg_rxbuf);
+  BOOST_TEST(again->net.devargs == "net_tap0,iface=vp0");
+  BOOST_TEST(again->net.rx_desc == 512);
+}
+
+struct BadCase {
+  const char* label;
+  json patch;  // merged into a good device
+  Errc code;
+  const char* why_contains;
+};
+
+std::ostream& operator<<(std::ostream& os, const BadCase& c) { return os << c.label; }
+
+const BadCase kBad[] = {
+    {"unknown key", {{"colour", "red"}}, Errc::kInvalidArgument, "unknown key 'colour'"},
+    {"bad name", {{"name", "net 0"}}, Errc::kInvalidArgument, "name"},
+    {"empty name", {{"name", ""}}, Errc::kInvalidArgument, "name"},
+    {"long name", {{"name", std::string(33, 'a')}}, Errc::kInvalidArgument, "name"},
+    {"unknown type", {{"type", "gpu"}}, Errc::kUnsupported, "unknown device type"},
+    {"bad mode", {{"mode", "both"}}, Errc::kInvalidArgument, "mode"},
+    {"zero queues", {{"queue_pairs", 0}}, Errc::kOutOfRange, "queue_pairs"},
+    {"too many queues", {{"queue_pairs", 17}}, Errc::kOutOfRange, "queue_pairs"},
+    {"queues as string", {{"queue_pairs", "2"}}, Errc::kInvalidArgument, "expected an integer"},
+    {"long socket", {{"socket", std::string(120, 's')}}, Errc::kInvalidArgument, "socket"},
+    {"bad backend", {{"backend", {{"kind", "sriov"}}}}, Errc::kUnsupported, "unknown backend"},
+    {"ethdev without devargs", {{"backend", {{"kind", "ethdev"}}}}, Errc::kInvalidArgument,
+     "devargs"},
+    {"devargs on loopback", {{"backend", {{"kind", "loopback"}, {"devargs", "x"}}}},
+     Errc::kInvalidArgument, "devargs"},
+    {"unknown backend key", {{"backend", {{"kind", "null"}, {"speed", 1}}}},
+     Errc::kInvalidArgument, "backend: unknown key 'speed'"},
+    {"mrg as int", {{"mrg_rxbuf", 1}}, Errc::kInvalidArgument, "true or false"},
+};
+
+BOOST_DATA_TEST_CASE(bad_device_is_rejected_with_reason, boost::unit_test::data::make(kBad), c) {
+  json j = good_device();
+  j.merge_patch(c.patch);
+  std::string why;
+  auto d = parse_device_config(j, why);
+  BOOST_REQUIRE(!d.has_value());
+  BOOST_TEST(static_cast<int>(d.error().code) == static_cast<int>(c.code));
+  BOOST_TEST(why.find(c.why_contains) != std::string::npos, "why was: " << why);
+}
+
+BOOST_AUTO_TEST_CASE(missing_socket_and_backend_are_named) {
+  std::string why;
+  auto d = parse_device_config(json{{"name", "n"}, {"backend", {{"kind", "null"}}}}, why);
+  BOOST_TEST(!d.has_value());
+  BOOST_TEST(why == "socket: missing");
+  d = parse_device_config(json{{"name", "n"}, {"socket", "/tmp/s"}}, why);
+  BOOST_TEST(!d.has_value());
+  BOOST_TEST(why == "backend: missing");
+}
+
+BOOST_AUTO_TEST_CASE(host_config_rejects_duplicate_names_and_sockets) {
+  json dev2 = good_device();
+  dev2["socket"] = "/tmp/other.sock";
+  std::string why;
+  auto c = parse_host_config(json{{"devices", {good_device(), dev2}}}, why);
+  BOOST_TEST(!c.has_value());
+  BOOST_TEST(why.find("devices[1].name") != std::string::npos);
+  BOOST_TEST(static_cast<int>(c.error().code) == static_cast<int>(Errc::kAlreadyExists));
+
+  dev2 = good_device();
+  dev2["name"] = "net1";
+  c = parse_host_config(json{{"devices", {good_device(), dev2}}}, why);
+  BOOST_TEST(!c.has_value());
+  BOOST_TEST(why.find("devices[1].socket") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(host_config_errors_locate_the_device) {
+  json bad = good_device();
+  bad["backend"]["kind"] = "nope";
+  std::string why;
+  auto c = parse_host_config(json{{"devices", {good_device(), bad}}}, why);
+  BOOST_TEST(!c.has_value());
+  BOOST_TEST(why.find("devices[1].backend.kind") != std::string::npos, why);
+}
+
+BOOST_AUTO_TEST_CASE(host_config_top_level_checks) {
+  std::string why;
+  BOOST_TEST(!parse_host_config(json{{"verbose", true}}, why).has_value());
+  BOOST_TEST(why.find("unknown key 'verbose'") != std::string::npos);
+  BOOST_TEST(!parse_host_config(json{{"log_level", "loud"}}, why).has_value());
+  BOOST_TEST(!parse_host_config(json{{"eal_args", "-l 0"}}, why).has_value());
+  BOOST_TEST(!parse_host_config(json{{"mbufs", 10}}, why).has_value());
+  auto c = parse_host_config(json{{"eal_args", {"--lcores=0@0,1@1"}}, {"mbufs", 4095}}, why);
+  BOOST_REQUIRE(c.has_value());
+  BOOST_TEST(c->eal_args.size() == 1u);
+  BOOST_TEST(c->mbufs == 4095u);
+  BOOST_TEST(c->control_socket == "/run/viopool/host.sock");
+}
+
+BOOST_AUTO_TEST_CASE(load_reports_path_and_invalid_json) {
+  std::string why;
+  auto c = load_host_config("/nonexistent/viopool.json", why);
+  BOOST_TEST(!c.has_value());
+  BOOST_TEST(why.find("/nonexistent/viopool.json") != std::string::npos);
+
+  const std::string path = "/tmp/viopool-unit-config-" + std::to_string(::getpid()) + ".json";
+  {
+    std::ofstream(path) << "{ \"devices\": [ ";
+  }
+  c = load_host_config(path, why);
+  BOOST_TEST(!c.has_value());
+  BOOST_TEST(why.find("not valid JSON") != std::string::npos);
+  {
+    std::ofstream(path) << "// comments are allowed\n{ \"log_level\": \"debug\" }";
+  }
+  c = load_host_config(path, why);
+  BOOST_TEST(c.has_value());
+  std::remove(path.c_str());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

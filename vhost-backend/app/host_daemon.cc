@@ -1,0 +1,289 @@
+// HostDaemon: wiring and the control API operations of viopool-host.
+#include "vhost-backend/app/host_daemon.h"
+
+#include <rte_eal.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include <chrono>
+
+#include "vhost-backend/base/log.h"
+#include "vhost-backend/devices/net/net_backends.h"
+
+VIOPOOL_LOG_MODULE("host")
+
+namespace viopool::app {
+namespace {
+
+using nlohmann::json;
+
+int loop_main(void* arg) { return static_cast<runtime::PollLoop*>(arg)->run(); }
+
+std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+json queue_json(std::uint16_t q, const net::QueuePairSnapshot& s) {
+  return json{{"queue_pair", q},         {"rx_packets", s.rx_packets}, {"rx_bytes", s.rx_bytes},
+              {"rx_drops", s.rx_drops},  {"tx_packets", s.tx_packets}, {"tx_bytes", s.tx_bytes},
+              {"tx_drops", s.tx_drops},  {"kicks", s.kicks},           {"wakeups", s.wakeups},
+              {"notifications", s.notifications}};
+}
+
+}  // namespace
+
+HostDaemon::HostDaemon(control::HostConfig cfg) : cfg_(std::move(cfg)) {}
+HostDaemon::~HostDaemon() { stop(); }
+
+Result<void> HostDaemon::start(std::string& why) {
+  // Cache of 256 mbufs per lcore: large enough for a few bursts in flight.
+  pool_ = rte_pktmbuf_pool_create("viopool_mbufs", cfg_.mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                  static_cast<int>(rte_socket_id()));
+  if (pool_ == nullptr) {
+    why = "cannot create mbuf pool of " + std::to_string(cfg_.mbufs) +
+          " mbufs (not enough memory? lower \"mbufs\" or raise EAL -m)";
+    return fail(Errc::kResourceExhausted, "mbuf pool creation failed");
+  }
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) {
+    loops_.push_back(Loop{lcore, std::make_unique<runtime::PollLoop>(
+                                     "lcore" + std::to_string(lcore),
+                                     std::chrono::microseconds(100000))});
+  }
+  if (loops_.empty()) {
+    why = "no worker lcore: give EAL at least two lcores (e.g. --lcores=0@0,1@1)";
+    return fail(Errc::kInvalidArgument, "no worker lcore");
+  }
+  for (auto& l : loops_) {
+    if (rte_eal_remote_launch(loop_main, l.loop.get(), l.lcore) != 0) {
+      why = "cannot launch poll loop on lcore " + std::to_string(l.lcore);
+      return fail(Errc::kInternal, "lcore launch failed");
+    }
+  }
+  started_ = true;
+  for (const auto& d : cfg_.devices) {
+    std::string dwhy;
+    if (auto r = add_device(d, dwhy); !r) {
+      why = "device " + d.name + ": " + dwhy;
+      return r;
+    }
+  }
+  return api_.start(cfg_.control_socket, *this, why);
+}
+
+void HostDaemon::stop() noexcept {
+  if (!started_) {
+    return;
+  }
+  started_ = false;
+  api_.stop();
+  for (auto& [name, dev] : devices_) {
+    dev->stop();
+  }
+  devices_.clear();
+  for (auto& l : loops_) {
+    l.loop->stop();
+  }
+  rte_eal_mp_wait_lcore();
+  loops_.clear();
+  if (pool_) {
+    rte_mempool_free(pool_);
+    pool_ = nullptr;
+  }
+}
+
+runtime::PollLoop* HostDaemon::pick_loop(int lcore, std::string& why) {
+  if (lcore >= 0) {
+    for (auto& l : loops_) {
+      if (static_cast<int>(l.lcore) == lcore) {
+        return l.loop.get();
+      }
+    }
+    why = "lcore " + std::to_string(lcore) + " is not a worker lcore of this daemon";
+    return nullptr;
+  }
+  runtime::PollLoop* best = nullptr;
+  std::size_t best_n = SIZE_MAX;
+  for (auto& l : loops_) {
+    const std::size_t n = l.loop->size();
+    if (n < best_n) {
+      best = l.loop.get();
+      best_n = n;
+    }
+  }
+  return best;
+}
+
+Result<void> HostDaemon::add_device(const control::DeviceConfig& d, std::string& why) {
+  if (devices_.count(d.name)) {
+    why = "a device named '" + d.name + "' already exists";
+    return fail(Errc::kAlreadyExists, "duplicate device name");
+  }
+  for (const auto& [n, dev] : devices_) {
+    if (dev->config().socket == d.socket) {
+      why = "socket " + d.socket + " is already used by device '" + n + "'";
+      return fail(Errc::kAlreadyExists, "duplicate socket path");
+    }
+    if (d.net.kind == control::NetBackendKind::kEthdev &&
+        dev->config().net.kind == control::NetBackendKind::kEthdev &&
+        dev->config().net.devargs.substr(0, dev->config().net.devargs.find(',')) ==
+            d.net.devargs.substr(0, d.net.devargs.find(','))) {
+      why = "ethdev '" + d.net.devargs + "' is already the backend of device '" + n + "'";
+      return fail(Errc::kAlreadyExists, "ethdev in use");
+    }
+  }
+  runtime::PollLoop* loop = pick_loop(d.lcore, why);
+  if (loop == nullptr) {
+    return fail(Errc::kInvalidArgument, "bad lcore");
+  }
+  std::unique_ptr<net::NetBackend> backend;
+  switch (d.net.kind) {
+    case control::NetBackendKind::kLoopback: backend = net::make_loopback_backend(); break;
+    case control::NetBackendKind::kNull: backend = net::make_null_backend(); break;
+    case control::NetBackendKind::kEthdev:
+      backend = net::make_ethdev_backend({d.net.devargs, d.net.rx_desc, d.net.tx_desc, pool_});
+      break;
+  }
+  auto dev = std::make_unique<vhost::VhostNetDevice>(d, std::move(backend), pool_, *loop,
+                                                     cfg_.idle_sleep_us);
+  VIOPOOL_TRY(dev->start(why));
+  devices_.emplace(d.name, std::move(dev));
+  return {};
+}
+
+json HostDaemon::describe(const vhost::VhostNetDevice& d) const {
+  const auto i = d.info();
+  json j = control::to_json(d.config());
+  j["state"] = vhost::to_string(i.state);
+  j["vid"] = i.vid;
+  j["active_queue_pairs"] = i.active_queue_pairs;
+  j["features"] = {{"offered", i.offered_features}, {"negotiated", i.negotiated_features}};
+  j["connections"] = i.connections;
+  j["disconnects"] = i.resets;
+  j["loop"] = const_cast<vhost::VhostNetDevice&>(d).loop().name();
+  return j;
+}
+
+control::ApiReply HostDaemon::device_add(const json& body) {
+  std::string why;
+  auto d = control::parse_device_config(body, why);
+  if (!d) {
+    return control::error_reply(d.error().code, why);
+  }
+  if (auto r = add_device(*d, why); !r) {
+    VIOPOOL_LOG_WARN("device_add refused dev={} error=\"{}\"", d->name, why);
+    return control::error_reply(r.error().code, why);
+  }
+  return control::ApiReply{201, describe(*devices_.at(d->name))};
+}
+
+control::ApiReply HostDaemon::device_del(const json& body) {
+  auto it = body.find("name");
+  if (it == body.end() || !it->is_string()) {
+    return control::error_reply(Errc::kInvalidArgument, "device_del needs {\"name\": \"<device>\"}");
+  }
+  for (auto k = body.begin(); k != body.end(); ++k) {
+    if (k.key() != "name") {
+      return control::error_reply(Errc::kInvalidArgument, "device_del: unknown key '" + k.key() + "'");
+    }
+  }
+  auto dit = devices_.find(it->get<std::string>());
+  if (dit == devices_.end()) {
+    return control::error_reply(Errc::kNotFound, "no device named '" + it->get<std::string>() + "'");
+  }
+  dit->second->stop();
+  devices_.erase(dit);
+  return control::ApiReply{200, json{{"deleted", it->get<std::string>()}}};
+}
+
+control::ApiReply HostDaemon::device_list(const json&) {
+  json arr = json::array();
+  for (const auto& [name, dev] : devices_) {
+    arr.push_back(describe(*dev));
+  }
+  return control::ApiReply{200, json{{"devices", arr}}};
+}
+
+control::ApiReply HostDaemon::device_stats(const json& body) {
+  std::string only;
+  if (auto it = body.find("name"); it != body.end()) {
+    if (!it->is_string()) {
+      return control::error_reply(Errc::kInvalidArgument, "name must be a string");
+    }
+    only = it->get<std::string>();
+    if (!devices_.count(only)) {
+      return control::error_reply(Errc::kNotFound, "no device named '" + only + "'");
+    }
+  }
+  json arr = json::array();
+  for (const auto& [name, dev] : devices_) {
+    if (!only.empty() && name != only) {
+      continue;
+    }
+    const auto qs = dev->stats();
+    json queues = json::array();
+    net::QueuePairSnapshot tot{};
+    for (std::size_t q = 0; q < qs.size(); ++q) {
+      queues.push_back(queue_json(static_cast<std::uint16_t>(q), qs[q]));
+      tot.rx_packets += qs[q].rx_packets;
+      tot.rx_bytes += qs[q].rx_bytes;
+      tot.rx_drops += qs[q].rx_drops;
+      tot.tx_packets += qs[q].tx_packets;
+      tot.tx_bytes += qs[q].tx_bytes;
+      tot.tx_drops += qs[q].tx_drops;
+      tot.kicks += qs[q].kicks;
+      tot.wakeups += qs[q].wakeups;
+      tot.notifications += qs[q].notifications;
+    }
+    json t = queue_json(0, tot);
+    t.erase("queue_pair");
+    arr.push_back(json{{"name", name},
+                       {"state", vhost::to_string(dev->info().state)},
+                       {"queues", queues},
+                       {"total", t}});
+  }
+  return control::ApiReply{200, json{{"timestamp_ns", now_ns()}, {"devices", arr}}};
+}
+
+std::string HostDaemon::metrics() {
+  std::string out;
+  auto family = [&](const char* name, const char* help, auto get) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+    for (const auto& [dname, dev] : devices_) {
+      const auto qs = dev->stats();
+      for (std::size_t q = 0; q < qs.size(); ++q) {
+        out += std::string(name) + "{device=\"" + dname + "\",queue_pair=\"" + std::to_string(q) +
+               "\"} " + std::to_string(get(qs[q])) + "\n";
+      }
+    }
+  };
+  using S = net::QueuePairSnapshot;
+  family("viopool_net_rx_packets_total", "Packets delivered to the guest.",
+         [](const S& s) { return s.rx_packets; });
+  family("viopool_net_rx_bytes_total", "Bytes delivered to the guest.",
+         [](const S& s) { return s.rx_bytes; });
+  family("viopool_net_rx_drops_total", "Backend packets dropped: no guest buffers.",
+         [](const S& s) { return s.rx_drops; });
+  family("viopool_net_tx_packets_total", "Packets sent by the guest.",
+         [](const S& s) { return s.tx_packets; });
+  family("viopool_net_tx_bytes_total", "Bytes sent by the guest.",
+         [](const S& s) { return s.tx_bytes; });
+  family("viopool_net_tx_drops_total", "Guest packets the backend refused.",
+         [](const S& s) { return s.tx_drops; });
+  family("viopool_net_kicks_total", "Guest kicks received while polling slept.",
+         [](const S& s) { return s.kicks; });
+  family("viopool_net_notifications_total", "Interrupts sent to the guest.",
+         [](const S& s) { return s.notifications; });
+  out += "# HELP viopool_poll_loop_sleeps_total Times a poll loop went to sleep.\n"
+         "# TYPE viopool_poll_loop_sleeps_total counter\n";
+  for (const auto& l : loops_) {
+    out += "viopool_poll_loop_sleeps_total{loop=\"" + l.loop->name() + "\"} " +
+           std::to_string(l.loop->stats().sleeps) + "\n";
+  }
+  return out;
+}
+
+}  // namespace viopool::app

@@ -1,0 +1,319 @@
+// JSON → config structs with strict validation (unknown keys, ranges, names).
+#include "vhost-backend/control/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace viopool::control {
+namespace {
+
+using nlohmann::json;
+
+Result<void> reject_unknown(const json& j, std::initializer_list<const char*> known,
+                            const std::string& where, std::string& why) {
+  if (!j.is_object()) {
+    why = where + ": expected an object";
+    return fail(Errc::kInvalidArgument, "config: expected object");
+  }
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool ok = false;
+    for (const char* k : known) {
+      if (it.key() == k) {
+        ok = true;
+        break;
+      }
+    }
+    if (!ok) {
+      why = where + ": unknown key '" + it.key() + "'";
+      return fail(Errc::kInvalidArgument, "config: unknown key");
+    }
+  }
+  return {};
+}
+
+std::string path_of(const std::string& where, const char* key) {
+  return where.empty() ? std::string(key) : where + "." + key;
+}
+
+Result<std::string> get_string(const json& j, const char* key, const std::string& where,
+                               std::string& why, bool required, std::string fallback = {}) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    if (required) {
+      why = path_of(where, key) + ": missing";
+      return fail(Errc::kInvalidArgument, "config: missing key");
+    }
+    return fallback;
+  }
+  if (!it->is_string()) {
+    why = path_of(where, key) + ": expected a string";
+    return fail(Errc::kInvalidArgument, "config: expected string");
+  }
+  return it->get<std::string>();
+}
+
+Result<std::int64_t> get_int(const json& j, const char* key, const std::string& where,
+                             std::string& why, std::int64_t fallback, std::int64_t lo,
+                             std::int64_t hi) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    return fallback;
+  }
+  if (!it->is_number_integer()) {
+    why = path_of(where, key) + ": expected an integer";
+    return fail(Errc::kInvalidArgument, "config: expected integer");
+  }
+  const auto v = it->get<std::int64_t>();
+  if (v < lo || v > hi) {
+    why = path_of(where, key) + ": " + std::to_string(v) + " is outside [" + std::to_string(lo) +
+          ", " + std::to_string(hi) + "]";
+    return fail(Errc::kOutOfRange, "config: value out of range");
+  }
+  return v;
+}
+
+Result<bool> get_bool(const json& j, const char* key, const std::string& where, std::string& why,
+                      bool fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    return fallback;
+  }
+  if (!it->is_boolean()) {
+    why = path_of(where, key) + ": expected true or false";
+    return fail(Errc::kInvalidArgument, "config: expected boolean");
+  }
+  return it->get<bool>();
+}
+
+bool valid_name(const std::string& n) {
+  if (n.empty() || n.size() > 32) {
+    return false;
+  }
+  for (char c : n) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, std::string& why) {
+  VIOPOOL_TRY(reject_unknown(j,
+                             {"name", "type", "socket", "mode", "queue_pairs", "mrg_rxbuf",
+                              "packed_ring", "lcore", "backend"},
+                             where.empty() ? "device" : where, why));
+  DeviceConfig d;
+  auto name = get_string(j, "name", where, why, true);
+  VIOPOOL_TRY(name);
+  if (!valid_name(*name)) {
+    why = path_of(where, "name") + ": '" + *name +
+          "' must be 1-32 characters of [A-Za-z0-9_.-]";
+    return fail(Errc::kInvalidArgument, "config: bad device name");
+  }
+  d.name = *name;
+
+  auto type = get_string(j, "type", where, why, false, "net");
+  VIOPOOL_TRY(type);
+  if (*type != "net") {
+    why = path_of(where, "type") + ": unknown device type '" + *type + "' (supported: net)";
+    return fail(Errc::kUnsupported, "config: unknown device type");
+  }
+
+  auto sock = get_string(j, "socket", where, why, true);
+  VIOPOOL_TRY(sock);
+  // sun_path is 108 bytes including the terminator.
+  if (sock->empty() || sock->size() > 107) {
+    why = path_of(where, "socket") + ": path must be 1-107 bytes";
+    return fail(Errc::kInvalidArgument, "config: bad socket path");
+  }
+  d.socket = *sock;
+
+  auto mode = get_string(j, "mode", where, why, false, "server");
+  VIOPOOL_TRY(mode);
+  if (*mode == "server") {
+    d.mode = SocketMode::kServer;
+  } else if (*mode == "client") {
+    d.mode = SocketMode::kClient;
+  } else {
+    why = path_of(where, "mode") + ": '" + *mode + "' is neither 'server' nor 'client'";
+    return fail(Errc::kInvalidArgument, "config: bad socket mode");
+  }
+
+  auto qp = get_int(j, "queue_pairs", where, why, 1, 1, kMaxQueuePairs);
+  VIOPOOL_TRY(qp);
+  d.queue_pairs = static_cast<std::uint16_t>(*qp);
+  auto mrg = get_bool(j, "mrg_rxbuf", where, why, true);
+  VIOPOOL_TRY(mrg);
+  d.mrg_rxbuf = *mrg;
+  auto packed = get_bool(j, "packed_ring", where, why, true);
+  VIOPOOL_TRY(packed);
+  d.packed_ring = *packed;
+  auto lcore = get_int(j, "lcore", where, why, -1, -1, 1023);
+  VIOPOOL_TRY(lcore);
+  d.lcore = static_cast<int>(*lcore);
+
+  const std::string bwhere = path_of(where, "backend");
+  auto bit = j.find("backend");
+  if (bit == j.end()) {
+    why = bwhere + ": missing";
+    return fail(Errc::kInvalidArgument, "config: missing backend");
+  }
+  VIOPOOL_TRY(reject_unknown(*bit, {"kind", "devargs", "rx_desc", "tx_desc"}, bwhere, why));
+  auto kind = get_string(*bit, "kind", bwhere, why, true);
+  VIOPOOL_TRY(kind);
+  if (*kind == "loopback") {
+    d.net.kind = NetBackendKind::kLoopback;
+  } else if (*kind == "null") {
+    d.net.kind = NetBackendKind::kNull;
+  } else if (*kind == "ethdev") {
+    d.net.kind = NetBackendKind::kEthdev;
+  } else {
+    why = path_of(bwhere, "kind") + ": unknown backend '" + *kind +
+          "' (supported: loopback, null, ethdev)";
+    return fail(Errc::kUnsupported, "config: unknown backend kind");
+  }
+  auto devargs = get_string(*bit, "devargs", bwhere, why, d.net.kind == NetBackendKind::kEthdev);
+  VIOPOOL_TRY(devargs);
+  if (d.net.kind != NetBackendKind::kEthdev && !devargs->empty()) {
+    why = path_of(bwhere, "devargs") + ": only the ethdev backend takes devargs";
+    return fail(Errc::kInvalidArgument, "config: devargs without ethdev");
+  }
+  d.net.devargs = *devargs;
+  // Ring sizes: powers of two a NIC accepts; 64..4096 covers real and virtual PMDs.
+  auto rxd = get_int(*bit, "rx_desc", bwhere, why, 1024, 64, 4096);
+  VIOPOOL_TRY(rxd);
+  auto txd = get_int(*bit, "tx_desc", bwhere, why, 1024, 64, 4096);
+  VIOPOOL_TRY(txd);
+  d.net.rx_desc = static_cast<std::uint16_t>(*rxd);
+  d.net.tx_desc = static_cast<std::uint16_t>(*txd);
+  return d;
+}
+
+}  // namespace
+
+const char* to_string(DeviceType t) noexcept {
+  switch (t) {
+    case DeviceType::kNet: return "net";
+  }
+  return "?";
+}
+const char* to_string(SocketMode m) noexcept {
+  return m == SocketMode::kServer ? "server" : "client";
+}
+const char* to_string(NetBackendKind k) noexcept {
+  switch (k) {
+    case NetBackendKind::kLoopback: return "loopback";
+    case NetBackendKind::kNull: return "null";
+    case NetBackendKind::kEthdev: return "ethdev";
+  }
+  return "?";
+}
+
+Result<DeviceConfig> parse_device_config(const json& j, std::string& why) {
+  return parse_device_at(j, "", why);
+}
+
+Result<HostConfig> parse_host_config(const json& j, std::string& why) {
+  VIOPOOL_TRY(reject_unknown(
+      j, {"control_socket", "log_level", "eal_args", "mbufs", "idle_sleep_us", "devices"}, "config",
+      why));
+  HostConfig c;
+  auto cs = get_string(j, "control_socket", "", why, false, c.control_socket);
+  VIOPOOL_TRY(cs);
+  if (cs->empty() || cs->size() > 107) {
+    why = "control_socket: path must be 1-107 bytes";
+    return fail(Errc::kInvalidArgument, "config: bad control socket");
+  }
+  c.control_socket = *cs;
+  auto ll = get_string(j, "log_level", "", why, false, c.log_level);
+  VIOPOOL_TRY(ll);
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
+  if (!kLevels.count(*ll)) {
+    why = "log_level: '" + *ll + "' is not one of trace, debug, info, warn, error, off";
+    return fail(Errc::kInvalidArgument, "config: bad log level");
+  }
+  c.log_level = *ll;
+  if (auto it = j.find("eal_args"); it != j.end()) {
+    if (!it->is_array()) {
+      why = "eal_args: expected an array of strings";
+      return fail(Errc::kInvalidArgument, "config: bad eal_args");
+    }
+    for (const auto& a : *it) {
+      if (!a.is_string()) {
+        why = "eal_args: expected an array of strings";
+        return fail(Errc::kInvalidArgument, "config: bad eal_args");
+      }
+      c.eal_args.push_back(a.get<std::string>());
+    }
+  }
+  // 1023 mbufs is the least that keeps a few 1024-descriptor queues filled.
+  auto mb = get_int(j, "mbufs", "", why, c.mbufs, 1023, 1 << 22);
+  VIOPOOL_TRY(mb);
+  c.mbufs = static_cast<std::uint32_t>(*mb);
+  auto is = get_int(j, "idle_sleep_us", "", why, c.idle_sleep_us, 10, 1000000);
+  VIOPOOL_TRY(is);
+  c.idle_sleep_us = static_cast<std::uint32_t>(*is);
+
+  std::set<std::string> names;
+  std::set<std::string> sockets;
+  if (auto it = j.find("devices"); it != j.end()) {
+    if (!it->is_array()) {
+      why = "devices: expected an array";
+      return fail(Errc::kInvalidArgument, "config: bad devices");
+    }
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const std::string where = "devices[" + std::to_string(i) + "]";
+      auto d = parse_device_at((*it)[i], where, why);
+      VIOPOOL_TRY(d);
+      if (!names.insert(d->name).second) {
+        why = where + ".name: '" + d->name + "' is used twice";
+        return fail(Errc::kAlreadyExists, "config: duplicate device name");
+      }
+      if (!sockets.insert(d->socket).second) {
+        why = where + ".socket: '" + d->socket + "' is used twice";
+        return fail(Errc::kAlreadyExists, "config: duplicate socket path");
+      }
+      c.devices.push_back(std::move(*d));
+    }
+  }
+  return c;
+}
+
+Result<HostConfig> load_host_config(const std::string& path, std::string& why) {
+  std::ifstream in(path);
+  if (!in) {
+    why = path + ": cannot open";
+    return fail(Errc::kNotFound, "config: cannot open file", errno);
+  }
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (j.is_discarded()) {
+    why = path + ": not valid JSON";
+    return fail(Errc::kInvalidArgument, "config: invalid JSON");
+  }
+  auto c = parse_host_config(j, why);
+  if (!c) {
+    why = path + ": " + why;
+  }
+  return c;
+}
+
+json to_json(const DeviceConfig& d) {
+  json b = {{"kind", to_string(d.net.kind)}};
+  if (d.net.kind == NetBackendKind::kEthdev) {
+    b["devargs"] = d.net.devargs;
+    b["rx_desc"] = d.net.rx_desc;
+    b["tx_desc"] = d.net.tx_desc;
+  }
+  return json{{"name", d.name},           {"type", to_string(d.type)},
+              {"socket", d.socket},       {"mode", to_string(d.mode)},
+              {"queue_pairs", d.queue_pairs}, {"mrg_rxbuf", d.mrg_rxbuf},
+              {"packed_ring", d.packed_ring}, {"lcore", d.lcore},
+              {"backend", b}};
+}
+
+}  // namespace viopool::control

@@ -1,0 +1,63 @@
+// Declarative configuration of viopool-host: the JSON file given with --config
+// and the bodies of device_add API calls share these types and parsers. Pure
+// C++ (no DPDK), so every rule about what a valid config is is unit-tested.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vhost-backend/base/result.h"
+
+namespace viopool::control {
+
+enum class DeviceType : std::uint8_t { kNet };
+enum class SocketMode : std::uint8_t { kServer, kClient };
+enum class NetBackendKind : std::uint8_t { kLoopback, kNull, kEthdev };
+
+const char* to_string(DeviceType t) noexcept;
+const char* to_string(SocketMode m) noexcept;
+const char* to_string(NetBackendKind k) noexcept;
+
+struct NetBackendConfig {
+  NetBackendKind kind = NetBackendKind::kLoopback;
+  std::string devargs;        // kEthdev: DPDK devargs, e.g. "net_tap0,iface=vp0"
+  std::uint16_t rx_desc = 1024;  // kEthdev: descriptors per queue
+  std::uint16_t tx_desc = 1024;
+};
+
+struct DeviceConfig {
+  std::string name;           // unique per daemon; [A-Za-z0-9_.-], ≤ 32 chars
+  DeviceType type = DeviceType::kNet;
+  std::string socket;         // vhost-user unix socket path
+  SocketMode mode = SocketMode::kServer;
+  std::uint16_t queue_pairs = 1;  // 1..kMaxQueuePairs
+  bool mrg_rxbuf = true;      // offer VIRTIO_NET_F_MRG_RXBUF
+  bool packed_ring = true;    // offer VIRTIO_F_RING_PACKED
+  int lcore = -1;             // worker lcore polling this device; -1: least loaded
+  NetBackendConfig net;
+};
+
+struct HostConfig {
+  std::string control_socket = "/run/viopool/host.sock";
+  std::string log_level = "info";
+  std::vector<std::string> eal_args;  // passed to rte_eal_init after our defaults
+  std::uint32_t mbufs = 16383;        // mbuf pool size per NUMA socket
+  std::uint32_t idle_sleep_us = 1000; // longest sleep of an idle poller with timer-only sources
+  std::vector<DeviceConfig> devices;
+};
+
+inline constexpr std::uint16_t kMaxQueuePairs = 16;
+
+// Parse and validate. On failure `why` says what is wrong and where
+// ("devices[1].backend.kind: unknown value 'foo'"); unknown keys are errors.
+Result<DeviceConfig> parse_device_config(const nlohmann::json& j, std::string& why);
+Result<HostConfig> parse_host_config(const nlohmann::json& j, std::string& why);
+// Reads and parses a file; errors include the path and the JSON parse position.
+Result<HostConfig> load_host_config(const std::string& path, std::string& why);
+
+nlohmann::json to_json(const DeviceConfig& d);
+
+}  // namespace viopool::control

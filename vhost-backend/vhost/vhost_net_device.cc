@@ -1,0 +1,444 @@
+// virtio-net over vhost-user: attach/detach on rte_vhost's thread, burst
+// forwarding and sleep/wake (guest kicks) on the polling lcore.
+#include "vhost-backend/vhost/vhost_net_device.h"
+
+#include <rte_atomic.h>
+#include <rte_cycles.h>
+#include <rte_mbuf.h>
+#include <rte_vhost.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "vhost-backend/base/log.h"
+#include "vhost-backend/devices/net/net_device.h"
+
+VIOPOOL_LOG_MODULE("net")
+
+namespace viopool::vhost {
+namespace {
+
+// vhost-user message header as on the wire (vhost-user spec "Message
+// Specification"); rte_vhost hands extern handlers a pointer to it.
+struct VhostUserMsgHeader {
+  std::uint32_t request;
+  std::uint32_t flags;
+  std::uint32_t size;
+};
+constexpr std::uint32_t kReqSetFeatures = 2;
+constexpr std::uint32_t kReqGetQueueNum = 17;
+
+// What the message-thread handlers need per connection, indexed by vid
+// (rte_vhost bounds vids by RTE_MAX_VHOST_DEVICE).
+struct ConnInfo {
+  std::atomic<std::uint16_t> queue_pairs{0};
+  std::atomic<std::uint64_t> offered{0};
+};
+std::array<ConnInfo, RTE_MAX_VHOST_DEVICE> g_conn;
+
+rte_vhost_msg_result pre_msg(int vid, void* raw) {
+  if (vid < 0 || vid >= RTE_MAX_VHOST_DEVICE) {
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+  }
+  auto* hdr = static_cast<VhostUserMsgHeader*>(raw);
+  auto* payload = reinterpret_cast<std::uint64_t*>(static_cast<char*>(raw) + sizeof(*hdr));
+  auto& ci = g_conn[static_cast<std::size_t>(vid)];
+  switch (hdr->request) {
+    case kReqGetQueueNum:
+      // Advertise the configured queue pairs, not rte_vhost's maximum, so a
+      // frontend never enables queues nobody polls.
+      *payload = ci.queue_pairs.load(std::memory_order_relaxed);
+      hdr->size = sizeof(std::uint64_t);
+      return RTE_VHOST_MSG_RESULT_REPLY;
+    case kReqSetFeatures: {
+      if (hdr->size < sizeof(std::uint64_t)) {
+        return RTE_VHOST_MSG_RESULT_NOT_HANDLED;  // rte_vhost rejects it
+      }
+      const std::uint64_t acked = *payload;
+      const std::uint64_t offered = ci.offered.load(std::memory_order_relaxed);
+      if (auto r = net::check_acked_features(offered, acked); !r) {
+        char path[PATH_MAX] = "?";
+        rte_vhost_get_ifname(vid, path, sizeof(path));
+        VIOPOOL_LOG_ERROR_RL(
+            "frontend acked invalid features socket={} acked={:#x} offered={:#x} error=\"{}\"; "
+            "closing the connection",
+            path, acked, offered, r.error().what);
+        return RTE_VHOST_MSG_RESULT_ERR;
+      }
+      return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+    }
+    default:
+      return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+  }
+}
+
+const rte_vhost_user_extern_ops kExternOps = {.pre_msg_handle = pre_msg, .post_msg_handle = nullptr};
+
+std::uint64_t bytes_of(rte_mbuf* const* pkts, std::uint16_t n) {
+  std::uint64_t b = 0;
+  for (std::uint16_t i = 0; i < n; ++i) {
+    b += rte_pktmbuf_pkt_len(pkts[i]);
+  }
+  return b;
+}
+
+}  // namespace
+
+const char* to_string(NetDeviceState s) noexcept {
+  switch (s) {
+    case NetDeviceState::kWaiting: return "waiting";
+    case NetDeviceState::kRunning: return "running";
+    case NetDeviceState::kStopped: return "stopped";
+  }
+  return "?";
+}
+
+VhostNetDevice::VhostNetDevice(control::DeviceConfig cfg, std::unique_ptr<net::NetBackend> backend,
+                               rte_mempool* pool, runtime::PollLoop& loop,
+                               std::uint32_t idle_sleep_us)
+    : cfg_(std::move(cfg)),
+      backend_(std::move(backend)),
+      pool_(pool),
+      loop_(loop),
+      offered_features_(net::offered_features(
+          {cfg_.queue_pairs, cfg_.mrg_rxbuf, cfg_.packed_ring})),
+      idle_sleep_us_(idle_sleep_us) {
+  // A guest that posts no RX buffers for 10 ms gets its pending packets
+  // dropped rather than holding the backend's queue.
+  stash_patience_tsc_ = rte_get_tsc_hz() / 100;
+}
+
+VhostNetDevice::~VhostNetDevice() { stop(); }
+
+Result<void> VhostNetDevice::start(std::string& why) {
+  if (auto r = backend_->start(cfg_.queue_pairs); !r) {
+    why = std::string("backend ") + backend_->kind() + ": " + to_string(r.error());
+    return r;
+  }
+  VhostSocketOptions o;
+  o.path = cfg_.socket;
+  o.role = cfg_.mode == control::SocketMode::kServer ? SocketRole::kServer : SocketRole::kClient;
+  o.features = offered_features_;
+  o.builtin_net = true;
+  auto offered = register_socket(o, this, why);
+  if (!offered) {
+    backend_->stop();
+    return unexpected(offered.error());
+  }
+  offered_features_ = *offered;
+  loop_.add(this);
+  started_ = true;
+  VIOPOOL_LOG_INFO("device started dev={} socket={} mode={} queue_pairs={} backend={} loop={}",
+                   cfg_.name, cfg_.socket, control::to_string(cfg_.mode), cfg_.queue_pairs,
+                   backend_->kind(), loop_.name());
+  return {};
+}
+
+void VhostNetDevice::stop() noexcept {
+  if (!started_) {
+    return;
+  }
+  started_ = false;
+  unregister_socket(cfg_.socket);  // runs on_destroy_device here if attached
+  loop_.remove(this);
+  free_stashes();
+  backend_->stop();
+  VIOPOOL_LOG_INFO("device stopped dev={}", cfg_.name);
+}
+
+NetDeviceInfo VhostNetDevice::info() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  NetDeviceInfo i{};
+  i.state = !started_ ? NetDeviceState::kStopped
+            : ready_.load(std::memory_order_acquire) ? NetDeviceState::kRunning
+                                                     : NetDeviceState::kWaiting;
+  i.vid = vid_.load(std::memory_order_relaxed);
+  i.offered_features = offered_features_;
+  i.negotiated_features = negotiated_features_;
+  i.active_queue_pairs = i.state == NetDeviceState::kRunning ? active_qps_.load() : 0;
+  i.connections = connections_;
+  i.resets = resets_;
+  return i;
+}
+
+std::uint64_t VhostNetDevice::guest_notifications(int vid, std::uint16_t vring) const {
+  // rte_vhost counts the interrupts it sends per vring when stats are enabled.
+  constexpr unsigned kMaxStats = 64;
+  rte_vhost_stat_name names[kMaxStats];
+  rte_vhost_stat values[kMaxStats];
+  const int n = rte_vhost_vring_stats_get_names(vid, vring, names, kMaxStats);
+  if (n <= 0 || n > static_cast<int>(kMaxStats)) {
+    return 0;
+  }
+  if (rte_vhost_vring_stats_get(vid, vring, values, static_cast<unsigned>(n)) != n) {
+    return 0;
+  }
+  for (int i = 0; i < n; ++i) {
+    if (std::strstr(names[i].name, "guest_notifications") != nullptr) {
+      return values[i].value;
+    }
+  }
+  return 0;
+}
+
+std::vector<net::QueuePairSnapshot> VhostNetDevice::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<net::QueuePairSnapshot> out;
+  const int vid = vid_.load(std::memory_order_relaxed);
+  const bool attached = ready_.load(std::memory_order_acquire);
+  for (std::uint16_t q = 0; q < cfg_.queue_pairs; ++q) {
+    auto s = net::snapshot(stats_[q]);
+    if (attached) {
+      s.notifications = guest_notifications(vid, static_cast<std::uint16_t>(2 * q)) +
+                        guest_notifications(vid, static_cast<std::uint16_t>(2 * q + 1));
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+// ---- rte_vhost thread --------------------------------------------------------
+
+int VhostNetDevice::on_new_connection(int vid) noexcept {
+  if (vid >= 0 && vid < RTE_MAX_VHOST_DEVICE) {
+    g_conn[static_cast<std::size_t>(vid)].queue_pairs.store(cfg_.queue_pairs);
+    g_conn[static_cast<std::size_t>(vid)].offered.store(offered_features_);
+  }
+  // Registered here, not in new_device: the first messages (features, queue
+  // number) arrive long before the device is ready.
+  if (rte_vhost_extern_callback_register(vid, &kExternOps, nullptr) != 0) {
+    VIOPOOL_LOG_ERROR("cannot register message handlers dev={} vid={}", cfg_.name, vid);
+    return -1;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ++connections_;
+  VIOPOOL_LOG_INFO("frontend connected dev={} vid={}", cfg_.name, vid);
+  return 0;
+}
+
+void VhostNetDevice::on_destroy_connection(int vid) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++resets_;
+  VIOPOOL_LOG_INFO("frontend disconnected dev={} vid={}", cfg_.name, vid);
+}
+
+int VhostNetDevice::on_new_device(int vid) noexcept {
+  std::uint64_t features = 0;
+  rte_vhost_get_negotiated_features(vid, &features);
+  const std::uint16_t nr = rte_vhost_get_vring_num(vid);
+  const std::uint16_t qps = std::min<std::uint16_t>(cfg_.queue_pairs, nr / 2);
+  if (qps == 0) {
+    VIOPOOL_LOG_ERROR("frontend set up no complete queue pair dev={} vid={} vrings={}", cfg_.name,
+                      vid, nr);
+    return -1;
+  }
+  for (std::uint16_t i = 0; i < nr; ++i) {
+    // Polling mode: ask the guest not to kick; arm() turns kicks back on
+    // before the poller sleeps.
+    rte_vhost_enable_guest_notification(vid, i, 0);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    negotiated_features_ = features;
+    vid_.store(vid, std::memory_order_relaxed);
+    active_qps_.store(qps, std::memory_order_relaxed);
+  }
+  // Release: vid_ and active_qps_ are visible to the poller once it sees ready_.
+  ready_.store(true, std::memory_order_release);
+  loop_.quiesce();  // wakes a sleeping loop so it starts polling now
+  VIOPOOL_LOG_INFO("device ready dev={} vid={} features={:#x} vrings={} queue_pairs={}", cfg_.name,
+                   vid, features, nr, qps);
+  return 0;
+}
+
+void VhostNetDevice::on_destroy_device(int vid) noexcept {
+  ready_.store(false, std::memory_order_release);
+  // rte_vhost requires that the data path stop touching the vid before this
+  // callback returns: wait for the loop's current iteration to finish.
+  loop_.quiesce();
+  free_stashes();
+  notify_off_.fill(false);
+  for (auto& e : enabled_) {
+    e.store(false, std::memory_order_relaxed);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  vid_.store(-1, std::memory_order_relaxed);
+  VIOPOOL_LOG_INFO("device detached dev={} vid={}", cfg_.name, vid);
+}
+
+int VhostNetDevice::on_vring_state_changed(int vid, std::uint16_t vring, int enable) noexcept {
+  if (vring >= kMaxVrings || vring >= 2 * cfg_.queue_pairs) {
+    if (enable) {
+      VIOPOOL_LOG_WARN_RL("frontend enabled vring beyond the configured queue pairs dev={} vid={} "
+                          "vring={} queue_pairs={}; it is not served",
+                          cfg_.name, vid, vring, cfg_.queue_pairs);
+    }
+    return 0;
+  }
+  enabled_[vring].store(enable != 0, std::memory_order_release);
+  VIOPOOL_LOG_DEBUG("vring {} dev={} vid={} vring={}", enable ? "enabled" : "disabled", cfg_.name,
+                    vid, vring);
+  return 0;
+}
+
+// ---- polling lcore ------------------------------------------------------------
+
+void VhostNetDevice::free_stashes() noexcept {
+  for (auto& s : stash_) {
+    if (s.count) {
+      rte_pktmbuf_free_bulk(&s.pkts[s.head], s.count);
+    }
+    s.head = 0;
+    s.count = 0;
+  }
+}
+
+bool VhostNetDevice::poll_queue_pair(int vid, std::uint16_t q) noexcept {
+  auto& st = stats_[q];
+  bool work = false;
+  const auto txq = static_cast<std::uint16_t>(2 * q + 1);
+  const auto rxq = static_cast<std::uint16_t>(2 * q);
+
+  if (enabled_[txq].load(std::memory_order_acquire)) {
+    if (!notify_off_[txq]) {
+      // A queue enabled after attach (multi-queue set up later) starts with
+      // kicks on; turn them off for polling.
+      rte_vhost_enable_guest_notification(vid, txq, 0);
+      notify_off_[txq] = true;
+    }
+    rte_mbuf* pkts[kBurst];
+    const std::uint16_t n = rte_vhost_dequeue_burst(vid, txq, pool_, pkts, kBurst);
+    if (n) {
+      work = true;
+      st.tx_packets.add(n);
+      st.tx_bytes.add(bytes_of(pkts, n));
+      const std::uint16_t sent = backend_->tx_burst(q, pkts, n);
+      if (sent < n) {
+        rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+        st.tx_drops.add(n - sent);
+      }
+    }
+  }
+
+  if (enabled_[rxq].load(std::memory_order_acquire)) {
+    if (!notify_off_[rxq]) {
+      rte_vhost_enable_guest_notification(vid, rxq, 0);
+      notify_off_[rxq] = true;
+    }
+    auto& s = stash_[q];
+    if (s.count == 0) {
+      s.head = 0;
+      s.count = backend_->rx_burst(q, s.pkts.data(), kBurst);
+      s.since_tsc = s.count ? rte_rdtsc() : 0;
+    }
+    if (s.count) {
+      rte_mbuf** first = &s.pkts[s.head];
+      const std::uint16_t m = rte_vhost_enqueue_burst(vid, rxq, first, s.count);
+      if (m) {
+        work = true;
+        st.rx_packets.add(m);
+        st.rx_bytes.add(bytes_of(first, m));
+        rte_pktmbuf_free_bulk(first, m);  // enqueue copied them into the guest
+        s.head = static_cast<std::uint16_t>(s.head + m);
+        s.count = static_cast<std::uint16_t>(s.count - m);
+        s.since_tsc = rte_rdtsc();
+      } else if (rte_rdtsc() - s.since_tsc > stash_patience_tsc_) {
+        rte_pktmbuf_free_bulk(first, s.count);
+        st.rx_drops.add(s.count);
+        s.count = 0;
+        work = true;
+      }
+    }
+  }
+  return work;
+}
+
+bool VhostNetDevice::poll() noexcept {
+  // Acquire: pairs with the release in on_new_device.
+  if (!ready_.load(std::memory_order_acquire)) {
+    return false;
+  }
+  const int vid = vid_.load(std::memory_order_relaxed);
+  const std::uint16_t qps = active_qps_.load(std::memory_order_relaxed);
+  bool work = false;
+  for (std::uint16_t q = 0; q < qps; ++q) {
+    work |= poll_queue_pair(vid, q);
+  }
+  return work;
+}
+
+bool VhostNetDevice::arm(runtime::WaitSet& ws) noexcept {
+  n_armed_ = 0;
+  if (!ready_.load(std::memory_order_acquire)) {
+    return true;
+  }
+  if (backend_->has_external_input()) {
+    ws.wake_within_us(idle_sleep_us_);
+  }
+  const int vid = vid_.load(std::memory_order_relaxed);
+  const std::uint16_t qps = active_qps_.load(std::memory_order_relaxed);
+  bool pending = false;
+  auto arm_vring = [&](std::uint16_t vring) {
+    rte_vhost_vring vr{};
+    if (rte_vhost_get_vhost_vring(vid, vring, &vr) != 0 || vr.kickfd < 0) {
+      ws.wake_within_us(idle_sleep_us_);  // no fd to wait on: fall back to a timer
+      return;
+    }
+    rte_vhost_enable_guest_notification(vid, vring, 1);
+    notify_off_[vring] = false;
+    const int slot = ws.add(vr.kickfd);
+    if (slot < 0) {
+      ws.wake_within_us(idle_sleep_us_);
+    }
+    armed_[n_armed_++] = Armed{slot, vring};
+  };
+  for (std::uint16_t q = 0; q < qps; ++q) {
+    const auto txq = static_cast<std::uint16_t>(2 * q + 1);
+    if (enabled_[txq].load(std::memory_order_acquire)) {
+      arm_vring(txq);
+    }
+    if (stash_[q].count) {
+      // Waiting for the guest to post RX buffers: its kick on the RX vring
+      // wakes us; the patience timer bounds the wait.
+      arm_vring(static_cast<std::uint16_t>(2 * q));
+      ws.wake_within_us(10000);
+    }
+  }
+  // Full fence: the notification enable (a store to the used ring) must be
+  // visible before we read avail->idx below, or a buffer the guest posted in
+  // between would be missed with no kick coming (store→load ordering).
+  rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
+  for (std::uint16_t q = 0; q < qps && !pending; ++q) {
+    const auto txq = static_cast<std::uint16_t>(2 * q + 1);
+    if (enabled_[txq].load(std::memory_order_acquire) && rte_vhost_rx_queue_count(vid, txq) > 0) {
+      pending = true;
+    }
+  }
+  return !pending;
+}
+
+void VhostNetDevice::disarm(const runtime::WaitSet& ws) noexcept {
+  if (n_armed_ == 0) {
+    return;
+  }
+  const int vid = vid_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < n_armed_; ++i) {
+    const Armed& a = armed_[i];
+    rte_vhost_enable_guest_notification(vid, a.vring, 0);
+    notify_off_[a.vring] = true;
+    if (ws.readable(a.slot)) {
+      rte_vhost_vring vr{};
+      if (rte_vhost_get_vhost_vring(vid, a.vring, &vr) == 0 && vr.kickfd >= 0) {
+        std::uint64_t cnt = 0;
+        // Readable eventfd: this read does not block.
+        if (::read(vr.kickfd, &cnt, sizeof(cnt)) == sizeof(cnt)) {
+          stats_[a.vring / 2].kicks.add(cnt);
+        }
+      }
+      stats_[a.vring / 2].wakeups.add(1);
+    }
+  }
+  n_armed_ = 0;
+}
+
+}  // namespace viopool::vhost
