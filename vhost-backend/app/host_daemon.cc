@@ -265,7 +265,7 @@ std::string HostDaemon::metrics() {
          [](const S& s) { return s.rx_packets; });
   family("viopool_net_rx_bytes_total", "Bytes delivered to the guest.",
          [](const S& s) { return s.rx_bytes; });
-  family("viopool_net_rx_drops_total", "Backend packets dropped: no guest buffers.",
+  family("viopool_net_rx_drops_total", "Backend packets discarded when the guest detached.",
          [](const S& s) { return s.rx_drops; });
   family("viopool_net_tx_packets_total", "Packets sent by the guest.",
          [](const S& s) { return s.tx_packets; });

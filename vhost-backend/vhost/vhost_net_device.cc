@@ -3,7 +3,6 @@
 #include "vhost-backend/vhost/vhost_net_device.h"
 
 #include <rte_atomic.h>
-#include <rte_cycles.h>
 #include <rte_mbuf.h>
 #include <rte_vhost.h>
 #include <unistd.h>
@@ -103,9 +102,6 @@ VhostNetDevice::VhostNetDevice(control::DeviceConfig cfg, std::unique_ptr<net::N
       offered_features_(net::offered_features(
           {cfg_.queue_pairs, cfg_.mrg_rxbuf, cfg_.packed_ring})),
       idle_sleep_us_(idle_sleep_us) {
-  // A guest that posts no RX buffers for 10 ms gets its pending packets
-  // dropped rather than holding the backend's queue.
-  stash_patience_tsc_ = rte_get_tsc_hz() / 100;
 }
 
 VhostNetDevice::~VhostNetDevice() { stop(); }
@@ -284,9 +280,11 @@ int VhostNetDevice::on_vring_state_changed(int vid, std::uint16_t vring, int ena
 // ---- polling lcore ------------------------------------------------------------
 
 void VhostNetDevice::free_stashes() noexcept {
-  for (auto& s : stash_) {
+  for (std::size_t q = 0; q < stash_.size(); ++q) {
+    auto& s = stash_[q];
     if (s.count) {
       rte_pktmbuf_free_bulk(&s.pkts[s.head], s.count);
+      stats_[q].rx_drops.add(s.count);
     }
     s.head = 0;
     s.count = 0;
@@ -329,7 +327,6 @@ bool VhostNetDevice::poll_queue_pair(int vid, std::uint16_t q) noexcept {
     if (s.count == 0) {
       s.head = 0;
       s.count = backend_->rx_burst(q, s.pkts.data(), kBurst);
-      s.since_tsc = s.count ? rte_rdtsc() : 0;
     }
     if (s.count) {
       rte_mbuf** first = &s.pkts[s.head];
@@ -341,12 +338,6 @@ bool VhostNetDevice::poll_queue_pair(int vid, std::uint16_t q) noexcept {
         rte_pktmbuf_free_bulk(first, m);  // enqueue copied them into the guest
         s.head = static_cast<std::uint16_t>(s.head + m);
         s.count = static_cast<std::uint16_t>(s.count - m);
-        s.since_tsc = rte_rdtsc();
-      } else if (rte_rdtsc() - s.since_tsc > stash_patience_tsc_) {
-        rte_pktmbuf_free_bulk(first, s.count);
-        st.rx_drops.add(s.count);
-        s.count = 0;
-        work = true;
       }
     }
   }
@@ -399,9 +390,9 @@ bool VhostNetDevice::arm(runtime::WaitSet& ws) noexcept {
     }
     if (stash_[q].count) {
       // Waiting for the guest to post RX buffers: its kick on the RX vring
-      // wakes us; the patience timer bounds the wait.
+      // wakes us; the timer covers a guest that refills without kicking.
       arm_vring(static_cast<std::uint16_t>(2 * q));
-      ws.wake_within_us(10000);
+      ws.wake_within_us(idle_sleep_us_);
     }
   }
   // Full fence: the notification enable (a store to the used ring) must be

@@ -77,13 +77,14 @@ class VhostNetDevice final : public runtime::Poller, public VhostClient {
  private:
   static constexpr std::size_t kMaxVrings = 2 * control::kMaxQueuePairs;
 
-  // Packets taken from the backend that the guest had no room for yet; retried
-  // before new ones are pulled (backpressure), dropped after kStashPatienceCycles.
+  // Packets taken from the backend that the guest had no buffers for yet.
+  // They are retried before anything new is pulled, so a slow guest pushes
+  // back on the backend (whose own queue then fills and drops, as a NIC
+  // does) instead of viopool dropping; freed (counted as rx_drops) on detach.
   struct RxStash {
     std::array<rte_mbuf*, kBurst> pkts{};
     std::uint16_t head = 0;
     std::uint16_t count = 0;
-    std::uint64_t since_tsc = 0;
   };
   struct Armed {
     int slot = -1;
@@ -114,7 +115,6 @@ class VhostNetDevice final : public runtime::Poller, public VhostClient {
   std::array<Armed, kMaxVrings> armed_{};                 // polling lcore only
   std::size_t n_armed_ = 0;
   std::array<bool, kMaxVrings> notify_off_{};  // polling lcore only; reset on detach
-  std::uint64_t stash_patience_tsc_ = 0;
   const std::uint32_t idle_sleep_us_;
 };
 

@@ -24,7 +24,7 @@ class Counter {
 struct QueuePairStats {
   Counter rx_packets;
   Counter rx_bytes;
-  Counter rx_drops;   // backend packets the guest had no buffers for
+  Counter rx_drops;   // backend packets discarded when the guest detached
   Counter tx_packets;
   Counter tx_bytes;
   Counter tx_drops;   // guest packets the backend could not take

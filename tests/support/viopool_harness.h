@@ -1,0 +1,53 @@
+// Drives real viopool-host and dpdk-testpmd processes for component tests:
+// configs in a temp dir, DPDK without hugepages (no files left behind),
+// control API calls over the unix socket.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+
+namespace viopool::testing {
+
+struct ApiResult {
+  int status = 0;  // HTTP status, 0 if unreachable
+  nlohmann::json body;
+};
+
+ApiResult api_call(const std::string& socket, const std::string& op, const nlohmann::json& body);
+
+class HostProc {
+ public:
+  // Writes `config` (control_socket is filled in) and starts viopool-host;
+  // waits until the control socket answers.
+  HostProc(const TempDir& dir, nlohmann::json config, const std::string& tag = "host");
+  ApiResult api(const std::string& op, const nlohmann::json& body = nlohmann::json::object()) const;
+  nlohmann::json device(const std::string& name) const;      // from device_list
+  nlohmann::json stats(const std::string& name) const;       // device_stats entry
+  std::uint64_t total(const std::string& name, const char* counter) const;
+  Process& process() { return proc_; }
+  const std::string& control_socket() const { return socket_; }
+
+ private:
+  std::string socket_;
+  Process proc_;
+};
+
+struct TestpmdOptions {
+  std::string vhost_socket;
+  unsigned queues = 1;
+  bool virtio_server = false;             // virtio_user acts as vhost-user server
+  std::string forward_mode = "io";
+  std::string topology = "loop";
+  bool tx_first = true;
+  std::vector<std::string> extra_vdevs;   // e.g. a net_pcap port
+  std::string tag = "tp";
+};
+
+// dpdk-testpmd with a virtio_user port on `vhost_socket`, forwarding
+// non-interactively until stopped.
+Process start_testpmd(const TempDir& dir, const TestpmdOptions& o);
+
+}  // namespace viopool::testing
