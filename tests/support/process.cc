@@ -187,10 +187,20 @@ std::string which(const std::string& tool) {
   return "";
 }
 
-int run_shell(const std::string& cmd) {
-  const std::string bounded = "timeout 60 sh -c '" + cmd + "'";
-  return std::system(bounded.c_str());
+namespace {
+// Runs argv to completion (bounded); returns its exit code, -1 on signal or timeout.
+int run_bounded(std::vector<std::string> argv) {
+  Process p(std::move(argv), SpawnOptions{});
+  const int st = p.wait_exit(std::chrono::seconds(60));
+  if (st == -1) {
+    p.kill_hard();
+    return -1;
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+}  // namespace
+
+int run_shell(const std::string& cmd) { return run_bounded({"bash", "-c", cmd}); }
 
 NetNs::NetNs(const std::string& name) : name_(name) {
   run_shell("ip netns del " + name_ + " 2>/dev/null");
@@ -201,7 +211,7 @@ NetNs::NetNs(const std::string& name) : name_(name) {
 NetNs::~NetNs() { run_shell("ip netns del " + name_ + " 2>/dev/null"); }
 
 int NetNs::exec(const std::string& cmd) const {
-  return run_shell("ip netns exec " + name_ + " sh -c \"" + cmd + "\"");
+  return run_bounded({"ip", "netns", "exec", name_, "bash", "-c", cmd});
 }
 
 }  // namespace viopool::testing

@@ -75,13 +75,14 @@ class NetNs {
   explicit NetNs(const std::string& name);
   ~NetNs();
   const std::string& name() const noexcept { return name_; }
-  // Runs `ip netns exec <name> sh -c cmd`; returns the exit status.
+  // Runs `ip netns exec <name> bash -c cmd` (bounded); returns its exit code.
   int exec(const std::string& cmd) const;
 
  private:
   std::string name_;
 };
 
-int run_shell(const std::string& cmd);  // system() with a bounded timeout wrapper
+// Runs `bash -c cmd` for at most 60 s; returns its exit code (-1 on signal/timeout).
+int run_shell(const std::string& cmd);
 
 }  // namespace viopool::testing

@@ -20,9 +20,10 @@ ApiResult api_call(const std::string& socket, const std::string& op, const nlohm
   c.set_read_timeout(std::chrono::seconds(20));
   auto r = c.Post("/v1/" + op, body.dump(), "application/json");
   if (!r) {
-    return {};
+    return ApiResult{0, nlohmann::json::object()};
   }
-  return ApiResult{r->status, nlohmann::json::parse(r->body, nullptr, false)};
+  auto j = nlohmann::json::parse(r->body, nullptr, false);
+  return ApiResult{r->status, j.is_object() ? j : nlohmann::json::object()};
 }
 
 HostProc::HostProc(const TempDir& dir, nlohmann::json config, const std::string& tag) {
@@ -56,7 +57,7 @@ nlohmann::json HostProc::device(const std::string& name) const {
 nlohmann::json HostProc::stats(const std::string& name) const {
   auto r = api("device_stats", {{"name", name}});
   auto devs = r.body.value("devices", nlohmann::json::array());
-  return devs.empty() ? nlohmann::json::object() : devs[0];
+  return devs.empty() || !devs[0].is_object() ? nlohmann::json::object() : devs[0];
 }
 
 std::uint64_t HostProc::total(const std::string& name, const char* counter) const {

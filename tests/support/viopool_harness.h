@@ -13,7 +13,7 @@ namespace viopool::testing {
 
 struct ApiResult {
   int status = 0;  // HTTP status, 0 if unreachable
-  nlohmann::json body;
+  nlohmann::json body;  // always an object (empty if unreachable or not JSON)
 };
 
 ApiResult api_call(const std::string& socket, const std::string& op, const nlohmann::json& body);

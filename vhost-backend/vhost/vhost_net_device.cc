@@ -39,21 +39,26 @@ rte_vhost_msg_result pre_msg(int vid, void* raw) {
   if (vid < 0 || vid >= RTE_MAX_VHOST_DEVICE) {
     return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
   }
+  // The message is packed: the payload starts at byte 12, so it is read and
+  // written with memcpy, never through a misaligned uint64_t*.
   auto* hdr = static_cast<VhostUserMsgHeader*>(raw);
-  auto* payload = reinterpret_cast<std::uint64_t*>(static_cast<char*>(raw) + sizeof(*hdr));
+  char* payload = static_cast<char*>(raw) + sizeof(*hdr);
   auto& ci = g_conn[static_cast<std::size_t>(vid)];
   switch (hdr->request) {
-    case kReqGetQueueNum:
+    case kReqGetQueueNum: {
       // Advertise the configured queue pairs, not rte_vhost's maximum, so a
       // frontend never enables queues nobody polls.
-      *payload = ci.queue_pairs.load(std::memory_order_relaxed);
-      hdr->size = sizeof(std::uint64_t);
+      const std::uint64_t qnum = ci.queue_pairs.load(std::memory_order_relaxed);
+      std::memcpy(payload, &qnum, sizeof(qnum));
+      hdr->size = sizeof(qnum);
       return RTE_VHOST_MSG_RESULT_REPLY;
+    }
     case kReqSetFeatures: {
       if (hdr->size < sizeof(std::uint64_t)) {
         return RTE_VHOST_MSG_RESULT_NOT_HANDLED;  // rte_vhost rejects it
       }
-      const std::uint64_t acked = *payload;
+      std::uint64_t acked;
+      std::memcpy(&acked, payload, sizeof(acked));
       const std::uint64_t offered = ci.offered.load(std::memory_order_relaxed);
       if (auto r = net::check_acked_features(offered, acked); !r) {
         char path[PATH_MAX] = "?";

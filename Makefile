@@ -1,0 +1,39 @@
+# Entry points for people and CI. Every target installs what is missing first
+# (scripts/install-deps is idempotent) and then builds with CMake presets.
+#   make demo   viopool-host + a dpdk-testpmd frontend, live per-queue rates
+#   make test   the whole CTest suite (dev build), then the unit and component
+#               tiers again under AddressSanitizer/UBSan
+#   make build  just build (preset dev, into build/)
+#   make bench  the side-by-side benchmarks in bench/
+SHELL := /bin/bash
+DURATION ?= 20
+
+.PHONY: deps build build-asan demo test test-dev test-asan bench clean
+
+deps:
+	bash scripts/install-deps
+
+build: deps
+	cmake --preset dev >/dev/null
+	cmake --build --preset dev
+
+build-asan: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan
+
+demo: build
+	DURATION=$(DURATION) bash scripts/demo
+
+test-dev: build
+	ctest --preset dev
+
+test-asan: build-asan
+	ctest --preset asan -L 'unit|component'
+
+test: test-dev test-asan
+
+bench: build
+	bash bench/net_loopback
+
+clean:
+	rm -rf build build-asan build-release build-nodpdk
