@@ -10,6 +10,7 @@
 
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/devices/net/net_backends.h"
+#include "vhost-backend/vhost/vhost_net_device.h"
 
 VIOPOOL_LOG_MODULE("host")
 
@@ -24,13 +25,6 @@ std::uint64_t now_ns() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                         std::chrono::steady_clock::now().time_since_epoch())
                                         .count());
-}
-
-json queue_json(std::uint16_t q, const net::QueuePairSnapshot& s) {
-  return json{{"queue_pair", q},         {"rx_packets", s.rx_packets}, {"rx_bytes", s.rx_bytes},
-              {"rx_drops", s.rx_drops},  {"tx_packets", s.tx_packets}, {"tx_bytes", s.tx_bytes},
-              {"tx_drops", s.tx_drops},  {"kicks", s.kicks},           {"wakeups", s.wakeups},
-              {"notifications", s.notifications}};
 }
 
 }  // namespace
@@ -139,6 +133,16 @@ Result<void> HostDaemon::add_device(const control::DeviceConfig& d, std::string&
   if (loop == nullptr) {
     return fail(Errc::kInvalidArgument, "bad lcore");
   }
+  auto dev = make_device(d, *loop, why);
+  VIOPOOL_TRY(dev);
+  VIOPOOL_TRY((*dev)->start(why));
+  devices_.emplace(d.name, std::move(*dev));
+  return {};
+}
+
+Result<std::unique_ptr<vhost::VhostDevice>> HostDaemon::make_device(
+    const control::DeviceConfig& d, runtime::PollLoop& loop, std::string& why) {
+  (void)why;
   std::unique_ptr<net::NetBackend> backend;
   switch (d.net.kind) {
     case control::NetBackendKind::kLoopback: backend = net::make_loopback_backend(); break;
@@ -147,26 +151,9 @@ Result<void> HostDaemon::add_device(const control::DeviceConfig& d, std::string&
       backend = net::make_ethdev_backend({d.net.devargs, d.net.rx_desc, d.net.tx_desc, pool_});
       break;
   }
-  auto dev = std::make_unique<vhost::VhostNetDevice>(d, std::move(backend), pool_, *loop,
-                                                     cfg_.idle_sleep_us);
-  VIOPOOL_TRY(dev->start(why));
-  devices_.emplace(d.name, std::move(dev));
-  return {};
+  return std::unique_ptr<vhost::VhostDevice>(std::make_unique<vhost::VhostNetDevice>(
+      d, std::move(backend), pool_, loop, cfg_.idle_sleep_us));
 }
-
-json HostDaemon::describe(const vhost::VhostNetDevice& d) const {
-  const auto i = d.info();
-  json j = control::to_json(d.config());
-  j["state"] = vhost::to_string(i.state);
-  j["vid"] = i.vid;
-  j["active_queue_pairs"] = i.active_queue_pairs;
-  j["features"] = {{"offered", i.offered_features}, {"negotiated", i.negotiated_features}};
-  j["connections"] = i.connections;
-  j["disconnects"] = i.resets;
-  j["loop"] = const_cast<vhost::VhostNetDevice&>(d).loop().name();
-  return j;
-}
-
 control::ApiReply HostDaemon::device_add(const json& body) {
   std::string why;
   auto d = control::parse_device_config(body, why);
@@ -177,7 +164,7 @@ control::ApiReply HostDaemon::device_add(const json& body) {
     VIOPOOL_LOG_WARN("device_add refused dev={} error=\"{}\"", d->name, why);
     return control::error_reply(r.error().code, why);
   }
-  return control::ApiReply{201, describe(*devices_.at(d->name))};
+  return control::ApiReply{201, devices_.at(d->name)->describe()};
 }
 
 control::ApiReply HostDaemon::device_del(const json& body) {
@@ -202,7 +189,7 @@ control::ApiReply HostDaemon::device_del(const json& body) {
 control::ApiReply HostDaemon::device_list(const json&) {
   json arr = json::array();
   for (const auto& [name, dev] : devices_) {
-    arr.push_back(describe(*dev));
+    arr.push_back(dev->describe());
   }
   return control::ApiReply{200, json{{"devices", arr}}};
 }
@@ -223,62 +210,38 @@ control::ApiReply HostDaemon::device_stats(const json& body) {
     if (!only.empty() && name != only) {
       continue;
     }
-    const auto qs = dev->stats();
-    json queues = json::array();
-    net::QueuePairSnapshot tot{};
-    for (std::size_t q = 0; q < qs.size(); ++q) {
-      queues.push_back(queue_json(static_cast<std::uint16_t>(q), qs[q]));
-      tot.rx_packets += qs[q].rx_packets;
-      tot.rx_bytes += qs[q].rx_bytes;
-      tot.rx_drops += qs[q].rx_drops;
-      tot.tx_packets += qs[q].tx_packets;
-      tot.tx_bytes += qs[q].tx_bytes;
-      tot.tx_drops += qs[q].tx_drops;
-      tot.kicks += qs[q].kicks;
-      tot.wakeups += qs[q].wakeups;
-      tot.notifications += qs[q].notifications;
-    }
-    json t = queue_json(0, tot);
-    t.erase("queue_pair");
-    arr.push_back(json{{"name", name},
-                       {"state", vhost::to_string(dev->info().state)},
-                       {"queues", queues},
-                       {"total", t}});
+    json st = dev->stats();
+    st["name"] = name;
+    arr.push_back(std::move(st));
   }
   return control::ApiReply{200, json{{"timestamp_ns", now_ns()}, {"devices", arr}}};
 }
 
 std::string HostDaemon::metrics() {
-  std::string out;
-  auto family = [&](const char* name, const char* help, auto get) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
-    for (const auto& [dname, dev] : devices_) {
-      const auto qs = dev->stats();
-      for (std::size_t q = 0; q < qs.size(); ++q) {
-        out += std::string(name) + "{device=\"" + dname + "\",queue_pair=\"" + std::to_string(q) +
-               "\"} " + std::to_string(get(qs[q])) + "\n";
+  // Every numeric per-queue counter of every device becomes a counter family
+  // viopool_<type>_<counter>_total{device, queue}.
+  std::map<std::string, std::string> families;
+  for (const auto& [dname, dev] : devices_) {
+    const json st = dev->stats();
+    const std::string type = st.value("type", "dev");
+    std::size_t qi = 0;
+    for (const auto& q : st.value("queues", json::array())) {
+      for (auto it = q.begin(); it != q.end(); ++it) {
+        if (!it.value().is_number_unsigned() || it.key() == "queue" || it.key() == "queue_pair") {
+          continue;
+        }
+        const std::string fam = "viopool_" + type + "_" + it.key() + "_total";
+        families[fam] += fam + "{device=\"" + dname + "\",queue=\"" + std::to_string(qi) +
+                         "\"} " + std::to_string(it.value().get<std::uint64_t>()) + "\n";
       }
+      ++qi;
     }
-  };
-  using S = net::QueuePairSnapshot;
-  family("viopool_net_rx_packets_total", "Packets delivered to the guest.",
-         [](const S& s) { return s.rx_packets; });
-  family("viopool_net_rx_bytes_total", "Bytes delivered to the guest.",
-         [](const S& s) { return s.rx_bytes; });
-  family("viopool_net_rx_drops_total", "Backend packets discarded when the guest detached.",
-         [](const S& s) { return s.rx_drops; });
-  family("viopool_net_tx_packets_total", "Packets sent by the guest.",
-         [](const S& s) { return s.tx_packets; });
-  family("viopool_net_tx_bytes_total", "Bytes sent by the guest.",
-         [](const S& s) { return s.tx_bytes; });
-  family("viopool_net_tx_drops_total", "Guest packets the backend refused.",
-         [](const S& s) { return s.tx_drops; });
-  family("viopool_net_kicks_total", "Guest kicks received while polling slept.",
-         [](const S& s) { return s.kicks; });
-  family("viopool_net_notifications_total", "Interrupts sent to the guest.",
-         [](const S& s) { return s.notifications; });
-  out += "# HELP viopool_poll_loop_sleeps_total Times a poll loop went to sleep.\n"
-         "# TYPE viopool_poll_loop_sleeps_total counter\n";
+  }
+  std::string out;
+  for (const auto& [fam, lines] : families) {
+    out += "# TYPE " + fam + " counter\n" + lines;
+  }
+  out += "# TYPE viopool_poll_loop_sleeps_total counter\n";
   for (const auto& l : loops_) {
     out += "viopool_poll_loop_sleeps_total{loop=\"" + l.loop->name() + "\"} " +
            std::to_string(l.loop->stats().sleeps) + "\n";

@@ -10,7 +10,7 @@
 #include "vhost-backend/control/api_server.h"
 #include "vhost-backend/control/config.h"
 #include "vhost-backend/runtime/poll_loop.h"
-#include "vhost-backend/vhost/vhost_net_device.h"
+#include "vhost-backend/vhost/vhost_device.h"
 
 struct rte_mempool;
 
@@ -42,12 +42,14 @@ class HostDaemon final : public control::HostApi {
 
   Result<void> add_device(const control::DeviceConfig& d, std::string& why);
   runtime::PollLoop* pick_loop(int lcore, std::string& why);
-  nlohmann::json describe(const vhost::VhostNetDevice& d) const;
+  Result<std::unique_ptr<vhost::VhostDevice>> make_device(const control::DeviceConfig& d,
+                                                          runtime::PollLoop& loop,
+                                                          std::string& why);
 
   control::HostConfig cfg_;
   rte_mempool* pool_ = nullptr;
   std::vector<Loop> loops_;
-  std::map<std::string, std::unique_ptr<vhost::VhostNetDevice>> devices_;
+  std::map<std::string, std::unique_ptr<vhost::VhostDevice>> devices_;
   control::ApiServer api_;
   bool started_ = false;
 };

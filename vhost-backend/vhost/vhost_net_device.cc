@@ -17,67 +17,6 @@ VIOPOOL_LOG_MODULE("net")
 namespace viopool::vhost {
 namespace {
 
-// vhost-user message header as on the wire (vhost-user spec "Message
-// Specification"); rte_vhost hands extern handlers a pointer to it.
-struct VhostUserMsgHeader {
-  std::uint32_t request;
-  std::uint32_t flags;
-  std::uint32_t size;
-};
-constexpr std::uint32_t kReqSetFeatures = 2;
-constexpr std::uint32_t kReqGetQueueNum = 17;
-
-// What the message-thread handlers need per connection, indexed by vid
-// (rte_vhost bounds vids by RTE_MAX_VHOST_DEVICE).
-struct ConnInfo {
-  std::atomic<std::uint16_t> queue_pairs{0};
-  std::atomic<std::uint64_t> offered{0};
-};
-std::array<ConnInfo, RTE_MAX_VHOST_DEVICE> g_conn;
-
-rte_vhost_msg_result pre_msg(int vid, void* raw) {
-  if (vid < 0 || vid >= RTE_MAX_VHOST_DEVICE) {
-    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-  }
-  // The message is packed: the payload starts at byte 12, so it is read and
-  // written with memcpy, never through a misaligned uint64_t*.
-  auto* hdr = static_cast<VhostUserMsgHeader*>(raw);
-  char* payload = static_cast<char*>(raw) + sizeof(*hdr);
-  auto& ci = g_conn[static_cast<std::size_t>(vid)];
-  switch (hdr->request) {
-    case kReqGetQueueNum: {
-      // Advertise the configured queue pairs, not rte_vhost's maximum, so a
-      // frontend never enables queues nobody polls.
-      const std::uint64_t qnum = ci.queue_pairs.load(std::memory_order_relaxed);
-      std::memcpy(payload, &qnum, sizeof(qnum));
-      hdr->size = sizeof(qnum);
-      return RTE_VHOST_MSG_RESULT_REPLY;
-    }
-    case kReqSetFeatures: {
-      if (hdr->size < sizeof(std::uint64_t)) {
-        return RTE_VHOST_MSG_RESULT_NOT_HANDLED;  // rte_vhost rejects it
-      }
-      std::uint64_t acked;
-      std::memcpy(&acked, payload, sizeof(acked));
-      const std::uint64_t offered = ci.offered.load(std::memory_order_relaxed);
-      if (auto r = net::check_acked_features(offered, acked); !r) {
-        char path[PATH_MAX] = "?";
-        rte_vhost_get_ifname(vid, path, sizeof(path));
-        VIOPOOL_LOG_ERROR_RL(
-            "frontend acked invalid features socket={} acked={:#x} offered={:#x} error=\"{}\"; "
-            "closing the connection",
-            path, acked, offered, r.error().what);
-        return RTE_VHOST_MSG_RESULT_ERR;
-      }
-      return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-    }
-    default:
-      return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-  }
-}
-
-const rte_vhost_user_extern_ops kExternOps = {.pre_msg_handle = pre_msg, .post_msg_handle = nullptr};
-
 std::uint64_t bytes_of(rte_mbuf* const* pkts, std::uint16_t n) {
   std::uint64_t b = 0;
   for (std::uint16_t i = 0; i < n; ++i) {
@@ -100,10 +39,9 @@ const char* to_string(NetDeviceState s) noexcept {
 VhostNetDevice::VhostNetDevice(control::DeviceConfig cfg, std::unique_ptr<net::NetBackend> backend,
                                rte_mempool* pool, runtime::PollLoop& loop,
                                std::uint32_t idle_sleep_us)
-    : cfg_(std::move(cfg)),
+    : VhostDevice(std::move(cfg), loop),
       backend_(std::move(backend)),
       pool_(pool),
-      loop_(loop),
       offered_features_(net::offered_features(
           {cfg_.queue_pairs, cfg_.mrg_rxbuf, cfg_.packed_ring})),
       idle_sleep_us_(idle_sleep_us) {
@@ -182,7 +120,7 @@ std::uint64_t VhostNetDevice::guest_notifications(int vid, std::uint16_t vring) 
   return 0;
 }
 
-std::vector<net::QueuePairSnapshot> VhostNetDevice::stats() const {
+std::vector<net::QueuePairSnapshot> VhostNetDevice::queue_stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<net::QueuePairSnapshot> out;
   const int vid = vid_.load(std::memory_order_relaxed);
@@ -198,19 +136,62 @@ std::vector<net::QueuePairSnapshot> VhostNetDevice::stats() const {
   return out;
 }
 
+namespace {
+nlohmann::json queue_json(const net::QueuePairSnapshot& s) {
+  return nlohmann::json{{"rx_packets", s.rx_packets}, {"rx_bytes", s.rx_bytes},
+                        {"rx_drops", s.rx_drops},     {"tx_packets", s.tx_packets},
+                        {"tx_bytes", s.tx_bytes},     {"tx_drops", s.tx_drops},
+                        {"kicks", s.kicks},           {"wakeups", s.wakeups},
+                        {"notifications", s.notifications}};
+}
+}  // namespace
+
+nlohmann::json VhostNetDevice::describe() const {
+  const auto i = info();
+  nlohmann::json j = control::to_json(cfg_);
+  j["state"] = to_string(i.state);
+  j["vid"] = i.vid;
+  j["active_queue_pairs"] = i.active_queue_pairs;
+  j["features"] = {{"offered", i.offered_features}, {"negotiated", i.negotiated_features}};
+  j["connections"] = i.connections;
+  j["disconnects"] = i.resets;
+  j["loop"] = loop_.name();
+  return j;
+}
+
+nlohmann::json VhostNetDevice::stats() const {
+  const auto qs = queue_stats();
+  nlohmann::json queues = nlohmann::json::array();
+  net::QueuePairSnapshot tot{};
+  for (std::size_t q = 0; q < qs.size(); ++q) {
+    auto j = queue_json(qs[q]);
+    j["queue_pair"] = q;
+    queues.push_back(j);
+    tot.rx_packets += qs[q].rx_packets;
+    tot.rx_bytes += qs[q].rx_bytes;
+    tot.rx_drops += qs[q].rx_drops;
+    tot.tx_packets += qs[q].tx_packets;
+    tot.tx_bytes += qs[q].tx_bytes;
+    tot.tx_drops += qs[q].tx_drops;
+    tot.kicks += qs[q].kicks;
+    tot.wakeups += qs[q].wakeups;
+    tot.notifications += qs[q].notifications;
+  }
+  return nlohmann::json{{"type", "net"},
+                        {"state", to_string(info().state)},
+                        {"queues", queues},
+                        {"total", queue_json(tot)}};
+}
+
 // ---- rte_vhost thread --------------------------------------------------------
 
+MessageResult VhostNetDevice::on_message(int vid, VhostUserMessage& m) noexcept {
+  // Frontends keep the control queue to themselves (QEMU and virtio_user
+  // emulate it), so only the generic subset rule applies to SET_FEATURES.
+  return handle_common_message(vid, m, offered_features_, cfg_.queue_pairs);
+}
+
 int VhostNetDevice::on_new_connection(int vid) noexcept {
-  if (vid >= 0 && vid < RTE_MAX_VHOST_DEVICE) {
-    g_conn[static_cast<std::size_t>(vid)].queue_pairs.store(cfg_.queue_pairs);
-    g_conn[static_cast<std::size_t>(vid)].offered.store(offered_features_);
-  }
-  // Registered here, not in new_device: the first messages (features, queue
-  // number) arrive long before the device is ready.
-  if (rte_vhost_extern_callback_register(vid, &kExternOps, nullptr) != 0) {
-    VIOPOOL_LOG_ERROR("cannot register message handlers dev={} vid={}", cfg_.name, vid);
-    return -1;
-  }
   std::lock_guard<std::mutex> lock(mu_);
   ++connections_;
   VIOPOOL_LOG_INFO("frontend connected dev={} vid={}", cfg_.name, vid);

@@ -16,7 +16,7 @@
 #include "vhost-backend/devices/net/net_backend.h"
 #include "vhost-backend/devices/net/net_stats.h"
 #include "vhost-backend/runtime/poll_loop.h"
-#include "vhost-backend/vhost/vhost_registry.h"
+#include "vhost-backend/vhost/vhost_device.h"
 
 struct rte_mempool;
 struct rte_mbuf;
@@ -40,7 +40,7 @@ struct NetDeviceInfo {
   std::uint64_t resets;       // connections that ended
 };
 
-class VhostNetDevice final : public runtime::Poller, public VhostClient {
+class VhostNetDevice final : public VhostDevice {
  public:
   static constexpr std::uint16_t kBurst = 32;
 
@@ -50,17 +50,14 @@ class VhostNetDevice final : public runtime::Poller, public VhostClient {
                  rte_mempool* pool, runtime::PollLoop& loop, std::uint32_t idle_sleep_us);
   ~VhostNetDevice() override;
 
-  // Control thread: starts the backend, the vhost-user socket and polling.
-  Result<void> start(std::string& why);
-  // Control thread: detaches the frontend, stops polling and the backend.
-  void stop() noexcept;
+  Result<void> start(std::string& why) override;
+  void stop() noexcept override;
+  nlohmann::json describe() const override;
+  nlohmann::json stats() const override;
 
-  const control::DeviceConfig& config() const noexcept { return cfg_; }
-  const char* backend_kind() const noexcept { return backend_->kind(); }
   NetDeviceInfo info() const;
   // Per queue pair, for the configured number of pairs.
-  std::vector<net::QueuePairSnapshot> stats() const;
-  runtime::PollLoop& loop() noexcept { return loop_; }
+  std::vector<net::QueuePairSnapshot> queue_stats() const;
 
   // runtime::Poller (polling lcore)
   bool poll() noexcept override;
@@ -68,6 +65,7 @@ class VhostNetDevice final : public runtime::Poller, public VhostClient {
   void disarm(const runtime::WaitSet& ws) noexcept override;
 
   // VhostClient (rte_vhost thread)
+  MessageResult on_message(int vid, VhostUserMessage& m) noexcept override;
   int on_new_connection(int vid) noexcept override;
   void on_destroy_connection(int vid) noexcept override;
   int on_new_device(int vid) noexcept override;
@@ -95,10 +93,8 @@ class VhostNetDevice final : public runtime::Poller, public VhostClient {
   void free_stashes() noexcept;
   std::uint64_t guest_notifications(int vid, std::uint16_t vring) const;
 
-  const control::DeviceConfig cfg_;
   const std::unique_ptr<net::NetBackend> backend_;
   rte_mempool* const pool_;
-  runtime::PollLoop& loop_;
   std::uint64_t offered_features_;  // narrowed to what rte_vhost supports in start()
 
   mutable std::mutex mu_;  // orders callbacks against stats readers and stop()

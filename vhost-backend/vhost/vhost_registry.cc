@@ -3,6 +3,8 @@
 
 #include <rte_vhost.h>
 
+#include <array>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -52,11 +54,52 @@ int cb_vring_state_changed(int vid, uint16_t q, int enable) {
   return with_client(
       vid, [=](VhostClient* c) { return c->on_vring_state_changed(vid, q, enable); }, -1);
 }
+// Per-connection hook for the message thread, indexed by vid (rte_vhost
+// bounds vids by RTE_MAX_VHOST_DEVICE). Set in new_connection, cleared in
+// destroy_connection; messages only arrive in between.
+std::array<std::atomic<VhostClient*>, RTE_MAX_VHOST_DEVICE> g_hooks{};
+
+rte_vhost_msg_result pre_msg(int vid, void* raw) {
+  if (vid < 0 || vid >= RTE_MAX_VHOST_DEVICE) {
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+  }
+  VhostClient* c = g_hooks[static_cast<std::size_t>(vid)].load(std::memory_order_acquire);
+  if (c == nullptr) {
+    return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+  }
+  switch (c->on_message(vid, *static_cast<VhostUserMessage*>(raw))) {
+    case MessageResult::kNotHandled: return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+    case MessageResult::kHandled: return RTE_VHOST_MSG_RESULT_OK;
+    case MessageResult::kReply: return RTE_VHOST_MSG_RESULT_REPLY;
+    case MessageResult::kError: return RTE_VHOST_MSG_RESULT_ERR;
+  }
+  return RTE_VHOST_MSG_RESULT_ERR;
+}
+
+const rte_vhost_user_extern_ops kExternOps = {.pre_msg_handle = pre_msg, .post_msg_handle = nullptr};
+
 int cb_new_connection(int vid) {
-  return with_client(vid, [vid](VhostClient* c) { return c->on_new_connection(vid); }, -1);
+  return with_client(
+      vid,
+      [vid](VhostClient* c) {
+        if (vid < 0 || vid >= RTE_MAX_VHOST_DEVICE) {
+          return -1;
+        }
+        g_hooks[static_cast<std::size_t>(vid)].store(c, std::memory_order_release);
+        // Installed here, not in new_device: features, queue number and
+        // config are asked long before the device is ready.
+        if (rte_vhost_extern_callback_register(vid, &kExternOps, nullptr) != 0) {
+          return -1;
+        }
+        return c->on_new_connection(vid);
+      },
+      -1);
 }
 void cb_destroy_connection(int vid) {
   with_client(vid, [vid](VhostClient* c) { c->on_destroy_connection(vid); return 0; }, 0);
+  if (vid >= 0 && vid < RTE_MAX_VHOST_DEVICE) {
+    g_hooks[static_cast<std::size_t>(vid)].store(nullptr, std::memory_order_release);
+  }
 }
 
 const rte_vhost_device_ops kOps = {
@@ -121,6 +164,13 @@ Result<std::uint64_t> register_socket(const VhostSocketOptions& o, VhostClient* 
     offered = lib & o.features;
   } else {
     features_ok = rte_vhost_driver_set_features(o.path.c_str(), o.features) == 0;
+  }
+  if (features_ok && (o.protocol_features_add | o.protocol_features_remove) != 0) {
+    std::uint64_t pf = 0;
+    features_ok = rte_vhost_driver_get_protocol_features(o.path.c_str(), &pf) == 0 &&
+                  rte_vhost_driver_set_protocol_features(
+                      o.path.c_str(),
+                      (pf | o.protocol_features_add) & ~o.protocol_features_remove) == 0;
   }
   if (!features_ok || rte_vhost_driver_callback_register(o.path.c_str(), &kOps) != 0) {
     rte_vhost_driver_unregister(o.path.c_str());
