@@ -113,6 +113,7 @@ int PollLoop::run() noexcept {
   active.reserve(64);
   std::uint64_t local_version = 0;
   std::uint32_t idle = 0;
+  std::chrono::steady_clock::time_point idle_since{};
   WaitSet ws;
   running_.store(true, std::memory_order_release);
   VIOPOOL_LOG_INFO("poll loop started loop={}", name_);
@@ -142,7 +143,16 @@ int PollLoop::run() noexcept {
       idle = 0;
       continue;
     }
-    if (++idle < kIdleSpins) {
+    // Read the clock once per kIdleSpins empty polls, not per poll.
+    if (++idle % kIdleSpins != 0) {
+      continue;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (idle == kIdleSpins) {
+      idle_since = now;
+      continue;
+    }
+    if (now - idle_since < kIdleTime) {
       continue;
     }
     idle = 0;

@@ -15,7 +15,8 @@ std::uint64_t offered_features(const NetFeatureOptions& o) noexcept {
   // needs it to enable more than one queue pair; the backend never sees it.
   std::uint64_t f = bit(v::kFeatureVersion1) | bit(v::kFeatureAnyLayout) | bit(v::kFeatureRingIndirectDesc) |
                     bit(v::kFeatureRingEventIdx) | bit(v::kFeatureLogAll) |
-                    bit(v::kFeatureProtocolFeatures) | bit(kFeatCtrlVq) | bit(kFeatGuestAnnounce);
+                    bit(v::kFeatureProtocolFeatures) | bit(kFeatCtrlVq) | bit(kFeatGuestAnnounce) |
+                    bit(v::kFeatureInOrder);
   if (o.queue_pairs > 1) {
     f |= bit(kFeatMq);
   }
