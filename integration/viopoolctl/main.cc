@@ -52,8 +52,11 @@ void print_devices(const json& r) {
   std::printf("%-12s %-6s %-8s %-7s %-9s %-4s %s\n", "NAME", "TYPE", "STATE", "MODE", "BACKEND",
               "QPS", "SOCKET");
   for (const auto& d : r.at("devices")) {
-    std::string qps = std::to_string(d.value("active_queue_pairs", 0)) + "/" +
-                      std::to_string(d.value("queue_pairs", 0));
+    const bool blk = d.value("type", "") == "blk";
+    std::string qps = blk ? std::to_string(d.value("active_queues", 0)) + "/" +
+                                std::to_string(d.value("queues", 0))
+                          : std::to_string(d.value("active_queue_pairs", 0)) + "/" +
+                                std::to_string(d.value("queue_pairs", 0));
     std::printf("%-12s %-6s %-8s %-7s %-9s %-4s %s\n", d.value("name", "").c_str(),
                 d.value("type", "").c_str(), d.value("state", "").c_str(),
                 d.value("mode", "").c_str(), d["backend"].value("kind", "").c_str(), qps.c_str(),
@@ -61,10 +64,36 @@ void print_devices(const json& r) {
   }
 }
 
+void print_blk_stats(const json& d) {
+  std::printf("%-12s %-3s %12s %12s %8s %8s %14s %14s %6s %6s %8s %8s\n", "DEVICE", "Q", "READS",
+              "WRITES", "FLUSHES", "DISCARDS", "READ_BYTES", "WRITE_BYTES", "IOERR", "REJECT",
+              "P50_US", "P99_US");
+  for (const auto& q : d.at("queues")) {
+    const auto lat = q.value("latency_ns", json::object());
+    std::printf("%-12s %-3d %12llu %12llu %8llu %8llu %14llu %14llu %6llu %6llu %8.1f %8.1f\n",
+                d.value("name", "").c_str(), q.value("queue", 0), q.value("reads", 0ull),
+                q.value("writes", 0ull), q.value("flushes", 0ull), q.value("discards", 0ull),
+                q.value("read_bytes", 0ull), q.value("write_bytes", 0ull), q.value("io_errors", 0ull),
+                q.value("rejected", 0ull), lat.value("p50", 0ull) / 1e3, lat.value("p99", 0ull) / 1e3);
+  }
+}
+
 void print_stats(const json& r) {
-  std::printf("%-12s %-3s %14s %14s %10s %14s %14s %10s %10s %10s\n", "DEVICE", "QP", "RX_PKTS",
-              "RX_BYTES", "RX_DROPS", "TX_PKTS", "TX_BYTES", "TX_DROPS", "KICKS", "NOTIFS");
+  bool header = false;
   for (const auto& d : r.at("devices")) {
+    if (d.value("type", "") == "blk") {
+      print_blk_stats(d);
+    }
+  }
+  for (const auto& d : r.at("devices")) {
+    if (d.value("type", "") == "blk") {
+      continue;
+    }
+    if (!header) {
+      header = true;
+      std::printf("%-12s %-3s %14s %14s %10s %14s %14s %10s %10s %10s\n", "DEVICE", "QP", "RX_PKTS",
+              "RX_BYTES", "RX_DROPS", "TX_PKTS", "TX_BYTES", "TX_DROPS", "KICKS", "NOTIFS");
+    }
     for (const auto& q : d.at("queues")) {
       std::printf("%-12s %-3d %14llu %14llu %10llu %14llu %14llu %10llu %10llu %10llu\n",
                   d.value("name", "").c_str(), q.value("queue_pair", 0),
@@ -81,9 +110,9 @@ void print_rates(const json& a, const json& b) {
   if (dt <= 0) {
     return;
   }
-  std::printf("%-12s %-3s %10s %10s %10s %10s %10s %10s\n", "DEVICE", "QP", "RX_MPPS", "RX_GBPS",
-              "TX_MPPS", "TX_GBPS", "RX_DROP/s", "TX_DROP/s");
+  bool net_header = false;
   for (const auto& db : b.at("devices")) {
+    const bool blk = db.value("type", "") == "blk";
     const json* da = nullptr;
     for (const auto& d : a.at("devices")) {
       if (d.value("name", "") == db.value("name", "")) {
@@ -99,6 +128,21 @@ void print_rates(const json& a, const json& b) {
       auto rate = [&](const char* k) {
         return static_cast<double>(qb[i].value(k, 0ull) - qa[i].value(k, 0ull)) / dt;
       };
+      if (blk) {
+        if (i == 0) {
+          std::printf("%-12s %-3s %10s %10s %10s %10s %10s\n", "DEVICE", "Q", "READ_IOPS",
+                      "WRITE_IOPS", "READ_MB/s", "WRITE_MB/s", "ERRORS/s");
+        }
+        std::printf("%-12s %-3zu %10.0f %10.0f %10.1f %10.1f %10.0f\n", db.value("name", "").c_str(),
+                    i, rate("reads"), rate("writes"), rate("read_bytes") / 1e6,
+                    rate("write_bytes") / 1e6, rate("io_errors") + rate("rejected"));
+        continue;
+      }
+      if (!net_header) {
+        net_header = true;
+        std::printf("%-12s %-3s %10s %10s %10s %10s %10s %10s\n", "DEVICE", "QP", "RX_MPPS",
+                    "RX_GBPS", "TX_MPPS", "TX_GBPS", "RX_DROP/s", "TX_DROP/s");
+      }
       std::printf("%-12s %-3zu %10.3f %10.3f %10.3f %10.3f %10.0f %10.0f\n",
                   db.value("name", "").c_str(), i, rate("rx_packets") / 1e6,
                   rate("rx_bytes") * 8 / 1e9, rate("tx_packets") / 1e6,
@@ -127,18 +171,30 @@ int main(int argc, char** argv) {
   auto* list = dev->add_subcommand("list", "List devices with state and negotiated queues");
 
   std::string a_name, a_socket, a_mode = "server", a_backend = "loopback", a_devargs;
-  unsigned a_qps = 1;
+  std::string a_type = "net", a_path, a_size, a_serial, a_direct = "auto";
+  bool a_ro = false;
+  unsigned a_qps = 1, a_queues = 1;
   int a_lcore = -1;
   bool a_no_mrg = false;
-  auto* add = dev->add_subcommand("add", "Add a virtio-net device");
+  auto* add = dev->add_subcommand(
+      "add", "Add a device: virtio-net (--type net) or virtio-blk (--type blk)");
   add->add_option("name", a_name, "Device name")->required();
+  add->add_option("--type", a_type, "net or blk")->check(CLI::IsMember({"net", "blk"}));
   add->add_option("--socket", a_socket, "vhost-user socket path")->required();
   add->add_option("--mode", a_mode, "server (we listen) or client (we connect and reconnect)")
       ->check(CLI::IsMember({"server", "client"}));
   add->add_option("--queue-pairs", a_qps, "Queue pairs offered")->check(CLI::Range(1u, 16u));
-  add->add_option("--backend", a_backend, "loopback, null or ethdev")
-      ->check(CLI::IsMember({"loopback", "null", "ethdev"}));
-  add->add_option("--devargs", a_devargs, "ethdev backend: DPDK devargs, e.g. net_tap0,iface=vp0");
+  add->add_option("--backend", a_backend,
+                  "net: loopback, null or ethdev; blk: uring, malloc or null")
+      ->check(CLI::IsMember({"loopback", "null", "ethdev", "uring", "malloc"}));
+  add->add_option("--devargs", a_devargs, "net ethdev backend: DPDK devargs, e.g. net_tap0,iface=vp0");
+  add->add_option("--queues", a_queues, "blk: request queues")->check(CLI::Range(1u, 16u));
+  add->add_option("--path", a_path, "blk uring backend: file or block device");
+  add->add_option("--size", a_size, "blk malloc/null backend: capacity (bytes, or 64M, 1G)");
+  add->add_option("--direct", a_direct, "blk uring backend: O_DIRECT auto, on or off")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  add->add_option("--serial", a_serial, "blk: GET_ID serial (<= 20 bytes; default: the name)");
+  add->add_flag("--read-only", a_ro, "blk: read-only device");
   add->add_option("--lcore", a_lcore, "Worker lcore that polls the device");
   add->add_flag("--no-mrg-rxbuf", a_no_mrg, "Do not offer mergeable RX buffers");
 
@@ -183,12 +239,34 @@ int main(int argc, char** argv) {
   }
   if (add->parsed()) {
     json b = {{"kind", a_backend}};
-    if (!a_devargs.empty()) {
-      b["devargs"] = a_devargs;
+    json body;
+    if (a_type == "blk") {
+      if (a_backend == "loopback" || a_backend == "ethdev") {
+        b["kind"] = "uring";
+      }
+      if (!a_path.empty()) {
+        b["path"] = a_path;
+      }
+      if (!a_size.empty()) {
+        b["size"] = a_size;
+      }
+      if (b["kind"] == "uring") {
+        b["direct"] = a_direct;
+      }
+      body = {{"name", a_name},   {"type", "blk"},      {"socket", a_socket},
+              {"mode", a_mode},   {"queues", a_queues}, {"read_only", a_ro},
+              {"lcore", a_lcore}, {"backend", b}};
+      if (!a_serial.empty()) {
+        body["serial"] = a_serial;
+      }
+    } else {
+      if (!a_devargs.empty()) {
+        b["devargs"] = a_devargs;
+      }
+      body = {{"name", a_name},     {"type", "net"},     {"socket", a_socket},
+              {"mode", a_mode},     {"queue_pairs", a_qps}, {"lcore", a_lcore},
+              {"mrg_rxbuf", !a_no_mrg}, {"backend", b}};
     }
-    json body = {{"name", a_name},     {"type", "net"},     {"socket", a_socket},
-                 {"mode", a_mode},     {"queue_pairs", a_qps}, {"lcore", a_lcore},
-                 {"mrg_rxbuf", !a_no_mrg}, {"backend", b}};
     if (!call(c, "device_add", body, out)) {
       return 1;
     }

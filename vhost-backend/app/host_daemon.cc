@@ -9,7 +9,9 @@
 #include <chrono>
 
 #include "vhost-backend/base/log.h"
+#include "vhost-backend/devices/blk/blk_backends.h"
 #include "vhost-backend/devices/net/net_backends.h"
+#include "vhost-backend/vhost/vhost_blk_device.h"
 #include "vhost-backend/vhost/vhost_net_device.h"
 
 VIOPOOL_LOG_MODULE("host")
@@ -121,7 +123,17 @@ Result<void> HostDaemon::add_device(const control::DeviceConfig& d, std::string&
       why = "socket " + d.socket + " is already used by device '" + n + "'";
       return fail(Errc::kAlreadyExists, "duplicate socket path");
     }
-    if (d.net.kind == control::NetBackendKind::kEthdev &&
+    const auto& o = dev->config();
+    if (d.type == control::DeviceType::kBlk && o.type == control::DeviceType::kBlk &&
+        d.blk.kind == control::BlkBackendKind::kUring &&
+        o.blk.kind == control::BlkBackendKind::kUring && o.blk.path == d.blk.path &&
+        !(d.read_only && o.read_only)) {
+      why = "'" + d.blk.path + "' is already the backend of device '" + n +
+            "' (only read-only devices may share a file)";
+      return fail(Errc::kAlreadyExists, "volume in use");
+    }
+    if (d.type == control::DeviceType::kNet && o.type == control::DeviceType::kNet &&
+        d.net.kind == control::NetBackendKind::kEthdev &&
         dev->config().net.kind == control::NetBackendKind::kEthdev &&
         dev->config().net.devargs.substr(0, dev->config().net.devargs.find(',')) ==
             d.net.devargs.substr(0, d.net.devargs.find(','))) {
@@ -142,7 +154,36 @@ Result<void> HostDaemon::add_device(const control::DeviceConfig& d, std::string&
 
 Result<std::unique_ptr<vhost::VhostDevice>> HostDaemon::make_device(
     const control::DeviceConfig& d, runtime::PollLoop& loop, std::string& why) {
-  (void)why;
+  if (d.type == control::DeviceType::kBlk) {
+    std::unique_ptr<blk::BlockBackend> backend;
+    const std::uint32_t bs = d.blk.block_size ? d.blk.block_size : 512;
+    switch (d.blk.kind) {
+      case control::BlkBackendKind::kUring: {
+        blk::UringBackendOptions o;
+        o.path = d.blk.path;
+        o.read_only = d.read_only;
+        o.direct = d.blk.direct == control::DirectIoMode::kOn    ? blk::UringBackendOptions::DirectIo::kOn
+                   : d.blk.direct == control::DirectIoMode::kOff ? blk::UringBackendOptions::DirectIo::kOff
+                                                                 : blk::UringBackendOptions::DirectIo::kAuto;
+        o.queue_depth = d.blk.queue_depth;
+        o.block_size = d.blk.block_size;
+        auto b = blk::make_uring_backend(o, why);
+        if (!b) {
+          return unexpected(b.error());
+        }
+        backend = std::move(*b);
+        break;
+      }
+      case control::BlkBackendKind::kMalloc:
+        backend = blk::make_malloc_backend(d.blk.size_bytes, bs);
+        break;
+      case control::BlkBackendKind::kNull:
+        backend = blk::make_null_backend(d.blk.size_bytes, bs);
+        break;
+    }
+    return std::unique_ptr<vhost::VhostDevice>(
+        std::make_unique<vhost::VhostBlkDevice>(d, std::move(backend), loop));
+  }
   std::unique_ptr<net::NetBackend> backend;
   switch (d.net.kind) {
     case control::NetBackendKind::kLoopback: backend = net::make_loopback_backend(); break;

@@ -102,12 +102,156 @@ bool valid_name(const std::string& n) {
   return true;
 }
 
+// Byte sizes: an integer, or a string with an optional K/M/G/T suffix (powers of 1024).
+Result<std::uint64_t> get_size(const json& j, const char* key, const std::string& where,
+                               std::string& why, std::uint64_t fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    return fallback;
+  }
+  if (it->is_number_unsigned() || (it->is_number_integer() && it->get<std::int64_t>() >= 0)) {
+    return it->get<std::uint64_t>();
+  }
+  if (it->is_string()) {
+    const std::string s = it->get<std::string>();
+    std::size_t pos = 0;
+    std::uint64_t v = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      const std::uint64_t digit = static_cast<std::uint64_t>(s[pos] - '0');
+      if (v > (UINT64_MAX - digit) / 10) {
+        pos = std::string::npos;
+        break;
+      }
+      v = v * 10 + digit;
+      ++pos;
+    }
+    unsigned shift = 0;
+    if (pos != std::string::npos && pos > 0 && pos + 1 == s.size()) {
+      switch (s[pos]) {
+        case 'K': case 'k': shift = 10; break;
+        case 'M': case 'm': shift = 20; break;
+        case 'G': case 'g': shift = 30; break;
+        case 'T': case 't': shift = 40; break;
+        default: pos = std::string::npos;
+      }
+      if (pos != std::string::npos) {
+        ++pos;
+      }
+    }
+    if (pos == s.size() && !s.empty() && (shift == 0 || v <= (UINT64_MAX >> shift))) {
+      return v << shift;
+    }
+  }
+  why = path_of(where, key) + ": expected a size in bytes (e.g. 1073741824 or \"1G\")";
+  return fail(Errc::kInvalidArgument, "config: bad size");
+}
+
+Result<void> parse_blk_part(const json& j, const std::string& where, std::string& why,
+                            DeviceConfig& d) {
+  auto q = get_int(j, "queues", where, why, 1, 1, kMaxQueuePairs);
+  VIOPOOL_TRY(q);
+  d.queues = static_cast<std::uint16_t>(*q);
+  auto ro = get_bool(j, "read_only", where, why, false);
+  VIOPOOL_TRY(ro);
+  d.read_only = *ro;
+  auto serial = get_string(j, "serial", where, why, false, d.name);
+  VIOPOOL_TRY(serial);
+  if (serial->size() > 20) {
+    why = path_of(where, "serial") + ": at most 20 bytes (virtio-blk GET_ID)";
+    return fail(Errc::kInvalidArgument, "config: serial too long");
+  }
+  d.serial = *serial;
+
+  const std::string bwhere = path_of(where, "backend");
+  auto bit = j.find("backend");
+  if (bit == j.end()) {
+    why = bwhere + ": missing";
+    return fail(Errc::kInvalidArgument, "config: missing backend");
+  }
+  VIOPOOL_TRY(reject_unknown(*bit, {"kind", "path", "size", "block_size", "direct", "queue_depth"},
+                             bwhere, why));
+  auto kind = get_string(*bit, "kind", bwhere, why, true);
+  VIOPOOL_TRY(kind);
+  if (*kind == "uring") {
+    d.blk.kind = BlkBackendKind::kUring;
+  } else if (*kind == "malloc") {
+    d.blk.kind = BlkBackendKind::kMalloc;
+  } else if (*kind == "null") {
+    d.blk.kind = BlkBackendKind::kNull;
+  } else {
+    why = path_of(bwhere, "kind") + ": unknown backend '" + *kind +
+          "' (supported for blk: uring, malloc, null)";
+    return fail(Errc::kUnsupported, "config: unknown backend kind");
+  }
+  const bool uring = d.blk.kind == BlkBackendKind::kUring;
+  auto path = get_string(*bit, "path", bwhere, why, uring);
+  VIOPOOL_TRY(path);
+  if (!uring && !path->empty()) {
+    why = path_of(bwhere, "path") + ": only the uring backend takes a path";
+    return fail(Errc::kInvalidArgument, "config: path without uring");
+  }
+  d.blk.path = *path;
+  auto bs = get_int(*bit, "block_size", bwhere, why, 0, 0, 65536);
+  VIOPOOL_TRY(bs);
+  if (*bs != 0 && (*bs < 512 || (*bs & (*bs - 1)) != 0)) {
+    why = path_of(bwhere, "block_size") + ": a power of two from 512 to 65536";
+    return fail(Errc::kInvalidArgument, "config: bad block size");
+  }
+  d.blk.block_size = static_cast<std::uint32_t>(*bs);
+  auto size = get_size(*bit, "size", bwhere, why, 0);
+  VIOPOOL_TRY(size);
+  if (uring && *size != 0) {
+    why = path_of(bwhere, "size") + ": the uring backend takes its size from the file";
+    return fail(Errc::kInvalidArgument, "config: size with uring");
+  }
+  const std::uint64_t unit = d.blk.block_size ? d.blk.block_size : 512;
+  if (!uring && (*size == 0 || *size % unit != 0)) {
+    why = path_of(bwhere, "size") + ": required, a non-zero multiple of the block size";
+    return fail(Errc::kInvalidArgument, "config: bad size");
+  }
+  d.blk.size_bytes = *size;
+  auto direct = get_string(*bit, "direct", bwhere, why, false, "auto");
+  VIOPOOL_TRY(direct);
+  if (*direct == "auto") {
+    d.blk.direct = DirectIoMode::kAuto;
+  } else if (*direct == "on") {
+    d.blk.direct = DirectIoMode::kOn;
+  } else if (*direct == "off") {
+    d.blk.direct = DirectIoMode::kOff;
+  } else {
+    why = path_of(bwhere, "direct") + ": one of auto, on, off";
+    return fail(Errc::kInvalidArgument, "config: bad direct mode");
+  }
+  auto qd = get_int(*bit, "queue_depth", bwhere, why, 128, 1, 4096);
+  VIOPOOL_TRY(qd);
+  d.blk.queue_depth = static_cast<std::uint32_t>(*qd);
+  return {};
+}
+
 Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, std::string& why) {
-  VIOPOOL_TRY(reject_unknown(j,
-                             {"name", "type", "socket", "mode", "queue_pairs", "mrg_rxbuf",
-                              "packed_ring", "lcore", "backend"},
-                             where.empty() ? "device" : where, why));
+  if (!j.is_object()) {
+    why = (where.empty() ? std::string("device") : where) + ": expected an object";
+    return fail(Errc::kInvalidArgument, "config: expected object");
+  }
+  auto type = get_string(j, "type", where, why, false, "net");
+  VIOPOOL_TRY(type);
   DeviceConfig d;
+  if (*type == "net") {
+    d.type = DeviceType::kNet;
+    VIOPOOL_TRY(reject_unknown(j,
+                               {"name", "type", "socket", "mode", "queue_pairs", "mrg_rxbuf",
+                                "packed_ring", "lcore", "backend"},
+                               where.empty() ? "device" : where, why));
+  } else if (*type == "blk") {
+    d.type = DeviceType::kBlk;
+    VIOPOOL_TRY(reject_unknown(j,
+                               {"name", "type", "socket", "mode", "queues", "read_only", "serial",
+                                "lcore", "backend"},
+                               where.empty() ? "device" : where, why));
+  } else {
+    why = path_of(where, "type") + ": unknown device type '" + *type + "' (supported: net, blk)";
+    return fail(Errc::kUnsupported, "config: unknown device type");
+  }
   auto name = get_string(j, "name", where, why, true);
   VIOPOOL_TRY(name);
   if (!valid_name(*name)) {
@@ -116,13 +260,6 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
     return fail(Errc::kInvalidArgument, "config: bad device name");
   }
   d.name = *name;
-
-  auto type = get_string(j, "type", where, why, false, "net");
-  VIOPOOL_TRY(type);
-  if (*type != "net") {
-    why = path_of(where, "type") + ": unknown device type '" + *type + "' (supported: net)";
-    return fail(Errc::kUnsupported, "config: unknown device type");
-  }
 
   auto sock = get_string(j, "socket", where, why, true);
   VIOPOOL_TRY(sock);
@@ -144,6 +281,14 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
     return fail(Errc::kInvalidArgument, "config: bad socket mode");
   }
 
+  auto lcore = get_int(j, "lcore", where, why, -1, -1, 1023);
+  VIOPOOL_TRY(lcore);
+  d.lcore = static_cast<int>(*lcore);
+  if (d.type == DeviceType::kBlk) {
+    VIOPOOL_TRY(parse_blk_part(j, where, why, d));
+    return d;
+  }
+
   auto qp = get_int(j, "queue_pairs", where, why, 1, 1, kMaxQueuePairs);
   VIOPOOL_TRY(qp);
   d.queue_pairs = static_cast<std::uint16_t>(*qp);
@@ -153,9 +298,6 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
   auto packed = get_bool(j, "packed_ring", where, why, true);
   VIOPOOL_TRY(packed);
   d.packed_ring = *packed;
-  auto lcore = get_int(j, "lcore", where, why, -1, -1, 1023);
-  VIOPOOL_TRY(lcore);
-  d.lcore = static_cast<int>(*lcore);
 
   const std::string bwhere = path_of(where, "backend");
   auto bit = j.find("backend");
@@ -199,6 +341,23 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
 const char* to_string(DeviceType t) noexcept {
   switch (t) {
     case DeviceType::kNet: return "net";
+    case DeviceType::kBlk: return "blk";
+  }
+  return "?";
+}
+const char* to_string(BlkBackendKind k) noexcept {
+  switch (k) {
+    case BlkBackendKind::kUring: return "uring";
+    case BlkBackendKind::kMalloc: return "malloc";
+    case BlkBackendKind::kNull: return "null";
+  }
+  return "?";
+}
+const char* to_string(DirectIoMode m) noexcept {
+  switch (m) {
+    case DirectIoMode::kAuto: return "auto";
+    case DirectIoMode::kOn: return "on";
+    case DirectIoMode::kOff: return "off";
   }
   return "?";
 }
@@ -303,6 +462,19 @@ Result<HostConfig> load_host_config(const std::string& path, std::string& why) {
 }
 
 json to_json(const DeviceConfig& d) {
+  if (d.type == DeviceType::kBlk) {
+    json b = {{"kind", to_string(d.blk.kind)}, {"block_size", d.blk.block_size}};
+    if (d.blk.kind == BlkBackendKind::kUring) {
+      b["path"] = d.blk.path;
+      b["direct"] = to_string(d.blk.direct);
+    } else {
+      b["size"] = d.blk.size_bytes;
+    }
+    b["queue_depth"] = d.blk.queue_depth;
+    return json{{"name", d.name},   {"type", "blk"},          {"socket", d.socket},
+                {"mode", to_string(d.mode)}, {"queues", d.queues}, {"read_only", d.read_only},
+                {"serial", d.serial}, {"lcore", d.lcore},     {"backend", b}};
+  }
   json b = {{"kind", to_string(d.net.kind)}};
   if (d.net.kind == NetBackendKind::kEthdev) {
     b["devargs"] = d.net.devargs;

@@ -13,19 +13,32 @@
 
 namespace viopool::control {
 
-enum class DeviceType : std::uint8_t { kNet };
+enum class DeviceType : std::uint8_t { kNet, kBlk };
 enum class SocketMode : std::uint8_t { kServer, kClient };
 enum class NetBackendKind : std::uint8_t { kLoopback, kNull, kEthdev };
+enum class BlkBackendKind : std::uint8_t { kUring, kMalloc, kNull };
+enum class DirectIoMode : std::uint8_t { kAuto, kOn, kOff };
 
 const char* to_string(DeviceType t) noexcept;
 const char* to_string(SocketMode m) noexcept;
 const char* to_string(NetBackendKind k) noexcept;
+const char* to_string(BlkBackendKind k) noexcept;
+const char* to_string(DirectIoMode m) noexcept;
 
 struct NetBackendConfig {
   NetBackendKind kind = NetBackendKind::kLoopback;
   std::string devargs;        // kEthdev: DPDK devargs, e.g. "net_tap0,iface=vp0"
   std::uint16_t rx_desc = 1024;  // kEthdev: descriptors per queue
   std::uint16_t tx_desc = 1024;
+};
+
+struct BlkBackendConfig {
+  BlkBackendKind kind = BlkBackendKind::kUring;
+  std::string path;              // kUring: file or block device
+  std::uint64_t size_bytes = 0;  // kMalloc/kNull: capacity (multiple of the block size)
+  std::uint32_t block_size = 0;  // 0: detect (uring) or 512
+  DirectIoMode direct = DirectIoMode::kAuto;  // kUring: O_DIRECT policy
+  std::uint32_t queue_depth = 128;            // per virtqueue, 1..4096
 };
 
 struct DeviceConfig {
@@ -38,6 +51,11 @@ struct DeviceConfig {
   bool packed_ring = true;    // offer VIRTIO_F_RING_PACKED
   int lcore = -1;             // worker lcore polling this device; -1: least loaded
   NetBackendConfig net;
+  // blk
+  std::uint16_t queues = 1;   // request virtqueues, 1..kMaxQueuePairs
+  bool read_only = false;     // VIRTIO_BLK_F_RO; the backend is opened read-only
+  std::string serial;         // GET_ID answer, ≤ 20 bytes (default: the name)
+  BlkBackendConfig blk;
 };
 
 struct HostConfig {

@@ -16,6 +16,8 @@ namespace viopool::control {
 std::ostream& operator<<(std::ostream& os, DeviceType v) { return os << to_string(v); }
 std::ostream& operator<<(std::ostream& os, SocketMode v) { return os << to_string(v); }
 std::ostream& operator<<(std::ostream& os, NetBackendKind v) { return os << to_string(v); }
+std::ostream& operator<<(std::ostream& os, BlkBackendKind v) { return os << to_string(v); }
+std::ostream& operator<<(std::ostream& os, DirectIoMode v) { return os << to_string(v); }
 }  // namespace viopool::control
 
 namespace {
@@ -75,6 +77,7 @@ const BadCase kBad[] = {
     {"empty name", {{"name", ""}}, Errc::kInvalidArgument, "name"},
     {"long name", {{"name", std::string(33, 'a')}}, Errc::kInvalidArgument, "name"},
     {"unknown type", {{"type", "gpu"}}, Errc::kUnsupported, "unknown device type"},
+    {"type not a string", {{"type", 3}}, Errc::kInvalidArgument, "type"},
     {"bad mode", {{"mode", "both"}}, Errc::kInvalidArgument, "mode"},
     {"zero queues", {{"queue_pairs", 0}}, Errc::kOutOfRange, "queue_pairs"},
     {"too many queues", {{"queue_pairs", 17}}, Errc::kOutOfRange, "queue_pairs"},
@@ -93,6 +96,90 @@ const BadCase kBad[] = {
 BOOST_DATA_TEST_CASE(bad_device_is_rejected_with_reason, boost::unit_test::data::make(kBad), c) {
   json j = good_device();
   j.merge_patch(c.patch);
+  std::string why;
+  auto d = parse_device_config(j, why);
+  BOOST_REQUIRE(!d.has_value());
+  BOOST_TEST(static_cast<int>(d.error().code) == static_cast<int>(c.code));
+  BOOST_TEST(why.find(c.why_contains) != std::string::npos, "why was: " << why);
+}
+
+BOOST_AUTO_TEST_CASE(blk_device_with_uring_backend) {
+  json j = {{"name", "vol0"},
+            {"type", "blk"},
+            {"socket", "/tmp/vol0.sock"},
+            {"queues", 4},
+            {"read_only", true},
+            {"serial", "SN-42"},
+            {"backend", {{"kind", "uring"}, {"path", "/var/lib/vol0.img"}, {"direct", "on"}}}};
+  std::string why;
+  auto d = parse_device_config(j, why);
+  BOOST_REQUIRE_MESSAGE(d.has_value(), why);
+  BOOST_TEST(d->type == DeviceType::kBlk);
+  BOOST_TEST(d->queues == 4);
+  BOOST_TEST(d->read_only);
+  BOOST_TEST(d->serial == "SN-42");
+  BOOST_TEST(d->blk.kind == BlkBackendKind::kUring);
+  BOOST_TEST(d->blk.path == "/var/lib/vol0.img");
+  BOOST_TEST(d->blk.direct == DirectIoMode::kOn);
+  auto again = parse_device_config(to_json(*d), why);
+  BOOST_REQUIRE_MESSAGE(again.has_value(), why);
+  BOOST_TEST(again->blk.path == d->blk.path);
+  BOOST_TEST(again->queues == 4);
+}
+
+BOOST_AUTO_TEST_CASE(blk_sizes_accept_suffixes_and_default_the_serial) {
+  std::string why;
+  for (auto [text, bytes] : std::initializer_list<std::pair<json, std::uint64_t>>{
+           {json("64M"), 64ull << 20}, {json("1G"), 1ull << 30}, {json(1048576), 1048576}}) {
+    json j = {{"name", "m0"},
+              {"type", "blk"},
+              {"socket", "/tmp/m0.sock"},
+              {"backend", {{"kind", "malloc"}, {"size", text}}}};
+    auto d = parse_device_config(j, why);
+    BOOST_REQUIRE_MESSAGE(d.has_value(), why);
+    BOOST_TEST(d->blk.size_bytes == bytes);
+    BOOST_TEST(d->serial == "m0");
+  }
+}
+
+const BadCase kBadBlk[] = {
+    {"net key on blk", {{"queue_pairs", 2}}, Errc::kInvalidArgument, "unknown key 'queue_pairs'"},
+    {"uring without path", {{"backend", {{"kind", "uring"}}}}, Errc::kInvalidArgument, "path"},
+    {"malloc without size", {{"backend", {{"kind", "malloc"}}}}, Errc::kInvalidArgument, "size"},
+    {"size not a block multiple", {{"backend", {{"kind", "malloc"}, {"size", 1000}}}},
+     Errc::kInvalidArgument, "size"},
+    {"size garbage", {{"backend", {{"kind", "null"}, {"size", "12Q"}}}}, Errc::kInvalidArgument,
+     "size"},
+    {"size overflow", {{"backend", {{"kind", "null"}, {"size", "99999999999999999999"}}}},
+     Errc::kInvalidArgument, "size"},
+    {"negative size", {{"backend", {{"kind", "null"}, {"size", -4096}}}}, Errc::kInvalidArgument,
+     "size"},
+    {"bad block size", {{"backend", {{"kind", "null"}, {"size", 4096}, {"block_size", 1000}}}},
+     Errc::kInvalidArgument, "block_size"},
+    {"net backend on blk", {{"backend", {{"kind", "loopback"}}}}, Errc::kUnsupported,
+     "supported for blk"},
+    {"long serial", {{"serial", std::string(21, 's')}}, Errc::kInvalidArgument, "serial"},
+    {"zero queues", {{"queues", 0}}, Errc::kOutOfRange, "queues"},
+    {"bad direct", {{"backend", {{"kind", "uring"}, {"path", "/x"}, {"direct", "maybe"}}}},
+     Errc::kInvalidArgument, "direct"},
+    {"size on uring", {{"backend", {{"kind", "uring"}, {"path", "/x"}, {"size", 4096}}}},
+     Errc::kInvalidArgument, "size"},
+};
+
+BOOST_DATA_TEST_CASE(bad_blk_device_is_rejected_with_reason, boost::unit_test::data::make(kBadBlk),
+                     c) {
+  json j = {{"name", "vol0"},
+            {"type", "blk"},
+            {"socket", "/tmp/vol0.sock"},
+            {"backend", {{"kind", "uring"}, {"path", "/tmp/img"}}}};
+  if (c.patch.contains("backend")) {
+    j["backend"] = c.patch["backend"];
+  }
+  for (auto it = c.patch.begin(); it != c.patch.end(); ++it) {
+    if (it.key() != "backend") {
+      j[it.key()] = it.value();
+    }
+  }
   std::string why;
   auto d = parse_device_config(j, why);
   BOOST_REQUIRE(!d.has_value());

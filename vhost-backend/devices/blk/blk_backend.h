@@ -71,6 +71,8 @@ class BlockBackend {
   // accepted (the rest are retried later: the queue is full). Never blocks.
   virtual std::uint32_t submit(std::uint16_t q, BlkIo* const* ios, std::uint32_t n) noexcept = 0;
   // Polling thread of queue q. Returns up to `max` completions. Never blocks.
+  // Clears completion_fd(q) when it takes everything that is ready; a return
+  // of `max` means more may be waiting (the fd then stays readable).
   virtual std::uint32_t poll(std::uint16_t q, BlkCompletion* out, std::uint32_t max) noexcept = 0;
   // I/Os submitted on q and not yet returned by poll().
   virtual std::uint32_t in_flight(std::uint16_t q) const noexcept = 0;

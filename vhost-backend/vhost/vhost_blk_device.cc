@@ -1,0 +1,557 @@
+// virtio-blk over vhost-user: our own ring walking and request pipeline on the
+// polling lcore; attach/detach and the config space on rte_vhost's thread.
+#include "vhost-backend/vhost/vhost_blk_device.h"
+
+#include <rte_vhost.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "vhost-backend/base/log.h"
+
+VIOPOOL_LOG_MODULE("blk")
+
+namespace viopool::vhost {
+namespace {
+
+// vhost-user protocol feature bits (vhost-user spec).
+constexpr std::uint64_t pbit(unsigned b) { return std::uint64_t{1} << b; }
+constexpr unsigned kProtoMq = 0;
+constexpr unsigned kProtoRarp = 2;
+constexpr unsigned kProtoReplyAck = 3;
+constexpr unsigned kProtoNetMtu = 4;
+constexpr unsigned kProtoCryptoSession = 7;
+constexpr unsigned kProtoPagefault = 8;
+constexpr unsigned kProtoConfig = 9;
+constexpr unsigned kProtoHostNotifier = 11;
+
+// VHOST_USER_GET_CONFIG / SET_CONFIG payload: offset, size, flags, then up to
+// 256 bytes of config space.
+constexpr std::uint32_t kConfigHeaderBytes = 12;
+constexpr std::uint32_t kConfigMaxBytes = 256;
+
+}  // namespace
+
+VhostBlkDevice::VhostBlkDevice(control::DeviceConfig cfg,
+                               std::unique_ptr<blk::BlockBackend> backend,
+                               runtime::PollLoop& loop)
+    : VhostDevice(std::move(cfg), loop), backend_(std::move(backend)) {
+  for (std::uint16_t q = 0; q < log_ids_.size(); ++q) {
+    log_ids_[q] = "dev=" + cfg_.name + " q=" + std::to_string(q);
+  }
+}
+
+VhostBlkDevice::~VhostBlkDevice() { stop(); }
+
+std::uint64_t VhostBlkDevice::now_ns() const noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+Result<void> VhostBlkDevice::start(std::string& why) {
+  if (auto r = backend_->start(cfg_.queues); !r) {
+    why = std::string("backend ") + backend_->kind() + ": " + to_string(r.error());
+    return r;
+  }
+  opts_ = blk::BlkDeviceOptions{cfg_.queues, cfg_.read_only, backend_->info()};
+  if (opts_.backend.capacity_bytes < blk::kSectorSize) {
+    backend_->stop();
+    why = "backend capacity is below one sector";
+    return fail(Errc::kInvalidArgument, "blk: empty backend");
+  }
+  limits_ = blk::limits(opts_);
+  config_ = blk::config_space(opts_);
+  offered_features_ = blk::offered_features(opts_);
+
+  VhostSocketOptions o;
+  o.path = cfg_.socket;
+  o.role = cfg_.mode == control::SocketMode::kServer ? SocketRole::kServer : SocketRole::kClient;
+  o.features = offered_features_;
+  o.builtin_net = false;
+  o.protocol_features_add = pbit(kProtoConfig) | pbit(kProtoMq) | pbit(kProtoReplyAck);
+  // Net-only and unimplemented ones are not offered.
+  o.protocol_features_remove = pbit(kProtoRarp) | pbit(kProtoNetMtu) | pbit(kProtoCryptoSession) |
+                               pbit(kProtoPagefault) | pbit(kProtoHostNotifier);
+  auto offered = register_socket(o, this, why);
+  if (!offered) {
+    backend_->stop();
+    return unexpected(offered.error());
+  }
+  loop_.add(this);
+  started_ = true;
+  VIOPOOL_LOG_INFO(
+      "device started dev={} type=blk socket={} mode={} queues={} backend={} capacity={} "
+      "block_size={} ro={} loop={}",
+      cfg_.name, cfg_.socket, control::to_string(cfg_.mode), cfg_.queues, backend_->kind(),
+      opts_.backend.capacity_bytes, opts_.backend.block_size, limits_.read_only, loop_.name());
+  return {};
+}
+
+void VhostBlkDevice::stop() noexcept {
+  if (!started_) {
+    return;
+  }
+  started_ = false;
+  unregister_socket(cfg_.socket);  // runs on_destroy_device (drain) here if attached
+  loop_.remove(this);
+  backend_->stop();
+  VIOPOOL_LOG_INFO("device stopped dev={}", cfg_.name);
+}
+
+nlohmann::json VhostBlkDevice::describe() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  nlohmann::json j = control::to_json(cfg_);
+  const bool running = ready_.load(std::memory_order_acquire);
+  j["state"] = !started_ ? "stopped" : running ? "running" : "waiting";
+  j["vid"] = running ? vid_ : -1;
+  j["active_queues"] = running ? nq_ : 0;
+  j["features"] = {{"offered", offered_features_}, {"negotiated", negotiated_}};
+  j["connections"] = connections_;
+  j["disconnects"] = disconnects_;
+  j["loop"] = loop_.name();
+  j["capacity_bytes"] = opts_.backend.capacity_bytes;
+  j["block_size"] = opts_.backend.block_size;
+  j["effective_read_only"] = limits_.read_only;
+  return j;
+}
+
+nlohmann::json VhostBlkDevice::stats() const {
+  nlohmann::json queues = nlohmann::json::array();
+  nlohmann::json total = nlohmann::json::object();
+  for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
+    const auto& s = stats_[q];
+    nlohmann::json j = {{"queue", q},
+                        {"reads", s.reads.get()},
+                        {"writes", s.writes.get()},
+                        {"flushes", s.flushes.get()},
+                        {"discards", s.discards.get()},
+                        {"write_zeroes", s.write_zeroes.get()},
+                        {"get_ids", s.get_ids.get()},
+                        {"read_bytes", s.read_bytes.get()},
+                        {"write_bytes", s.write_bytes.get()},
+                        {"io_errors", s.io_errors.get()},
+                        {"rejected", s.rejected.get()},
+                        {"unsupported", s.unsupported.get()},
+                        {"kicks", s.kicks.get()},
+                        {"notifications", s.notifications.get()}};
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() != "queue") {
+        total[it.key()] = total.value(it.key(), std::uint64_t{0}) + it.value().get<std::uint64_t>();
+      }
+    }
+    j["latency_ns"] = {{"count", s.latency.count()},
+                       {"p50", s.latency.percentile(50)},
+                       {"p99", s.latency.percentile(99)},
+                       {"p999", s.latency.percentile(99.9)}};
+    queues.push_back(std::move(j));
+  }
+  const bool running = ready_.load(std::memory_order_acquire);
+  return nlohmann::json{{"type", "blk"},
+                        {"state", !started_ ? "stopped" : running ? "running" : "waiting"},
+                        {"queues", queues},
+                        {"total", total}};
+}
+
+// ---- rte_vhost thread ----------------------------------------------------------
+
+MessageResult VhostBlkDevice::on_message(int vid, VhostUserMessage& m) noexcept {
+  if (m.request == kVhostUserGetConfig || m.request == kVhostUserSetConfig) {
+    // Guest-controlled offset and size: both checked against the payload.
+    if (m.size < kConfigHeaderBytes) {
+      VIOPOOL_LOG_WARN_RL("short config message dev={} vid={} size={}", cfg_.name, vid, m.size);
+      return MessageResult::kError;
+    }
+    const auto offset = m.get<std::uint32_t>(0);
+    const auto size = m.get<std::uint32_t>(4);
+    if (size > kConfigMaxBytes || offset > kConfigMaxBytes - size ||
+        m.size < kConfigHeaderBytes + size) {
+      VIOPOOL_LOG_WARN_RL("bad config range dev={} vid={} offset={} size={}", cfg_.name, vid,
+                          offset, size);
+      return MessageResult::kError;
+    }
+    if (m.request == kVhostUserSetConfig) {
+      // Nothing in our config space is writable (CONFIG_WCE is not offered).
+      return MessageResult::kHandled;
+    }
+    char* region = m.payload() + kConfigHeaderBytes;
+    std::memset(region, 0, size);
+    if (offset < config_.size()) {
+      const std::size_t n = std::min<std::size_t>(size, config_.size() - offset);
+      std::memcpy(region, config_.data() + offset, n);
+    }
+    return MessageResult::kReply;
+  }
+  return handle_common_message(vid, m, offered_features_, cfg_.queues);
+}
+
+int VhostBlkDevice::on_new_connection(int vid) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++connections_;
+  VIOPOOL_LOG_INFO("frontend connected dev={} vid={}", cfg_.name, vid);
+  return 0;
+}
+
+void VhostBlkDevice::on_destroy_connection(int vid) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++disconnects_;
+  VIOPOOL_LOG_INFO("frontend disconnected dev={} vid={}", cfg_.name, vid);
+}
+
+int VhostBlkDevice::on_new_device(int vid) noexcept {
+  std::uint64_t features = 0;
+  rte_vhost_get_negotiated_features(vid, &features);
+  rte_vhost_memory* table = nullptr;
+  if (rte_vhost_get_mem_table(vid, &table) != 0 || table == nullptr) {
+    VIOPOOL_LOG_ERROR("no memory table dev={} vid={}", cfg_.name, vid);
+    return -1;
+  }
+  mem_.clear();
+  bool mem_ok = true;
+  for (std::uint32_t i = 0; i < table->nregions; ++i) {
+    const auto& r = table->regions[i];
+    if (r.size == 0) {
+      continue;
+    }
+    auto added = mem_.add_region(virtio::MemoryRegion{
+        GuestAddr(r.guest_phys_addr), r.size,
+        reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(r.host_user_addr))});
+    mem_ok = mem_ok && added.has_value();
+  }
+  std::free(table);
+  if (!mem_ok) {
+    VIOPOOL_LOG_ERROR("frontend memory table rejected dev={} vid={}", cfg_.name, vid);
+    return -1;
+  }
+
+  const std::uint16_t nr = rte_vhost_get_vring_num(vid);
+  const std::uint16_t nq = std::min<std::uint16_t>(cfg_.queues, nr);
+  const auto event_idx = (features >> virtio::kFeatureRingEventIdx) & 1
+                             ? virtio::EventIdx::kYes
+                             : virtio::EventIdx::kNo;
+  for (std::uint16_t q = 0; q < nq; ++q) {
+    rte_vhost_vring vr{};
+    std::uint16_t last_avail = 0;
+    std::uint16_t last_used = 0;
+    if (rte_vhost_get_vhost_vring(vid, q, &vr) != 0 ||
+        rte_vhost_get_vring_base(vid, q, &last_avail, &last_used) != 0) {
+      VIOPOOL_LOG_ERROR("cannot read vring dev={} vid={} q={}", cfg_.name, vid, q);
+      return -1;
+    }
+    virtio::SplitQueueConfig qc;
+    qc.desc = reinterpret_cast<std::byte*>(vr.desc);
+    qc.avail = reinterpret_cast<std::byte*>(vr.avail);
+    qc.used = reinterpret_cast<std::byte*>(vr.used);
+    qc.size = vr.size;
+    qc.memory = &mem_;
+    qc.event_idx = event_idx;
+    qc.last_avail_idx = last_avail;
+    qc.last_used_idx = last_used;
+    qc.log_id = log_ids_[q];
+    auto sq = virtio::SplitQueue::create(qc);
+    if (!sq) {
+      VIOPOOL_LOG_ERROR("frontend ring rejected dev={} vid={} q={} size={} error=\"{}\"", cfg_.name,
+                        vid, q, vr.size, sq.error().what);
+      return -1;
+    }
+    auto& qu = queues_[q];
+    qu.vq.emplace(std::move(*sq));
+    qu.vq->set_notifications(virtio::Notifications::kDisabled);  // polling
+    const std::uint32_t nslots = std::min<std::uint32_t>(vr.size, kMaxSlots);
+    qu.slots.assign(nslots, blk::BlkRequest{});
+    qu.free.clear();
+    for (std::uint32_t i = nslots; i > 0; --i) {
+      qu.free.push_back(i - 1);
+    }
+    qu.pending.clear();
+    qu.pending.reserve(nslots);
+    qu.used.clear();
+    qu.used.reserve(nslots);
+    qu.broken_logged = false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    vid_ = vid;
+    nq_ = nq;
+    negotiated_ = features;
+  }
+  // Release: the queues set up above are visible to the poller once it sees ready_.
+  ready_.store(true, std::memory_order_release);
+  loop_.quiesce();
+  VIOPOOL_LOG_INFO("device ready dev={} vid={} features={:#x} queues={} regions={}", cfg_.name,
+                   vid, features, nq, mem_.regions().size());
+  return 0;
+}
+
+void VhostBlkDevice::drain(std::uint16_t nq) noexcept {
+  // Requests already handed to the backend write into guest memory: wait for
+  // them while the memory is still mapped (it is until this callback returns).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    bool busy = false;
+    for (std::uint16_t q = 0; q < nq; ++q) {
+      auto& qu = queues_[q];
+      if (!qu.vq) {
+        continue;
+      }
+      if (!qu.pending.empty()) {
+        const auto k = backend_->submit(q, qu.pending.data(),
+                                        static_cast<std::uint32_t>(qu.pending.size()));
+        qu.pending.erase(qu.pending.begin(), qu.pending.begin() + k);
+      }
+      blk::BlkCompletion comps[kBurst];
+      const auto n = backend_->poll(q, comps, kBurst);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        auto* req = static_cast<blk::BlkRequest*>(comps[i].cookie);
+        finish(qu, q, *req, comps[i].result < 0 ? blk::kStatusIoErr : blk::kStatusOk);
+      }
+      flush_used(qu, q);
+      busy = busy || !qu.pending.empty() || backend_->in_flight(q) > 0;
+    }
+    if (!busy) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      VIOPOOL_LOG_ERROR("backend did not finish in-flight I/O within 10 s dev={}", cfg_.name);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
+void VhostBlkDevice::on_destroy_device(int vid) noexcept {
+  ready_.store(false, std::memory_order_release);
+  // rte_vhost requires the data path to stop touching the vid before this
+  // returns: wait for the loop's current iteration, then finish in-flight I/O.
+  loop_.quiesce();
+  const std::uint16_t nq = nq_;
+  drain(nq);
+  for (std::uint16_t q = 0; q < nq; ++q) {
+    auto& qu = queues_[q];
+    if (qu.vq) {
+      // GET_VRING_BASE (which triggered this) reports these to the frontend.
+      rte_vhost_set_vring_base(vid, q, qu.vq->last_avail_idx(), qu.vq->last_used_idx());
+      qu.vq.reset();
+    }
+    enabled_[q].store(false, std::memory_order_relaxed);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  nq_ = 0;
+  VIOPOOL_LOG_INFO("device detached dev={} vid={}", cfg_.name, vid);
+}
+
+int VhostBlkDevice::on_vring_state_changed(int vid, std::uint16_t vring, int enable) noexcept {
+  if (vring >= cfg_.queues) {
+    if (enable) {
+      VIOPOOL_LOG_WARN_RL("frontend enabled a queue beyond the configured ones dev={} vid={} "
+                          "vring={} queues={}; it is not served",
+                          cfg_.name, vid, vring, cfg_.queues);
+    }
+    return 0;
+  }
+  enabled_[vring].store(enable != 0, std::memory_order_release);
+  return 0;
+}
+
+// ---- polling lcore ----------------------------------------------------------------
+
+void VhostBlkDevice::finish(Queue& qu, std::uint16_t q, blk::BlkRequest& req,
+                            std::uint8_t status) noexcept {
+  (void)q;
+  const std::uint32_t len = blk::complete_request(req, status);
+  qu.used.push_back(virtio::VringUsedElem{req.head, len});
+  qu.free.push_back(static_cast<std::uint32_t>(&req - qu.slots.data()));
+}
+
+void VhostBlkDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
+  if (qu.used.empty()) {
+    return;
+  }
+  qu.vq->push_used(std::span<const virtio::VringUsedElem>(qu.used));
+  qu.used.clear();
+  if (qu.vq->need_notify()) {
+    // The call fd may be replaced by the frontend at any time (QEMU does so
+    // when the guest masks the vector): read the current one.
+    rte_vhost_vring vr{};
+    if (rte_vhost_get_vhost_vring(vid_, q, &vr) == 0 && vr.callfd >= 0) {
+      eventfd_write(vr.callfd, 1);
+      stats_[q].notifications.add(1);
+    }
+  }
+}
+
+bool VhostBlkDevice::poll_queue(std::uint16_t q) noexcept {
+  auto& qu = queues_[q];
+  if (!qu.vq || !enabled_[q].load(std::memory_order_acquire)) {
+    return false;
+  }
+  auto& st = stats_[q];
+  bool work = false;
+
+  blk::BlkCompletion comps[kBurst];
+  const std::uint32_t n = backend_->poll(q, comps, kBurst);
+  if (n) {
+    work = true;
+    const std::uint64_t now = now_ns();
+    for (std::uint32_t i = 0; i < n; ++i) {
+      auto* req = static_cast<blk::BlkRequest*>(comps[i].cookie);
+      st.latency.record(now - req->start_ns);
+      if (comps[i].result < 0) {
+        st.io_errors.add(1);
+        VIOPOOL_LOG_WARN_RL("backend I/O failed {} type={} sector={} errno={}", log_ids_[q],
+                            req->type, req->sector, -comps[i].result);
+        finish(qu, q, *req, blk::kStatusIoErr);
+      } else {
+        finish(qu, q, *req, blk::kStatusOk);
+      }
+    }
+  }
+
+  if (!qu.pending.empty()) {
+    const auto k =
+        backend_->submit(q, qu.pending.data(), static_cast<std::uint32_t>(qu.pending.size()));
+    if (k) {
+      work = true;
+      qu.pending.erase(qu.pending.begin(), qu.pending.begin() + k);
+    }
+  }
+
+  if (qu.pending.empty()) {
+    blk::BlkIo* batch[kBurst];
+    std::uint32_t nb = 0;
+    while (nb < kBurst && !qu.free.empty()) {
+      auto popped = qu.vq->pop_into(chain_);
+      if (!popped) {
+        if (!qu.broken_logged) {
+          qu.broken_logged = true;
+          VIOPOOL_LOG_ERROR("guest corrupted the ring {} error=\"{}\"; queue stopped until reset",
+                            log_ids_[q], popped.error().what);
+        }
+        break;
+      }
+      if (!*popped) {
+        break;
+      }
+      work = true;
+      const std::uint32_t slot = qu.free.back();
+      qu.free.pop_back();
+      auto& req = qu.slots[slot];
+      blk::parse_request(chain_, mem_, limits_, cfg_.serial, req);
+      switch (req.type) {
+        case blk::kTypeIn: st.reads.add(1); break;
+        case blk::kTypeOut: st.writes.add(1); break;
+        case blk::kTypeFlush: st.flushes.add(1); break;
+        case blk::kTypeDiscard: st.discards.add(1); break;
+        case blk::kTypeWriteZeroes: st.write_zeroes.add(1); break;
+        case blk::kTypeGetId: st.get_ids.add(1); break;
+        default: break;
+      }
+      if (!req.needs_io) {
+        if (req.reject == blk::BlkReject::kUnsupported) {
+          st.unsupported.add(1);
+        } else if (req.reject != blk::BlkReject::kNone) {
+          st.rejected.add(1);
+          VIOPOOL_LOG_WARN_RL("bad request {} type={} sector={} reason={}", log_ids_[q], req.type,
+                              req.sector, blk::to_string(req.reject));
+        }
+        finish(qu, q, req, req.immediate_status);
+        continue;
+      }
+      if (req.io.op == blk::BlkOp::kRead) {
+        st.read_bytes.add(req.data_len);
+      } else if (req.io.op == blk::BlkOp::kWrite) {
+        st.write_bytes.add(req.data_len);
+      }
+      req.start_ns = now_ns();
+      batch[nb++] = &req.io;
+    }
+    if (nb) {
+      const auto k = backend_->submit(q, batch, nb);
+      for (std::uint32_t i = k; i < nb; ++i) {
+        qu.pending.push_back(batch[i]);
+      }
+    }
+  }
+  flush_used(qu, q);
+  return work;
+}
+
+bool VhostBlkDevice::poll() noexcept {
+  // Acquire: pairs with the release in on_new_device.
+  if (!ready_.load(std::memory_order_acquire)) {
+    return false;
+  }
+  bool work = false;
+  for (std::uint16_t q = 0; q < nq_; ++q) {
+    work |= poll_queue(q);
+  }
+  return work;
+}
+
+bool VhostBlkDevice::arm(runtime::WaitSet& ws) noexcept {
+  if (!ready_.load(std::memory_order_acquire)) {
+    return true;
+  }
+  bool pending = false;
+  for (std::uint16_t q = 0; q < nq_; ++q) {
+    auto& qu = queues_[q];
+    qu.kick_slot = -1;
+    qu.completion_slot = -1;
+    if (!qu.vq || !enabled_[q].load(std::memory_order_acquire)) {
+      continue;
+    }
+    // set_notifications() fences before has_pending() reads avail->idx.
+    qu.vq->set_notifications(virtio::Notifications::kEnabled);
+    if (qu.vq->has_pending() && !qu.free.empty()) {
+      pending = true;
+    }
+    rte_vhost_vring vr{};
+    if (rte_vhost_get_vhost_vring(vid_, q, &vr) == 0 && vr.kickfd >= 0) {
+      qu.kickfd = vr.kickfd;
+      qu.kick_slot = ws.add(vr.kickfd);
+    }
+    if (qu.kick_slot < 0) {
+      ws.wake_within_us(1000);  // no fd to wait on: look again soon
+    }
+    if (backend_->in_flight(q) > 0 || !qu.pending.empty()) {
+      const int fd = backend_->completion_fd(q);
+      if (fd < 0) {
+        pending = true;  // completions are immediate: keep polling
+      } else {
+        qu.completion_slot = ws.add(fd);
+        if (qu.completion_slot < 0) {
+          ws.wake_within_us(100);
+        }
+      }
+    }
+  }
+  return !pending;
+}
+
+void VhostBlkDevice::disarm(const runtime::WaitSet& ws) noexcept {
+  if (!ready_.load(std::memory_order_acquire)) {
+    return;
+  }
+  for (std::uint16_t q = 0; q < nq_; ++q) {
+    auto& qu = queues_[q];
+    if (!qu.vq) {
+      continue;
+    }
+    qu.vq->set_notifications(virtio::Notifications::kDisabled);
+    if (ws.readable(qu.kick_slot)) {
+      eventfd_t cnt = 0;
+      // Readable eventfd: this read does not block.
+      if (eventfd_read(qu.kickfd, &cnt) == 0) {
+        stats_[q].kicks.add(cnt);
+      }
+    }
+    qu.kick_slot = -1;
+    qu.completion_slot = -1;
+  }
+}
+
+}  // namespace viopool::vhost
