@@ -47,7 +47,9 @@ Result<void> HostDaemon::start(std::string& why) {
   RTE_LCORE_FOREACH_WORKER(lcore) {
     loops_.push_back(Loop{lcore, std::make_unique<runtime::PollLoop>(
                                      "lcore" + std::to_string(lcore),
-                                     std::chrono::microseconds(100000))});
+                                     std::chrono::microseconds(100000),
+                                     cfg_.busy_poll ? runtime::PollLoop::IdleMode::kBusy
+                                                    : runtime::PollLoop::IdleMode::kAdaptive)});
   }
   if (loops_.empty()) {
     why = "no worker lcore: give EAL at least two lcores (e.g. --lcores=0@0,1@1)";

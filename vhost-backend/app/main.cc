@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   std::string control_socket;
   std::string log_level;
   bool no_huge = false;
+  bool busy_poll = false;
   unsigned memory_mb = 512;
   unsigned workers = 1;
   std::vector<std::string> eal;
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
                  "/run/viopool/host.sock)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
   app.add_flag("--no-huge", no_huge, "Do not use hugepages even if some are free");
+  app.add_flag("--busy-poll", busy_poll,
+               "Worker lcores never sleep (cores dedicated to polling; default: sleep when idle)");
   app.add_option("--memory", memory_mb, "DPDK memory in MiB (hugepage cap or --no-huge size)")
       ->check(CLI::Range(64u, 65536u));
   app.add_option("--workers", workers, "Worker lcores polling devices (default layout only)")
@@ -55,6 +58,9 @@ int main(int argc, char** argv) {
   }
   if (!log_level.empty()) {
     cfg.log_level = log_level;
+  }
+  if (busy_poll) {
+    cfg.busy_poll = true;
   }
   log::init("viopool-host", log::parse_level(cfg.log_level, log::Level::kInfo));
 

@@ -379,7 +379,9 @@ Result<DeviceConfig> parse_device_config(const json& j, std::string& why) {
 
 Result<HostConfig> parse_host_config(const json& j, std::string& why) {
   VIOPOOL_TRY(reject_unknown(
-      j, {"control_socket", "log_level", "eal_args", "mbufs", "idle_sleep_us", "devices"}, "config",
+      j,
+      {"control_socket", "log_level", "eal_args", "mbufs", "idle_sleep_us", "busy_poll", "devices"},
+      "config",
       why));
   HostConfig c;
   auto cs = get_string(j, "control_socket", "", why, false, c.control_socket);
@@ -417,6 +419,9 @@ Result<HostConfig> parse_host_config(const json& j, std::string& why) {
   auto is = get_int(j, "idle_sleep_us", "", why, c.idle_sleep_us, 10, 1000000);
   VIOPOOL_TRY(is);
   c.idle_sleep_us = static_cast<std::uint32_t>(*is);
+  auto bp = get_bool(j, "busy_poll", "", why, false);
+  VIOPOOL_TRY(bp);
+  c.busy_poll = *bp;
 
   std::set<std::string> names;
   std::set<std::string> sockets;

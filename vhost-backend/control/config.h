@@ -64,6 +64,7 @@ struct HostConfig {
   std::vector<std::string> eal_args;  // passed to rte_eal_init after our defaults
   std::uint32_t mbufs = 16383;        // mbuf pool size per NUMA socket
   std::uint32_t idle_sleep_us = 1000; // longest sleep of an idle poller with timer-only sources
+  bool busy_poll = false;             // worker lcores never sleep (dedicated cores)
   std::vector<DeviceConfig> devices;
 };
 

@@ -45,8 +45,10 @@ int WaitSet::sleep() noexcept {
   return ::ppoll(fds_.data(), n_, &ts, nullptr);
 }
 
-PollLoop::PollLoop(std::string name, std::chrono::microseconds max_sleep)
-    : name_(std::move(name)), max_sleep_us_(static_cast<std::uint64_t>(max_sleep.count())) {
+PollLoop::PollLoop(std::string name, std::chrono::microseconds max_sleep, IdleMode mode)
+    : name_(std::move(name)),
+      max_sleep_us_(static_cast<std::uint64_t>(max_sleep.count())),
+      mode_(mode) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   VIOPOOL_CHECK(wake_fd_ >= 0);
 }
@@ -144,7 +146,7 @@ int PollLoop::run() noexcept {
       continue;
     }
     // Read the clock once per kIdleSpins empty polls, not per poll.
-    if (++idle % kIdleSpins != 0) {
+    if (++idle % kIdleSpins != 0 || mode_ == IdleMode::kBusy) {
       continue;
     }
     const auto now = std::chrono::steady_clock::now();

@@ -68,7 +68,12 @@ class PollLoop {
   static constexpr std::uint32_t kIdleSpins = 512;
   static constexpr std::chrono::microseconds kIdleTime{200};
 
-  PollLoop(std::string name, std::chrono::microseconds max_sleep);
+  // Busy: never sleep (a core dedicated to polling, lowest latency). Adaptive:
+  // sleep on wake-up sources when idle (shared cores, idle daemons cost nothing).
+  enum class IdleMode : std::uint8_t { kAdaptive, kBusy };
+
+  PollLoop(std::string name, std::chrono::microseconds max_sleep,
+           IdleMode mode = IdleMode::kAdaptive);
   ~PollLoop();
   PollLoop(const PollLoop&) = delete;
   PollLoop& operator=(const PollLoop&) = delete;
@@ -95,6 +100,7 @@ class PollLoop {
 
   const std::string name_;
   const std::uint64_t max_sleep_us_;
+  const IdleMode mode_;
   int wake_fd_ = -1;
 
   mutable std::mutex mu_;
