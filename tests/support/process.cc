@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,8 +28,10 @@ Process::Process(std::vector<std::string> argv, SpawnOptions o) : log_path_(o.lo
   pid_ = ::fork();
   BOOST_REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
-    // Child: own process group so a stop reaches helpers it may fork.
+    // Child: own process group so a stop reaches helpers it may fork, and
+    // killed with the test if the test itself dies before stopping it.
     ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

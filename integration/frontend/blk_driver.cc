@@ -1,0 +1,632 @@
+// BlkDriver: vhost-user set-up in the order QEMU's vhost-user-blk uses, and
+// virtio-blk requests built from per-request slots in guest memory (header,
+// status byte, DISCARD/WRITE_ZEROES ranges) plus the caller's data buffers.
+#include "integration/frontend/blk_driver.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <thread>
+
+#include "vhost-backend/base/log.h"
+#include "vhost-backend/virtio/virtio_defs.h"
+
+VIOPOOL_LOG_MODULE("frontend.blk")
+
+namespace viopool::frontend {
+
+namespace {
+
+// Per-request slot in guest memory: header at 0, status byte at 16, ranges at
+// 64. 64-byte aligned so that two requests never share a cache line.
+constexpr std::uint64_t kSlotHeader = 0;
+constexpr std::uint64_t kSlotStatus = 16;
+constexpr std::uint64_t kSlotRanges = 64;
+constexpr std::uint64_t kSlotBytes =
+    kSlotRanges + sizeof(BlkDiscardWriteZeroes) * BlkDriver::kMaxRanges;
+static_assert(kSlotBytes % 64 == 0);
+
+// A chain is at most this long: header, data, status (our stack arrays use it).
+constexpr std::size_t kMaxChain = 256;
+constexpr std::uint32_t kMaxDataSegments = kMaxChain - 3;
+
+// What we ack when offered.
+constexpr unsigned kWantedBits[] = {
+    virtio::kFeatureVersion1,
+    virtio::kFeatureRingEventIdx,
+    virtio::kFeatureRingIndirectDesc,
+    kBlkFeatureSizeMax,
+    kBlkFeatureSegMax,
+    kBlkFeatureRo,
+    kBlkFeatureBlkSize,
+    kBlkFeatureFlush,
+    kBlkFeatureTopology,
+    kBlkFeatureMq,
+    kBlkFeatureDiscard,
+    kBlkFeatureWriteZeroes,
+};
+
+template <typename T>
+T le_at(std::span<const std::byte> raw, std::size_t off) noexcept {
+  T v{};
+  if (off + sizeof(T) <= raw.size()) {
+    std::memcpy(&v, raw.data() + off, sizeof(T));  // little-endian host (virtio_defs.h)
+  }
+  return v;
+}
+
+std::uint64_t mix64(std::uint64_t z) noexcept {
+  z ^= z >> 30;
+  z *= 0xbf58476d1ce4e5b9ull;
+  z ^= z >> 27;
+  z *= 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return z;
+}
+
+std::uint64_t pattern_word(std::uint64_t seed_hash, std::uint64_t word_index) noexcept {
+  return mix64(seed_hash ^ (word_index * 0x9e3779b97f4a7c15ull));
+}
+
+void note(std::string* why, const std::string& s) {
+  if (why != nullptr) {
+    *why = s;
+  }
+}
+
+}  // namespace
+
+const char* blk_feature_name(unsigned bit) noexcept {
+  switch (bit) {
+    case kBlkFeatureSizeMax:
+      return "SIZE_MAX";
+    case kBlkFeatureSegMax:
+      return "SEG_MAX";
+    case kBlkFeatureGeometry:
+      return "GEOMETRY";
+    case kBlkFeatureRo:
+      return "RO";
+    case kBlkFeatureBlkSize:
+      return "BLK_SIZE";
+    case kBlkFeatureFlush:
+      return "FLUSH";
+    case kBlkFeatureTopology:
+      return "TOPOLOGY";
+    case kBlkFeatureConfigWce:
+      return "CONFIG_WCE";
+    case kBlkFeatureMq:
+      return "MQ";
+    case kBlkFeatureDiscard:
+      return "DISCARD";
+    case kBlkFeatureWriteZeroes:
+      return "WRITE_ZEROES";
+    case 15:
+      return "LIFETIME";
+    case 16:
+      return "SECURE_ERASE";
+    default:
+      return virtio::feature_name(bit);
+  }
+}
+
+const char* blk_status_name(std::uint8_t status) noexcept {
+  switch (status) {
+    case kBlkStatusOk:
+      return "OK";
+    case kBlkStatusIoErr:
+      return "IOERR";
+    case kBlkStatusUnsupp:
+      return "UNSUPP";
+    case kBlkStatusNone:
+      return "NONE";
+    default:
+      return "INVALID";
+  }
+}
+
+BlkConfig parse_blk_config(std::span<const std::byte> raw, virtio::FeatureSet offered) noexcept {
+  // Offsets from virtio 1.2, 5.2.4 (struct virtio_blk_config).
+  BlkConfig c;
+  c.capacity_sectors = le_at<std::uint64_t>(raw, 0);
+  if (offered.has(kBlkFeatureSizeMax)) {
+    c.size_max = le_at<std::uint32_t>(raw, 8);
+  }
+  if (offered.has(kBlkFeatureSegMax)) {
+    c.seg_max = le_at<std::uint32_t>(raw, 12);
+  }
+  if (offered.has(kBlkFeatureBlkSize)) {
+    c.blk_size = le_at<std::uint32_t>(raw, 20);
+  }
+  if (offered.has(kBlkFeatureTopology)) {
+    c.physical_block_exp = le_at<std::uint8_t>(raw, 24);
+    c.alignment_offset = le_at<std::uint8_t>(raw, 25);
+    c.min_io_size = le_at<std::uint16_t>(raw, 26);
+    c.opt_io_size = le_at<std::uint32_t>(raw, 28);
+  }
+  c.writeback = le_at<std::uint8_t>(raw, 32);
+  if (offered.has(kBlkFeatureMq)) {
+    c.num_queues = le_at<std::uint16_t>(raw, 34);
+  }
+  if (offered.has(kBlkFeatureDiscard)) {
+    c.max_discard_sectors = le_at<std::uint32_t>(raw, 36);
+    c.max_discard_seg = le_at<std::uint32_t>(raw, 40);
+    c.discard_sector_alignment = le_at<std::uint32_t>(raw, 44);
+  }
+  if (offered.has(kBlkFeatureWriteZeroes)) {
+    c.max_write_zeroes_sectors = le_at<std::uint32_t>(raw, 48);
+    c.max_write_zeroes_seg = le_at<std::uint32_t>(raw, 52);
+    c.write_zeroes_may_unmap = le_at<std::uint8_t>(raw, 56);
+  }
+  return c;
+}
+
+Result<std::unique_ptr<BlkDriver>> BlkDriver::connect(const BlkDriverOptions& options,
+                                                      std::string* why) {
+  std::unique_ptr<BlkDriver> d(new BlkDriver());
+  auto r = d->setup(options, why);
+  if (!r) {
+    d->stopped_ = true;  // nothing to stop on a half set-up connection
+    return unexpected(r.error());
+  }
+  return d;
+}
+
+BlkDriver::~BlkDriver() {
+  if (!stopped_) {
+    (void)stop();
+  }
+  // Queues give their ring memory back to the arena before it goes away.
+  queues_.clear();
+}
+
+Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
+  // Records the failing step (the frontend names the request) and returns.
+  auto failed_step = [&](const char* step, const Error& e) {
+    std::string detail = frontend_ ? frontend_->last_error_detail() : std::string();
+    note(why, std::string(step) + ": " + (detail.empty() ? to_string(e) : detail));
+    return unexpected(e);
+  };
+
+  auto fe = VhostUserFrontend::connect(o.socket_path, o.frontend);
+  if (!fe) {
+    return failed_step(("connect " + o.socket_path).c_str(), fe.error());
+  }
+  frontend_ = std::move(*fe);
+  if (auto r = frontend_->set_owner(); !r) {
+    return failed_step("set owner", r.error());
+  }
+  auto offered = frontend_->get_features();
+  if (!offered) {
+    return failed_step("get features", offered.error());
+  }
+  offered_ = virtio::FeatureSet(*offered);
+  if (!offered_.has(virtio::kFeatureVersion1)) {
+    return failed_step("features",
+                       make_error(Errc::kUnsupported, "device does not offer VIRTIO_F_VERSION_1"));
+  }
+  const bool protocol = offered_.has(virtio::kFeatureProtocolFeatures);
+  if (!protocol) {
+    return failed_step("features", make_error(Errc::kUnsupported,
+                                              "backend offers no protocol features (needed for "
+                                              "GET_CONFIG)"));
+  }
+  auto proto = frontend_->get_protocol_features();
+  if (!proto) {
+    return failed_step("get protocol features", proto.error());
+  }
+  offered_protocol_ = *proto;
+  const std::uint64_t want_proto = (std::uint64_t{1} << vhost_user::kProtocolMq) |
+                                   (std::uint64_t{1} << vhost_user::kProtocolReplyAck) |
+                                   (std::uint64_t{1} << vhost_user::kProtocolConfig);
+  if (auto r = frontend_->set_protocol_features(offered_protocol_ & want_proto); !r) {
+    return failed_step("set protocol features", r.error());
+  }
+  if (((offered_protocol_ >> vhost_user::kProtocolConfig) & 1) == 0) {
+    return failed_step("protocol features",
+                       make_error(Errc::kUnsupported, "backend lacks the CONFIG protocol feature"));
+  }
+  if ((offered_protocol_ >> vhost_user::kProtocolMq) & 1) {
+    auto n = frontend_->get_queue_num();
+    if (!n) {
+      return failed_step("get queue num", n.error());
+    }
+    backend_queues_ = *n;
+  }
+
+  std::array<std::byte, kBlkConfigBytes> raw{};
+  if (auto r = frontend_->get_config(0, raw); !r) {
+    return failed_step("get config", r.error());
+  }
+  config_ = parse_blk_config(raw, offered_);
+  if (config_.num_queues == 0) {
+    config_.num_queues = 1;
+  }
+  const std::uint32_t device_queues = std::min<std::uint32_t>(
+      offered_.has(kBlkFeatureMq) ? config_.num_queues : 1, backend_queues_);
+  if (o.num_queues == 0 || o.num_queues > device_queues) {
+    note(why, "queues: " + std::to_string(o.num_queues) + " requested, the device offers " +
+                  std::to_string(device_queues));
+    return fail(Errc::kInvalidArgument, "more queues requested than the device offers");
+  }
+
+  virtio::FeatureSet acked;
+  for (unsigned bit : kWantedBits) {
+    if (offered_.has(bit) && !o.exclude.has(bit)) {
+      acked = acked.with(bit);
+    }
+  }
+  // Keeps protocol features (and vring enable/disable) in effect.
+  acked = acked.with(virtio::kFeatureProtocolFeatures);
+  acked_ = acked;
+  if (auto r = frontend_->set_features(acked_.bits()); !r) {
+    return failed_step("set features", r.error());
+  }
+
+  auto arena = GuestMemoryArena::create(o.arena);
+  if (!arena) {
+    return failed_step("guest memory", arena.error());
+  }
+  arena_ = std::move(*arena);
+  const MemTableEntry region = arena_->mem_table_entry();
+  if (auto r = frontend_->set_mem_table(std::span<const MemTableEntry>(&region, 1)); !r) {
+    return failed_step("set mem table", r.error());
+  }
+
+  slots_per_queue_ = o.queue_size;
+  const auto event_idx =
+      acked_.has(virtio::kFeatureRingEventIdx) ? virtio::EventIdx::kYes : virtio::EventIdx::kNo;
+  const auto indirect =
+      o.use_indirect == Indirect::kYes && acked_.has(virtio::kFeatureRingIndirectDesc)
+          ? Indirect::kYes
+          : Indirect::kNo;
+  queues_.resize(o.num_queues);
+  for (std::uint16_t i = 0; i < o.num_queues; ++i) {
+    Queue& q = queues_[i];
+    DriverQueueOptions qo;
+    qo.size = o.queue_size;
+    qo.event_idx = event_idx;
+    qo.indirect = indirect;
+    qo.max_indirect = static_cast<std::uint16_t>(max_data_segments() + 3);
+    auto vq = DriverQueue::create(*arena_, qo);
+    if (!vq) {
+      return failed_step("create virtqueue", vq.error());
+    }
+    q.vq = std::move(*vq);
+    // Busy-polling is the default; wait() turns interrupts on when used.
+    q.vq->set_interrupts(virtio::Notifications::kDisabled);
+    auto area = arena_->alloc(kSlotBytes * slots_per_queue_, 64);
+    if (!area) {
+      return failed_step("request slots", area.error());
+    }
+    q.slot_area = *area;
+    q.slots.resize(slots_per_queue_);
+    q.free_slots.resize(slots_per_queue_);
+    for (std::uint32_t s = 0; s < slots_per_queue_; ++s) {
+      q.free_slots[s] = slots_per_queue_ - 1 - s;
+    }
+    q.reaped.resize(slots_per_queue_);
+
+    if (auto r = frontend_->set_vring_num(i, o.queue_size); !r) {
+      return failed_step("set vring num", r.error());
+    }
+    if (auto r = frontend_->set_vring_base(i, q.vq->start_idx()); !r) {
+      return failed_step("set vring base", r.error());
+    }
+    const vhost_user::VringAddr addr{
+        i, 0, q.vq->desc_user_addr(), q.vq->used_user_addr(), q.vq->avail_user_addr(), 0};
+    if (auto r = frontend_->set_vring_addr(addr); !r) {
+      return failed_step("set vring addr", r.error());
+    }
+    // Call before kick: a backend may start the ring on the kick fd
+    // (libvhost-user does) and should be able to signal from its first request.
+    if (auto r = frontend_->set_vring_call(i, q.vq->call_fd()); !r) {
+      return failed_step("set vring call", r.error());
+    }
+    if (auto r = frontend_->set_vring_kick(i, q.vq->kick_fd()); !r) {
+      return failed_step("set vring kick", r.error());
+    }
+  }
+  // With VHOST_USER_F_PROTOCOL_FEATURES rings start disabled.
+  for (std::uint16_t i = 0; i < o.num_queues; ++i) {
+    if (auto r = frontend_->set_vring_enable(i, VringEnable::kYes); !r) {
+      return failed_step("set vring enable", r.error());
+    }
+  }
+  if (!frontend_->reply_ack()) {
+    // Without acks, one round trip proves the backend took every message.
+    if (auto r = frontend_->sync(); !r) {
+      return failed_step("sync", r.error());
+    }
+  }
+  VIOPOOL_LOG_DEBUG("connected socket={} features={} queues={} capacity={}", o.socket_path,
+                    virtio::to_string(acked_), o.num_queues, config_.capacity_sectors);
+  return {};
+}
+
+Result<std::vector<std::uint32_t>> BlkDriver::stop() {
+  if (stop_result_) {
+    return *stop_result_;
+  }
+  stopped_ = true;
+  std::vector<std::uint32_t> bases;
+  Result<std::vector<std::uint32_t>> result = bases;
+  for (std::uint16_t i = 0; i < queues_.size(); ++i) {
+    if (auto r = frontend_->set_vring_enable(i, VringEnable::kNo); !r) {
+      result = unexpected(r.error());
+      break;
+    }
+  }
+  if (result) {
+    for (std::uint16_t i = 0; i < queues_.size(); ++i) {
+      auto b = frontend_->get_vring_base(i);
+      if (!b) {
+        result = unexpected(b.error());
+        break;
+      }
+      bases.push_back(*b);
+    }
+    if (result) {
+      result = bases;
+    }
+  }
+  stop_result_ = result;
+  return result;
+}
+
+std::uint32_t BlkDriver::max_data_segments() const noexcept {
+  std::uint32_t n = kMaxDataSegments;
+  if (config_.seg_max != 0) {
+    n = std::min(n, config_.seg_max);
+  }
+  // Without indirect tables the whole chain (plus header and status) must
+  // fit in the ring.
+  if (slots_per_queue_ > 2) {
+    n = std::min<std::uint32_t>(n, slots_per_queue_ - 2);
+  }
+  return n;
+}
+
+std::byte* BlkDriver::slot_base(std::uint16_t q, std::uint32_t slot) const noexcept {
+  return queues_[q].slot_area.host + kSlotBytes * slot;
+}
+
+Result<void> BlkDriver::check_data(std::span<const BlkBuffer> data) const noexcept {
+  if (data.empty()) {
+    return fail(Errc::kInvalidArgument, "request needs a data buffer");
+  }
+  if (data.size() > max_data_segments()) {
+    return fail(Errc::kInvalidArgument, "more data segments than seg_max");
+  }
+  std::uint64_t total = 0;
+  for (const auto& b : data) {
+    if (b.len == 0 || arena_->host(b.addr, b.len) == nullptr) {
+      return fail(Errc::kInvalidArgument, "data buffer empty or outside guest memory");
+    }
+    if (acked_.has(kBlkFeatureSizeMax) && config_.size_max != 0 && b.len > config_.size_max) {
+      return fail(Errc::kInvalidArgument, "data segment larger than size_max");
+    }
+    total += b.len;
+  }
+  if (total % kBlkSectorSize != 0) {
+    return fail(Errc::kInvalidArgument, "data length is not a multiple of 512");
+  }
+  return {};
+}
+
+Result<void> BlkDriver::submit_slot(std::uint16_t q, std::uint32_t type, std::uint64_t sector,
+                                    std::span<const BlkBuffer> out, std::uint32_t range_bytes,
+                                    std::span<const BlkBuffer> in, std::uint64_t cookie,
+                                    const BlkRange* ranges, std::size_t nranges) noexcept {
+  if (q >= queues_.size()) {
+    return fail(Errc::kInvalidArgument, "no such queue");
+  }
+  Queue& qu = queues_[q];
+  const std::size_t nseg = 2 + out.size() + (range_bytes ? 1 : 0) + in.size();
+  if (nseg > kMaxChain) {
+    return fail(Errc::kInvalidArgument, "request has too many buffers");
+  }
+  if (qu.free_slots.empty()) {
+    return fail(Errc::kResourceExhausted, "queue is full");
+  }
+  const std::uint32_t slot = qu.free_slots.back();
+  std::byte* base = slot_base(q, slot);
+  const BlkOutHdr hdr{type, 0, sector};
+  std::memcpy(base + kSlotHeader, &hdr, sizeof(hdr));
+  base[kSlotStatus] = std::byte{kBlkStatusNone};
+  for (std::size_t i = 0; i < nranges; ++i) {
+    const BlkDiscardWriteZeroes r{ranges[i].sector, ranges[i].num_sectors,
+                                  ranges[i].unmap ? kBlkWriteZeroesUnmap : 0};
+    std::memcpy(base + kSlotRanges + i * sizeof(r), &r, sizeof(r));
+  }
+
+  const GuestAddr slot_gpa{qu.slot_area.gpa.value + kSlotBytes * slot};
+  std::array<DriverSegment, kMaxChain> segs;
+  std::size_t n = 0;
+  segs[n++] =
+      DriverSegment{GuestAddr{slot_gpa.value + kSlotHeader}, sizeof(BlkOutHdr), Writable::kNo};
+  for (const auto& b : out) {
+    segs[n++] = DriverSegment{b.addr, b.len, Writable::kNo};
+  }
+  if (range_bytes != 0) {
+    segs[n++] = DriverSegment{GuestAddr{slot_gpa.value + kSlotRanges}, range_bytes, Writable::kNo};
+  }
+  for (const auto& b : in) {
+    segs[n++] = DriverSegment{b.addr, b.len, Writable::kYes};
+  }
+  segs[n++] = DriverSegment{GuestAddr{slot_gpa.value + kSlotStatus}, 1, Writable::kYes};
+
+  VIOPOOL_TRY(qu.vq->add(std::span<const DriverSegment>(segs.data(), n), slot));
+  qu.free_slots.pop_back();
+  qu.slots[slot].cookie = cookie;
+  return {};
+}
+
+Result<void> BlkDriver::read(std::uint16_t q, std::uint64_t sector, std::span<const BlkBuffer> data,
+                             std::uint64_t cookie) noexcept {
+  VIOPOOL_TRY(check_data(data));
+  return submit_slot(q, kBlkTypeIn, sector, {}, 0, data, cookie, nullptr, 0);
+}
+
+Result<void> BlkDriver::write(std::uint16_t q, std::uint64_t sector,
+                              std::span<const BlkBuffer> data, std::uint64_t cookie) noexcept {
+  VIOPOOL_TRY(check_data(data));
+  return submit_slot(q, kBlkTypeOut, sector, data, 0, {}, cookie, nullptr, 0);
+}
+
+Result<void> BlkDriver::flush(std::uint16_t q, std::uint64_t cookie) noexcept {
+  return submit_slot(q, kBlkTypeFlush, 0, {}, 0, {}, cookie, nullptr, 0);
+}
+
+Result<void> BlkDriver::get_id(std::uint16_t q, BlkBuffer id, std::uint64_t cookie) noexcept {
+  if (id.len == 0 || arena_->host(id.addr, id.len) == nullptr) {
+    return fail(Errc::kInvalidArgument, "id buffer empty or outside guest memory");
+  }
+  return submit_slot(q, kBlkTypeGetId, 0, {}, 0, std::span<const BlkBuffer>(&id, 1), cookie,
+                     nullptr, 0);
+}
+
+Result<void> BlkDriver::submit_ranges(std::uint16_t q, std::uint32_t type,
+                                      std::span<const BlkRange> ranges,
+                                      std::uint64_t cookie) noexcept {
+  if (ranges.empty() || ranges.size() > kMaxRanges) {
+    return fail(Errc::kInvalidArgument, "1 to 16 ranges per request");
+  }
+  return submit_slot(q, type, 0, {},
+                     static_cast<std::uint32_t>(ranges.size() * sizeof(BlkDiscardWriteZeroes)), {},
+                     cookie, ranges.data(), ranges.size());
+}
+
+Result<void> BlkDriver::discard(std::uint16_t q, std::span<const BlkRange> ranges,
+                                std::uint64_t cookie) noexcept {
+  return submit_ranges(q, kBlkTypeDiscard, ranges, cookie);
+}
+
+Result<void> BlkDriver::write_zeroes(std::uint16_t q, std::span<const BlkRange> ranges,
+                                     std::uint64_t cookie) noexcept {
+  return submit_ranges(q, kBlkTypeWriteZeroes, ranges, cookie);
+}
+
+Result<void> BlkDriver::submit_raw(std::uint16_t q, std::uint32_t type, std::uint64_t sector,
+                                   std::span<const BlkBuffer> out, std::span<const BlkBuffer> in,
+                                   std::uint64_t cookie) noexcept {
+  for (const auto& b : out) {
+    if (b.len == 0 || arena_->host(b.addr, b.len) == nullptr) {
+      return fail(Errc::kInvalidArgument, "buffer empty or outside guest memory");
+    }
+  }
+  for (const auto& b : in) {
+    if (b.len == 0 || arena_->host(b.addr, b.len) == nullptr) {
+      return fail(Errc::kInvalidArgument, "buffer empty or outside guest memory");
+    }
+  }
+  return submit_slot(q, type, sector, out, 0, in, cookie, nullptr, 0);
+}
+
+Result<bool> BlkDriver::kick(std::uint16_t q) noexcept {
+  if (q >= queues_.size()) {
+    return fail(Errc::kInvalidArgument, "no such queue");
+  }
+  return queues_[q].vq->kick();
+}
+
+Result<std::size_t> BlkDriver::poll(std::uint16_t q, std::span<BlkCompletion> out) noexcept {
+  if (q >= queues_.size()) {
+    return fail(Errc::kInvalidArgument, "no such queue");
+  }
+  Queue& qu = queues_[q];
+  const std::size_t want = std::min(out.size(), qu.reaped.size());
+  auto n = qu.vq->reap(std::span<DriverCompletion>(qu.reaped.data(), want));
+  if (!n) {
+    return unexpected(n.error());
+  }
+  for (std::size_t i = 0; i < *n; ++i) {
+    const auto slot = static_cast<std::uint32_t>(qu.reaped[i].cookie);
+    // The status byte was written by the device before it published the used
+    // entry; reap()'s acquire load of used->idx makes it visible here.
+    const auto status = static_cast<std::uint8_t>(slot_base(q, slot)[kSlotStatus]);
+    out[i] = BlkCompletion{qu.slots[slot].cookie, status, qu.reaped[i].len};
+    qu.free_slots.push_back(slot);
+  }
+  return *n;
+}
+
+Result<std::size_t> BlkDriver::wait(std::uint16_t q, std::span<BlkCompletion> out,
+                                    std::chrono::milliseconds limit) noexcept {
+  if (q >= queues_.size()) {
+    return fail(Errc::kInvalidArgument, "no such queue");
+  }
+  auto ready = queues_[q].vq->wait_used(limit);
+  if (!ready) {
+    return unexpected(ready.error());
+  }
+  if (!*ready) {
+    return std::size_t{0};
+  }
+  return poll(q, out);
+}
+
+std::uint32_t BlkDriver::in_flight(std::uint16_t q) const noexcept {
+  return q < queues_.size() ? queues_[q].vq->in_flight() : 0;
+}
+
+Result<BlkCompletion> BlkDriver::execute(std::uint16_t q, std::uint32_t type, std::uint64_t sector,
+                                         std::span<const BlkBuffer> out,
+                                         std::span<const BlkBuffer> in,
+                                         std::chrono::milliseconds limit) {
+  if (q >= queues_.size()) {
+    return fail(Errc::kInvalidArgument, "no such queue");
+  }
+  if (in_flight(q) != 0) {
+    return fail(Errc::kBusy, "execute() needs an idle queue");
+  }
+  VIOPOOL_TRY(submit_raw(q, type, sector, out, in, 0));
+  VIOPOOL_TRY(kick(q));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  BlkCompletion c;
+  for (;;) {
+    auto n = poll(q, std::span<BlkCompletion>(&c, 1));
+    if (!n) {
+      return unexpected(n.error());
+    }
+    if (*n == 1) {
+      return c;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return fail(Errc::kTimeout, "request did not complete in time");
+    }
+    std::this_thread::yield();
+  }
+}
+
+void fill_pattern(std::span<std::byte> buf, std::uint64_t device_offset,
+                  std::uint64_t seed) noexcept {
+  const std::uint64_t h = mix64(seed + 0x632be59bd9b4e019ull);
+  const std::uint64_t first = device_offset / 8;
+  const std::size_t words = buf.size() / 8;
+  for (std::size_t i = 0; i < words; ++i) {
+    const std::uint64_t w = pattern_word(h, first + i);
+    std::memcpy(buf.data() + i * 8, &w, 8);
+  }
+}
+
+std::optional<std::size_t> find_pattern_mismatch(std::span<const std::byte> buf,
+                                                 std::uint64_t device_offset,
+                                                 std::uint64_t seed) noexcept {
+  const std::uint64_t h = mix64(seed + 0x632be59bd9b4e019ull);
+  const std::uint64_t first = device_offset / 8;
+  const std::size_t words = buf.size() / 8;
+  for (std::size_t i = 0; i < words; ++i) {
+    std::uint64_t got = 0;
+    std::memcpy(&got, buf.data() + i * 8, 8);
+    if (got != pattern_word(h, first + i)) {
+      return i * 8;
+    }
+  }
+  return std::nullopt;
+}
+
+bool all_zero(std::span<const std::byte> buf) noexcept {
+  return std::all_of(buf.begin(), buf.end(), [](std::byte b) { return b == std::byte{0}; });
+}
+
+}  // namespace viopool::frontend

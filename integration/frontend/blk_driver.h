@@ -1,0 +1,279 @@
+// A virtio-blk driver over vhost-user, for component tests and benchmarks of
+// vhost-user-blk backends (viopool-host's blk devices, qemu-storage-daemon):
+// negotiation, the config space, N request queues, asynchronous requests with
+// a per-request virtio status, and data patterns to fill and verify buffers.
+// Built on vhost_user_frontend.h, guest_memory_arena.h and driver_queue.h.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "integration/frontend/driver_queue.h"
+#include "integration/frontend/guest_memory_arena.h"
+#include "integration/frontend/vhost_user_frontend.h"
+#include "vhost-backend/base/result.h"
+#include "vhost-backend/virtio/features.h"
+
+namespace viopool::frontend {
+
+// ---- virtio-blk (virtio 1.2, 5.2), driver's view ----
+// Feature bit numbers (VIRTIO_BLK_F_*).
+inline constexpr unsigned kBlkFeatureSizeMax = 1;
+inline constexpr unsigned kBlkFeatureSegMax = 2;
+inline constexpr unsigned kBlkFeatureGeometry = 4;
+inline constexpr unsigned kBlkFeatureRo = 5;
+inline constexpr unsigned kBlkFeatureBlkSize = 6;
+inline constexpr unsigned kBlkFeatureFlush = 9;
+inline constexpr unsigned kBlkFeatureTopology = 10;
+inline constexpr unsigned kBlkFeatureConfigWce = 11;
+inline constexpr unsigned kBlkFeatureMq = 12;
+inline constexpr unsigned kBlkFeatureDiscard = 13;
+inline constexpr unsigned kBlkFeatureWriteZeroes = 14;
+// Name of a virtio-blk or transport feature bit, or nullptr.
+const char* blk_feature_name(unsigned bit) noexcept;
+
+// Request types (VIRTIO_BLK_T_*).
+inline constexpr std::uint32_t kBlkTypeIn = 0;
+inline constexpr std::uint32_t kBlkTypeOut = 1;
+inline constexpr std::uint32_t kBlkTypeFlush = 4;
+inline constexpr std::uint32_t kBlkTypeGetId = 8;
+inline constexpr std::uint32_t kBlkTypeDiscard = 11;
+inline constexpr std::uint32_t kBlkTypeWriteZeroes = 13;
+
+// Completion status (VIRTIO_BLK_S_*). kBlkStatusNone is ours: the device
+// completed the request without writing a status byte.
+inline constexpr std::uint8_t kBlkStatusOk = 0;
+inline constexpr std::uint8_t kBlkStatusIoErr = 1;
+inline constexpr std::uint8_t kBlkStatusUnsupp = 2;
+inline constexpr std::uint8_t kBlkStatusNone = 0xff;
+const char* blk_status_name(std::uint8_t status) noexcept;
+
+inline constexpr std::uint32_t kBlkSectorSize = 512;  // request sectors, whatever blk_size is
+inline constexpr std::uint32_t kBlkIdBytes = 20;      // GET_ID answer
+// Config space bytes we read: through write_zeroes_may_unmap (and padding).
+// qemu-storage-daemon refuses reads beyond its struct (60 bytes in QEMU 7.2).
+inline constexpr std::uint32_t kBlkConfigBytes = 60;
+
+// Request header (struct virtio_blk_req's fixed part).
+struct BlkOutHdr {
+  std::uint32_t type;
+  std::uint32_t reserved;  // ioprio in legacy devices; 0
+  std::uint64_t sector;
+};
+static_assert(sizeof(BlkOutHdr) == 16);
+static_assert(offsetof(BlkOutHdr, sector) == 8);
+
+// One range of DISCARD / WRITE_ZEROES (struct virtio_blk_discard_write_zeroes).
+struct BlkDiscardWriteZeroes {
+  std::uint64_t sector;
+  std::uint32_t num_sectors;
+  std::uint32_t flags;  // bit 0: unmap (WRITE_ZEROES only)
+};
+static_assert(sizeof(BlkDiscardWriteZeroes) == 16);
+static_assert(offsetof(BlkDiscardWriteZeroes, num_sectors) == 8);
+static_assert(offsetof(BlkDiscardWriteZeroes, flags) == 12);
+inline constexpr std::uint32_t kBlkWriteZeroesUnmap = 1;
+
+// The config space, decoded. A field whose feature was not offered is 0.
+struct BlkConfig {
+  std::uint64_t capacity_sectors = 0;  // in 512-byte sectors
+  std::uint32_t size_max = 0;          // largest data segment; 0: no limit
+  std::uint32_t seg_max = 0;           // data segments per request; 0: unknown
+  std::uint32_t blk_size = kBlkSectorSize;
+  std::uint8_t physical_block_exp = 0;
+  std::uint8_t alignment_offset = 0;
+  std::uint16_t min_io_size = 0;
+  std::uint32_t opt_io_size = 0;
+  std::uint8_t writeback = 0;
+  std::uint16_t num_queues = 1;
+  std::uint32_t max_discard_sectors = 0;
+  std::uint32_t max_discard_seg = 0;
+  std::uint32_t discard_sector_alignment = 0;
+  std::uint32_t max_write_zeroes_sectors = 0;
+  std::uint32_t max_write_zeroes_seg = 0;
+  std::uint8_t write_zeroes_may_unmap = 0;
+};
+// Decodes a little-endian config space of kBlkConfigBytes; `offered` says which fields are valid.
+BlkConfig parse_blk_config(std::span<const std::byte> raw, virtio::FeatureSet offered) noexcept;
+
+struct BlkDriverOptions {
+  std::string socket_path;
+  std::uint16_t num_queues = 1;  // request queues to set up; <= what the device offers
+  std::uint16_t queue_size = 256;
+  ArenaOptions arena;
+  FrontendOptions frontend;
+  Indirect use_indirect = Indirect::kNo;  // used only if INDIRECT_DESC is negotiated
+  // Feature bits never acked even when offered (e.g. to test without EVENT_IDX).
+  virtio::FeatureSet exclude;
+};
+
+// A data buffer in guest memory (usually an ArenaBlock or a piece of one).
+struct BlkBuffer {
+  GuestAddr addr;
+  std::uint32_t len = 0;
+};
+inline BlkBuffer to_blk_buffer(const ArenaBlock& b) {
+  return BlkBuffer{b.gpa, static_cast<std::uint32_t>(b.len)};
+}
+
+// One DISCARD / WRITE_ZEROES range.
+struct BlkRange {
+  std::uint64_t sector = 0;
+  std::uint32_t num_sectors = 0;
+  bool unmap = false;
+};
+
+struct BlkCompletion {
+  std::uint64_t cookie = 0;
+  std::uint8_t status = kBlkStatusNone;
+  std::uint32_t used_len = 0;  // bytes the device says it wrote, status byte included
+};
+
+// Ownership and threads: connect() and stop() are control-path calls that block
+// on the socket (each exchange bounded by options.frontend.timeout). Each queue
+// is driven by one thread at a time; different queues may run on different
+// threads. Submissions check only what protects our own memory (buffers in the
+// arena, slot and descriptor counts) and the limits the device advertised
+// (seg_max, size_max); they do not refuse writes to a read-only device or
+// requests the device did not offer, so tests can see the device reject them.
+class BlkDriver {
+ public:
+  // Performs the whole vhost-user set-up: SET_OWNER, feature and protocol
+  // feature negotiation (MQ, REPLY_ACK, CONFIG), GET_QUEUE_NUM, GET_CONFIG,
+  // SET_FEATURES, SET_MEM_TABLE and, per queue, SET_VRING_NUM/BASE/ADDR/CALL/
+  // KICK and SET_VRING_ENABLE. `why`, if given, receives a message naming the
+  // step that failed.
+  static Result<std::unique_ptr<BlkDriver>> connect(const BlkDriverOptions& options,
+                                                    std::string* why = nullptr);
+  // Calls stop() if it was not called (so it may block, bounded by the
+  // message timeout; a broken connection fails at once).
+  ~BlkDriver();
+  BlkDriver(const BlkDriver&) = delete;
+  BlkDriver& operator=(const BlkDriver&) = delete;
+
+  // Stops every queue with GET_VRING_BASE and returns the bases the backend
+  // reported (its next avail index per queue). Requests still in flight are
+  // abandoned. Idempotent; later calls return the first result.
+  Result<std::vector<std::uint32_t>> stop();
+
+  // ---- Negotiated state ----
+  virtio::FeatureSet offered_features() const noexcept { return offered_; }
+  virtio::FeatureSet features() const noexcept { return acked_; }
+  bool has_feature(unsigned bit) const noexcept { return acked_.has(bit); }
+  std::uint64_t offered_protocol_features() const noexcept { return offered_protocol_; }
+  std::uint64_t protocol_features() const noexcept { return frontend_->protocol_features(); }
+  std::uint32_t backend_queue_count() const noexcept { return backend_queues_; }
+  const BlkConfig& config() const noexcept { return config_; }
+  std::uint64_t capacity_bytes() const noexcept {
+    return config_.capacity_sectors * kBlkSectorSize;
+  }
+  std::uint16_t num_queues() const noexcept { return static_cast<std::uint16_t>(queues_.size()); }
+  // Largest number of requests that may be in flight on one queue.
+  std::uint32_t max_in_flight() const noexcept { return slots_per_queue_; }
+  // Data segments one request may carry (seg_max, bounded by the queue size).
+  std::uint32_t max_data_segments() const noexcept;
+  GuestMemoryArena& arena() noexcept { return *arena_; }
+  VhostUserFrontend& frontend() noexcept { return *frontend_; }
+  DriverQueue& queue(std::uint16_t q) noexcept { return *queues_[q].vq; }
+
+  // ---- Requests (queue q's thread) ----
+  // Each adds one request and returns at once; nothing reaches the device
+  // until kick(q). kInvalidArgument for a bad queue, a buffer outside the
+  // arena, a length that is not a multiple of 512 or beyond seg_max/size_max;
+  // kResourceExhausted when the queue is full (reap first).
+  Result<void> read(std::uint16_t q, std::uint64_t sector, std::span<const BlkBuffer> data,
+                    std::uint64_t cookie) noexcept;
+  Result<void> write(std::uint16_t q, std::uint64_t sector, std::span<const BlkBuffer> data,
+                     std::uint64_t cookie) noexcept;
+  Result<void> flush(std::uint16_t q, std::uint64_t cookie) noexcept;
+  // `id` (normally kBlkIdBytes long) is passed whole as the writable buffer.
+  Result<void> get_id(std::uint16_t q, BlkBuffer id, std::uint64_t cookie) noexcept;
+  // At most kMaxRanges ranges.
+  Result<void> discard(std::uint16_t q, std::span<const BlkRange> ranges,
+                       std::uint64_t cookie) noexcept;
+  Result<void> write_zeroes(std::uint16_t q, std::span<const BlkRange> ranges,
+                            std::uint64_t cookie) noexcept;
+  // Any request: header type/sector, then `out` (device-readable) and `in`
+  // (device-writable) buffers, then the status byte. Only arena checks.
+  Result<void> submit_raw(std::uint16_t q, std::uint32_t type, std::uint64_t sector,
+                          std::span<const BlkBuffer> out, std::span<const BlkBuffer> in,
+                          std::uint64_t cookie) noexcept;
+
+  // Publishes queued requests and notifies the device if it wants it.
+  Result<bool> kick(std::uint16_t q) noexcept;
+  // Completed requests, without waiting (busy-poll). Returns the count.
+  Result<std::size_t> poll(std::uint16_t q, std::span<BlkCompletion> out) noexcept;
+  // Waits on the call eventfd up to `limit` for completions, then polls.
+  // Returns 0 on timeout. Leaves the queue's interrupts enabled; call
+  // queue(q).set_interrupts(kDisabled) to go back to pure busy-polling.
+  Result<std::size_t> wait(std::uint16_t q, std::span<BlkCompletion> out,
+                           std::chrono::milliseconds limit) noexcept;
+  std::uint32_t in_flight(std::uint16_t q) const noexcept;
+
+  // Convenience for tests and set-up: submit_raw + kick, then polls until the
+  // request completes or `limit` passes (kTimeout). Needs an idle queue.
+  Result<BlkCompletion> execute(std::uint16_t q, std::uint32_t type, std::uint64_t sector,
+                                std::span<const BlkBuffer> out, std::span<const BlkBuffer> in,
+                                std::chrono::milliseconds limit = std::chrono::seconds(10));
+
+  static constexpr std::size_t kMaxRanges = 16;
+
+ private:
+  struct Slot {
+    std::uint64_t cookie = 0;
+  };
+  struct Queue {
+    std::unique_ptr<DriverQueue> vq;
+    ArenaBlock slot_area;  // per slot: header, status, ranges
+    std::vector<std::uint32_t> free_slots;
+    std::vector<Slot> slots;
+    std::vector<DriverCompletion> reaped;  // scratch for poll()
+  };
+  BlkDriver() = default;
+  Result<void> setup(const BlkDriverOptions& options, std::string* why);
+  Result<void> check_data(std::span<const BlkBuffer> data) const noexcept;
+  Result<void> submit_ranges(std::uint16_t q, std::uint32_t type, std::span<const BlkRange> ranges,
+                             std::uint64_t cookie) noexcept;
+  // Builds the chain for slot `slot`: header, out buffers, extra readable
+  // bytes (ranges), in buffers, status.
+  Result<void> submit_slot(std::uint16_t q, std::uint32_t type, std::uint64_t sector,
+                           std::span<const BlkBuffer> out, std::uint32_t range_bytes,
+                           std::span<const BlkBuffer> in, std::uint64_t cookie,
+                           const BlkRange* ranges, std::size_t nranges) noexcept;
+  std::byte* slot_base(std::uint16_t q, std::uint32_t slot) const noexcept;
+
+  std::unique_ptr<VhostUserFrontend> frontend_;
+  std::unique_ptr<GuestMemoryArena> arena_;
+  std::vector<Queue> queues_;
+  virtio::FeatureSet offered_;
+  virtio::FeatureSet acked_;
+  std::uint64_t offered_protocol_ = 0;
+  std::uint32_t backend_queues_ = 1;
+  BlkConfig config_;
+  std::uint32_t slots_per_queue_ = 0;
+  bool stopped_ = false;
+  std::optional<Result<std::vector<std::uint32_t>>> stop_result_;
+};
+
+// ---- Data patterns ----
+// A pattern is a function of (seed, absolute device byte offset): the 8-byte
+// word at offset o is a hash of both, so data written at one offset and read
+// back at another (or stale data from another write) never matches. Offsets
+// and lengths must be multiples of 8.
+void fill_pattern(std::span<std::byte> buf, std::uint64_t device_offset,
+                  std::uint64_t seed) noexcept;
+// Byte index of the first 8-byte word in `buf` that differs from the pattern,
+// or nullopt if all match.
+std::optional<std::size_t> find_pattern_mismatch(std::span<const std::byte> buf,
+                                                 std::uint64_t device_offset,
+                                                 std::uint64_t seed) noexcept;
+// True if every byte is zero.
+bool all_zero(std::span<const std::byte> buf) noexcept;
+
+}  // namespace viopool::frontend
