@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "integration/frontend/blk_driver.h"
+#include "tests/component/frontend/blk_requests.h"
 #include "tests/component/frontend/printers.h"
 #include "tests/support/process.h"
 
@@ -88,40 +89,6 @@ class Qsd {
   std::string socket_;
   Process proc_;
 };
-
-// Runs one request to completion on queue 0 and returns its status.
-std::uint8_t run(BlkDriver& d, std::uint32_t type, std::uint64_t sector, std::vector<BlkBuffer> out,
-                 std::vector<BlkBuffer> in) {
-  auto c = d.execute(0, type, sector, out, in, 10s);
-  if (!c.has_value()) {
-    BOOST_FAIL("request failed: " + to_string(c.error()));
-  }
-  return c->status;
-}
-
-ArenaBlock alloc(BlkDriver& d, std::uint64_t len) {
-  auto b = d.arena().alloc(len, 4096);
-  BOOST_REQUIRE(b.has_value());
-  return *b;
-}
-
-// Polls queue `q` until `n` completions arrived (busy-poll, bounded).
-std::vector<BlkCompletion> collect(BlkDriver& d, std::uint16_t q, std::size_t n) {
-  std::vector<BlkCompletion> got;
-  std::array<BlkCompletion, 32> buf;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (got.size() < n) {
-    auto r = d.poll(q, buf);
-    if (!r.has_value()) {
-      BOOST_FAIL("poll failed: " + to_string(r.error()));
-    }
-    got.insert(got.end(), buf.begin(), buf.begin() + *r);
-    if (std::chrono::steady_clock::now() >= deadline) {
-      BOOST_FAIL("completions timed out");
-    }
-  }
-  return got;
-}
 
 struct Layout {
   std::uint16_t queues;
