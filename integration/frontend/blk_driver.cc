@@ -35,15 +35,15 @@ constexpr unsigned kWantedBits[] = {
     virtio::kFeatureVersion1,
     virtio::kFeatureRingEventIdx,
     virtio::kFeatureRingIndirectDesc,
-    kBlkFeatureSizeMax,
-    kBlkFeatureSegMax,
-    kBlkFeatureRo,
-    kBlkFeatureBlkSize,
-    kBlkFeatureFlush,
-    kBlkFeatureTopology,
-    kBlkFeatureMq,
-    kBlkFeatureDiscard,
-    kBlkFeatureWriteZeroes,
+    blk::kFeatSizeMax,
+    blk::kFeatSegMax,
+    blk::kFeatRo,
+    blk::kFeatBlkSize,
+    blk::kFeatFlush,
+    blk::kFeatTopology,
+    blk::kFeatMq,
+    blk::kFeatDiscard,
+    blk::kFeatWriteZeroes,
 };
 
 template <typename T>
@@ -78,27 +78,27 @@ void note(std::string* why, const std::string& s) {
 
 const char* blk_feature_name(unsigned bit) noexcept {
   switch (bit) {
-    case kBlkFeatureSizeMax:
+    case blk::kFeatSizeMax:
       return "SIZE_MAX";
-    case kBlkFeatureSegMax:
+    case blk::kFeatSegMax:
       return "SEG_MAX";
-    case kBlkFeatureGeometry:
+    case blk::kFeatGeometry:
       return "GEOMETRY";
-    case kBlkFeatureRo:
+    case blk::kFeatRo:
       return "RO";
-    case kBlkFeatureBlkSize:
+    case blk::kFeatBlkSize:
       return "BLK_SIZE";
-    case kBlkFeatureFlush:
+    case blk::kFeatFlush:
       return "FLUSH";
-    case kBlkFeatureTopology:
+    case blk::kFeatTopology:
       return "TOPOLOGY";
-    case kBlkFeatureConfigWce:
+    case blk::kFeatConfigWce:
       return "CONFIG_WCE";
-    case kBlkFeatureMq:
+    case blk::kFeatMq:
       return "MQ";
-    case kBlkFeatureDiscard:
+    case blk::kFeatDiscard:
       return "DISCARD";
-    case kBlkFeatureWriteZeroes:
+    case blk::kFeatWriteZeroes:
       return "WRITE_ZEROES";
     case 15:
       return "LIFETIME";
@@ -111,11 +111,11 @@ const char* blk_feature_name(unsigned bit) noexcept {
 
 const char* blk_status_name(std::uint8_t status) noexcept {
   switch (status) {
-    case kBlkStatusOk:
+    case blk::kStatusOk:
       return "OK";
-    case kBlkStatusIoErr:
+    case blk::kStatusIoErr:
       return "IOERR";
-    case kBlkStatusUnsupp:
+    case blk::kStatusUnsupp:
       return "UNSUPP";
     case kBlkStatusNone:
       return "NONE";
@@ -128,31 +128,31 @@ BlkConfig parse_blk_config(std::span<const std::byte> raw, virtio::FeatureSet of
   // Offsets from virtio 1.2, 5.2.4 (struct virtio_blk_config).
   BlkConfig c;
   c.capacity_sectors = le_at<std::uint64_t>(raw, 0);
-  if (offered.has(kBlkFeatureSizeMax)) {
+  if (offered.has(blk::kFeatSizeMax)) {
     c.size_max = le_at<std::uint32_t>(raw, 8);
   }
-  if (offered.has(kBlkFeatureSegMax)) {
+  if (offered.has(blk::kFeatSegMax)) {
     c.seg_max = le_at<std::uint32_t>(raw, 12);
   }
-  if (offered.has(kBlkFeatureBlkSize)) {
+  if (offered.has(blk::kFeatBlkSize)) {
     c.blk_size = le_at<std::uint32_t>(raw, 20);
   }
-  if (offered.has(kBlkFeatureTopology)) {
+  if (offered.has(blk::kFeatTopology)) {
     c.physical_block_exp = le_at<std::uint8_t>(raw, 24);
     c.alignment_offset = le_at<std::uint8_t>(raw, 25);
     c.min_io_size = le_at<std::uint16_t>(raw, 26);
     c.opt_io_size = le_at<std::uint32_t>(raw, 28);
   }
   c.writeback = le_at<std::uint8_t>(raw, 32);
-  if (offered.has(kBlkFeatureMq)) {
+  if (offered.has(blk::kFeatMq)) {
     c.num_queues = le_at<std::uint16_t>(raw, 34);
   }
-  if (offered.has(kBlkFeatureDiscard)) {
+  if (offered.has(blk::kFeatDiscard)) {
     c.max_discard_sectors = le_at<std::uint32_t>(raw, 36);
     c.max_discard_seg = le_at<std::uint32_t>(raw, 40);
     c.discard_sector_alignment = le_at<std::uint32_t>(raw, 44);
   }
-  if (offered.has(kBlkFeatureWriteZeroes)) {
+  if (offered.has(blk::kFeatWriteZeroes)) {
     c.max_write_zeroes_sectors = le_at<std::uint32_t>(raw, 48);
     c.max_write_zeroes_seg = le_at<std::uint32_t>(raw, 52);
     c.write_zeroes_may_unmap = le_at<std::uint8_t>(raw, 56);
@@ -242,7 +242,7 @@ Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
     config_.num_queues = 1;
   }
   const std::uint32_t device_queues = std::min<std::uint32_t>(
-      offered_.has(kBlkFeatureMq) ? config_.num_queues : 1, backend_queues_);
+      offered_.has(blk::kFeatMq) ? config_.num_queues : 1, backend_queues_);
   if (o.num_queues == 0 || o.num_queues > device_queues) {
     note(why, "queues: " + std::to_string(o.num_queues) + " requested, the device offers " +
                   std::to_string(device_queues));
@@ -402,12 +402,12 @@ Result<void> BlkDriver::check_data(std::span<const BlkBuffer> data) const noexce
     if (b.len == 0 || arena_->host(b.addr, b.len) == nullptr) {
       return fail(Errc::kInvalidArgument, "data buffer empty or outside guest memory");
     }
-    if (acked_.has(kBlkFeatureSizeMax) && config_.size_max != 0 && b.len > config_.size_max) {
+    if (acked_.has(blk::kFeatSizeMax) && config_.size_max != 0 && b.len > config_.size_max) {
       return fail(Errc::kInvalidArgument, "data segment larger than size_max");
     }
     total += b.len;
   }
-  if (total % kBlkSectorSize != 0) {
+  if (total % blk::kSectorSize != 0) {
     return fail(Errc::kInvalidArgument, "data length is not a multiple of 512");
   }
   return {};
@@ -464,24 +464,24 @@ Result<void> BlkDriver::submit_slot(std::uint16_t q, std::uint32_t type, std::ui
 Result<void> BlkDriver::read(std::uint16_t q, std::uint64_t sector, std::span<const BlkBuffer> data,
                              std::uint64_t cookie) noexcept {
   VIOPOOL_TRY(check_data(data));
-  return submit_slot(q, kBlkTypeIn, sector, {}, 0, data, cookie, nullptr, 0);
+  return submit_slot(q, blk::kTypeIn, sector, {}, 0, data, cookie, nullptr, 0);
 }
 
 Result<void> BlkDriver::write(std::uint16_t q, std::uint64_t sector,
                               std::span<const BlkBuffer> data, std::uint64_t cookie) noexcept {
   VIOPOOL_TRY(check_data(data));
-  return submit_slot(q, kBlkTypeOut, sector, data, 0, {}, cookie, nullptr, 0);
+  return submit_slot(q, blk::kTypeOut, sector, data, 0, {}, cookie, nullptr, 0);
 }
 
 Result<void> BlkDriver::flush(std::uint16_t q, std::uint64_t cookie) noexcept {
-  return submit_slot(q, kBlkTypeFlush, 0, {}, 0, {}, cookie, nullptr, 0);
+  return submit_slot(q, blk::kTypeFlush, 0, {}, 0, {}, cookie, nullptr, 0);
 }
 
 Result<void> BlkDriver::get_id(std::uint16_t q, BlkBuffer id, std::uint64_t cookie) noexcept {
   if (id.len == 0 || arena_->host(id.addr, id.len) == nullptr) {
     return fail(Errc::kInvalidArgument, "id buffer empty or outside guest memory");
   }
-  return submit_slot(q, kBlkTypeGetId, 0, {}, 0, std::span<const BlkBuffer>(&id, 1), cookie,
+  return submit_slot(q, blk::kTypeGetId, 0, {}, 0, std::span<const BlkBuffer>(&id, 1), cookie,
                      nullptr, 0);
 }
 
@@ -498,12 +498,12 @@ Result<void> BlkDriver::submit_ranges(std::uint16_t q, std::uint32_t type,
 
 Result<void> BlkDriver::discard(std::uint16_t q, std::span<const BlkRange> ranges,
                                 std::uint64_t cookie) noexcept {
-  return submit_ranges(q, kBlkTypeDiscard, ranges, cookie);
+  return submit_ranges(q, blk::kTypeDiscard, ranges, cookie);
 }
 
 Result<void> BlkDriver::write_zeroes(std::uint16_t q, std::span<const BlkRange> ranges,
                                      std::uint64_t cookie) noexcept {
-  return submit_ranges(q, kBlkTypeWriteZeroes, ranges, cookie);
+  return submit_ranges(q, blk::kTypeWriteZeroes, ranges, cookie);
 }
 
 Result<void> BlkDriver::submit_raw(std::uint16_t q, std::uint32_t type, std::uint64_t sector,

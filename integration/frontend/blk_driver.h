@@ -18,44 +18,20 @@
 #include "integration/frontend/guest_memory_arena.h"
 #include "integration/frontend/vhost_user_frontend.h"
 #include "vhost-backend/base/result.h"
+#include "vhost-backend/devices/blk/virtio_blk.h"
 #include "vhost-backend/virtio/features.h"
 
 namespace viopool::frontend {
 
-// ---- virtio-blk (virtio 1.2, 5.2), driver's view ----
-// Feature bit numbers (VIRTIO_BLK_F_*).
-inline constexpr unsigned kBlkFeatureSizeMax = 1;
-inline constexpr unsigned kBlkFeatureSegMax = 2;
-inline constexpr unsigned kBlkFeatureGeometry = 4;
-inline constexpr unsigned kBlkFeatureRo = 5;
-inline constexpr unsigned kBlkFeatureBlkSize = 6;
-inline constexpr unsigned kBlkFeatureFlush = 9;
-inline constexpr unsigned kBlkFeatureTopology = 10;
-inline constexpr unsigned kBlkFeatureConfigWce = 11;
-inline constexpr unsigned kBlkFeatureMq = 12;
-inline constexpr unsigned kBlkFeatureDiscard = 13;
-inline constexpr unsigned kBlkFeatureWriteZeroes = 14;
+// ---- virtio-blk (virtio 1.2, 5.2), driver's view; wire constants in devices/blk/virtio_blk.h ----
 // Name of a virtio-blk or transport feature bit, or nullptr.
 const char* blk_feature_name(unsigned bit) noexcept;
 
-// Request types (VIRTIO_BLK_T_*).
-inline constexpr std::uint32_t kBlkTypeIn = 0;
-inline constexpr std::uint32_t kBlkTypeOut = 1;
-inline constexpr std::uint32_t kBlkTypeFlush = 4;
-inline constexpr std::uint32_t kBlkTypeGetId = 8;
-inline constexpr std::uint32_t kBlkTypeDiscard = 11;
-inline constexpr std::uint32_t kBlkTypeWriteZeroes = 13;
-
 // Completion status (VIRTIO_BLK_S_*). kBlkStatusNone is ours: the device
 // completed the request without writing a status byte.
-inline constexpr std::uint8_t kBlkStatusOk = 0;
-inline constexpr std::uint8_t kBlkStatusIoErr = 1;
-inline constexpr std::uint8_t kBlkStatusUnsupp = 2;
 inline constexpr std::uint8_t kBlkStatusNone = 0xff;
 const char* blk_status_name(std::uint8_t status) noexcept;
 
-inline constexpr std::uint32_t kBlkSectorSize = 512;  // request sectors, whatever blk_size is
-inline constexpr std::uint32_t kBlkIdBytes = 20;      // GET_ID answer
 // Config space bytes we read: through write_zeroes_may_unmap (and padding).
 // qemu-storage-daemon refuses reads beyond its struct (60 bytes in QEMU 7.2).
 inline constexpr std::uint32_t kBlkConfigBytes = 60;
@@ -85,7 +61,7 @@ struct BlkConfig {
   std::uint64_t capacity_sectors = 0;  // in 512-byte sectors
   std::uint32_t size_max = 0;          // largest data segment; 0: no limit
   std::uint32_t seg_max = 0;           // data segments per request; 0: unknown
-  std::uint32_t blk_size = kBlkSectorSize;
+  std::uint32_t blk_size = blk::kSectorSize;
   std::uint8_t physical_block_exp = 0;
   std::uint8_t alignment_offset = 0;
   std::uint16_t min_io_size = 0;
@@ -171,7 +147,7 @@ class BlkDriver {
   std::uint32_t backend_queue_count() const noexcept { return backend_queues_; }
   const BlkConfig& config() const noexcept { return config_; }
   std::uint64_t capacity_bytes() const noexcept {
-    return config_.capacity_sectors * kBlkSectorSize;
+    return config_.capacity_sectors * blk::kSectorSize;
   }
   std::uint16_t num_queues() const noexcept { return static_cast<std::uint16_t>(queues_.size()); }
   // Largest number of requests that may be in flight on one queue.
@@ -192,7 +168,7 @@ class BlkDriver {
   Result<void> write(std::uint16_t q, std::uint64_t sector, std::span<const BlkBuffer> data,
                      std::uint64_t cookie) noexcept;
   Result<void> flush(std::uint16_t q, std::uint64_t cookie) noexcept;
-  // `id` (normally kBlkIdBytes long) is passed whole as the writable buffer.
+  // `id` (normally blk::kIdBytes long) is passed whole as the writable buffer.
   Result<void> get_id(std::uint16_t q, BlkBuffer id, std::uint64_t cookie) noexcept;
   // At most kMaxRanges ranges.
   Result<void> discard(std::uint16_t q, std::span<const BlkRange> ranges,

@@ -133,7 +133,7 @@ class Runner {
   BlkDriver& d_;
   const WorkloadOptions& o_;
   std::uint64_t size_ = 0;
-  std::uint32_t granule_ = kBlkSectorSize;
+  std::uint32_t granule_ = blk::kSectorSize;
   std::vector<std::uint32_t> seeds_;  // kVerify: per granule
   std::vector<QueueState> queues_;
   std::atomic<bool> abort_{false};
@@ -150,7 +150,7 @@ Result<void> Runner::prepare(std::string* why) {
     return bad("--size " + std::to_string(size_) + " exceeds the device capacity " +
                std::to_string(cap));
   }
-  if (o_.block_size == 0 || o_.block_size % kBlkSectorSize != 0) {
+  if (o_.block_size == 0 || o_.block_size % blk::kSectorSize != 0) {
     return bad("block size must be a non-zero multiple of 512");
   }
   if (o_.queue_depth == 0 || o_.queue_depth > d_.max_in_flight()) {
@@ -164,7 +164,7 @@ Result<void> Runner::prepare(std::string* why) {
   const bool verify = o_.rw == RwMode::kVerify;
   const bool sequential = o_.rw == RwMode::kRead || o_.rw == RwMode::kWrite;
   if (verify) {
-    granule_ = std::max<std::uint32_t>(kBlkSectorSize, d_.config().blk_size);
+    granule_ = std::max<std::uint32_t>(blk::kSectorSize, d_.config().blk_size);
     if (o_.block_size % granule_ != 0) {
       return bad("verify block size must be a multiple of the device block size " +
                  std::to_string(granule_));
@@ -254,10 +254,10 @@ bool Runner::pick_readback_range(QueueState& qs, std::uint64_t& off, std::uint32
 std::size_t Runner::split(const Req& r, QueueState& qs, std::array<BlkBuffer, kMaxSegments>& segs,
                           Shape shape) {
   const bool vary = shape == Shape::kVaried;
-  const std::uint32_t size_max = d_.has_feature(kBlkFeatureSizeMax) ? d_.config().size_max : 0;
+  const std::uint32_t size_max = d_.has_feature(blk::kFeatSizeMax) ? d_.config().size_max : 0;
   const std::size_t max_segs =
       std::min<std::size_t>(kMaxSegments, std::max<std::uint32_t>(1, d_.max_data_segments()));
-  const std::uint32_t sectors = r.len / kBlkSectorSize;
+  const std::uint32_t sectors = r.len / blk::kSectorSize;
   std::size_t n = 1;
   if (vary) {
     // Vary the chain shape (1..4 buffers at sector boundaries) so a backend's
@@ -281,8 +281,8 @@ std::size_t Runner::split(const Req& r, QueueState& qs, std::array<BlkBuffer, kM
     if (i + 1 == n) {
       take = left;
     }
-    segs[i] = BlkBuffer{at, take * kBlkSectorSize};
-    at = GuestAddr{at.value + std::uint64_t{take} * kBlkSectorSize};
+    segs[i] = BlkBuffer{at, take * blk::kSectorSize};
+    at = GuestAddr{at.value + std::uint64_t{take} * blk::kSectorSize};
     left -= take;
   }
   return n;
@@ -336,7 +336,7 @@ Result<bool> Runner::submit_next(QueueState& qs, Phase phase) {
   const std::size_t n =
       split(r, qs, segs, o_.rw == RwMode::kVerify ? Shape::kVaried : Shape::kSingle);
   const std::span<const BlkBuffer> data(segs.data(), n);
-  const std::uint64_t sector = r.offset / kBlkSectorSize;
+  const std::uint64_t sector = r.offset / blk::kSectorSize;
   r.start_ns = now_ns();
   auto s = r.write ? d_.write(qs.q, sector, data, slot) : d_.read(qs.q, sector, data, slot);
   if (!s) {
@@ -360,7 +360,7 @@ void Runner::complete(QueueState& qs, const BlkCompletion& c, Phase phase, Threa
   const auto slot = static_cast<std::uint32_t>(c.cookie);
   Req& r = qs.reqs[slot];
   const std::uint64_t lat = now_ns() - r.start_ns;
-  const bool ok = c.status == kBlkStatusOk;
+  const bool ok = c.status == blk::kStatusOk;
   if (phase == Phase::kMain) {
     OpStats& st = r.write ? out.write : out.read;
     ++st.ios;

@@ -1,7 +1,11 @@
 // viopool-host serving virtio-net to dpdk-testpmd's virtio_user frontend:
 // content integrity through an ethdev backend, multi-queue, restarts of
 // either side, and runtime device changes under traffic.
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
 
 #include <boost/test/unit_test.hpp>
 #include <nlohmann/json.hpp>
@@ -89,8 +93,24 @@ BOOST_AUTO_TEST_CASE(frames_cross_the_device_unchanged_in_both_directions) {
   BOOST_TEST(host.total("net0", "tx_drops") == 0u);
   BOOST_TEST(host.total("net0", "rx_drops") == 0u);
 
-  // Stop both writers so their pcap files are complete.
-  tp.stop();
+  // testpmd prints its port counters every second: wait until its pcap port
+  // has sent all frames on, then stop it (a clean exit flushes the pcap file).
+  const bool forwarded = wait_until(
+      [&] {
+        const std::string log = tp.log();
+        const auto at = log.rfind("NIC statistics for port 1");
+        if (at == std::string::npos) {
+          return false;
+        }
+        const auto tx = log.find("TX-packets:", at);
+        return tx != std::string::npos &&
+               std::strtoull(log.c_str() + tx + 11, nullptr, 10) >= kFrames;
+      },
+      20s);
+  BOOST_TEST(forwarded, "testpmd did not forward every frame to its pcap port");
+  const int st = tp.stop(30s);
+  BOOST_TEST((WIFEXITED(st) || (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL)),
+             "testpmd had to be killed: its pcap file may be incomplete");
   BOOST_REQUIRE(host.api("device_del", {{"name", "net0"}}).status == 200);
 
   std::vector<Packet> backend_out, guest_out;

@@ -174,7 +174,7 @@ class FakeBackend {
         case Request::kGetFeatures: {
           const std::uint64_t f = (1ull << virtio::kFeatureVersion1) |
                                   (1ull << virtio::kFeatureProtocolFeatures) |
-                                  (1ull << kBlkFeatureFlush);
+                                  (1ull << blk::kFeatFlush);
           reply(fd, h.request, &f, sizeof(f));
           break;
         }

@@ -113,10 +113,10 @@ BOOST_AUTO_TEST_CASE(negotiates_features_and_reads_capacity_from_config_space) {
   BOOST_TEST(d->config().capacity_sectors == kImageBytes / 512);
   BOOST_TEST(d->has_feature(virtio::kFeatureVersion1));
   BOOST_TEST(d->has_feature(virtio::kFeatureProtocolFeatures));
-  BOOST_TEST(d->has_feature(kBlkFeatureFlush));
-  BOOST_TEST(!d->has_feature(kBlkFeatureRo));
+  BOOST_TEST(d->has_feature(blk::kFeatFlush));
+  BOOST_TEST(!d->has_feature(blk::kFeatRo));
   // Never ack what we do not implement, even when offered.
-  BOOST_TEST(!d->has_feature(kBlkFeatureConfigWce));
+  BOOST_TEST(!d->has_feature(blk::kFeatConfigWce));
   BOOST_TEST(!d->has_feature(virtio::kFeatureLogAll));
   const std::uint64_t proto = d->protocol_features();
   BOOST_TEST(((proto >> vhost_user::kProtocolConfig) & 1) == 1u);
@@ -130,8 +130,8 @@ BOOST_AUTO_TEST_CASE(negotiates_features_and_reads_capacity_from_config_space) {
   BOOST_TEST(d->config().blk_size == 512u);
   BOOST_TEST(d->config().seg_max > 0u);
 
-  auto id = alloc(*d, kBlkIdBytes);
-  BOOST_TEST(run(*d, kBlkTypeGetId, 0, {}, {to_blk_buffer(id)}) == kBlkStatusOk);
+  auto id = alloc(*d, blk::kIdBytes);
+  BOOST_TEST(run(*d, blk::kTypeGetId, 0, {}, {to_blk_buffer(id)}) == blk::kStatusOk);
   BOOST_TEST(std::to_integer<int>(id.host[0]) != 0);  // some non-empty serial
 
   auto bases = d->stop();
@@ -209,7 +209,7 @@ BOOST_DATA_TEST_CASE(random_writes_of_varied_sizes_read_back_intact,
     }
     for (std::uint16_t q = 0; q < layout.queues; ++q) {
       for (const auto& c : collect(*d, q, ios.size() / layout.queues)) {
-        BOOST_TEST(c.status == kBlkStatusOk);
+        BOOST_TEST(c.status == blk::kStatusOk);
         BOOST_TEST(c.cookie % layout.queues == q);  // completed on the queue it went to
       }
     }
@@ -243,7 +243,7 @@ BOOST_DATA_TEST_CASE(random_writes_of_varied_sizes_read_back_intact,
       done.insert(done.end(), c.begin(), c.end());
     }
     for (const auto& c : done) {
-      BOOST_TEST(c.status == kBlkStatusOk);
+      BOOST_TEST(c.status == blk::kStatusOk);
       BOOST_TEST(c.used_len == written[base + c.cookie].len + 1);  // data + status byte
       const Io& io = written[base + c.cookie];
       for (std::uint32_t off = 0; off < io.len; off += kSector) {
@@ -268,16 +268,16 @@ BOOST_DATA_TEST_CASE(random_writes_of_varied_sizes_read_back_intact,
 BOOST_AUTO_TEST_CASE(flush_after_writes_completes_ok) {
   Qsd qsd;
   auto d = qsd.connect(qsd.options());
-  BOOST_REQUIRE(d->has_feature(kBlkFeatureFlush));
+  BOOST_REQUIRE(d->has_feature(blk::kFeatFlush));
   auto buf = alloc(*d, 8192);
   fill_pattern(buf.bytes(), 0, 7);
-  BOOST_TEST(run(*d, kBlkTypeOut, 0, {to_blk_buffer(buf)}, {}) == kBlkStatusOk);
-  BOOST_TEST(run(*d, kBlkTypeFlush, 0, {}, {}) == kBlkStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeOut, 0, {to_blk_buffer(buf)}, {}) == blk::kStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeFlush, 0, {}, {}) == blk::kStatusOk);
   BOOST_REQUIRE(d->flush(0, 99).has_value());
   BOOST_REQUIRE(d->kick(0).has_value());
   auto c = collect(*d, 0, 1);
   BOOST_TEST(c[0].cookie == 99u);
-  BOOST_TEST(c[0].status == kBlkStatusOk);
+  BOOST_TEST(c[0].status == blk::kStatusOk);
 }
 
 BOOST_AUTO_TEST_CASE(discard_and_write_zeroes_read_back_as_zeroes) {
@@ -294,24 +294,24 @@ BOOST_AUTO_TEST_CASE(discard_and_write_zeroes_read_back_as_zeroes) {
     bool unmap;
     std::uint64_t sector;
   };
-  for (const Case& k : {Case{kBlkFeatureWriteZeroes, kBlkTypeWriteZeroes, false, 2048},
-                        Case{kBlkFeatureWriteZeroes, kBlkTypeWriteZeroes, true, 4096},
-                        Case{kBlkFeatureDiscard, kBlkTypeDiscard, false, 8192}}) {
+  for (const Case& k : {Case{blk::kFeatWriteZeroes, blk::kTypeWriteZeroes, false, 2048},
+                        Case{blk::kFeatWriteZeroes, blk::kTypeWriteZeroes, true, 4096},
+                        Case{blk::kFeatDiscard, blk::kTypeDiscard, false, 8192}}) {
     BOOST_TEST_CONTEXT("type " << k.type << " unmap " << k.unmap) {
       if (!d->has_feature(k.feature)) {
         BOOST_TEST_MESSAGE("export does not offer feature " << k.feature << ": skipped");
         continue;
       }
       fill_pattern(data.bytes(), k.sector * 512, k.sector);
-      BOOST_TEST(run(*d, kBlkTypeOut, k.sector, out, {}) == kBlkStatusOk);
+      BOOST_TEST(run(*d, blk::kTypeOut, k.sector, out, {}) == blk::kStatusOk);
       // Zero the middle 32 KiB (64 sectors) of the 64 KiB just written.
       const BlkRange r{k.sector + 32, 64, k.unmap};
-      auto s = k.type == kBlkTypeDiscard ? d->discard(0, std::span<const BlkRange>(&r, 1), 1)
+      auto s = k.type == blk::kTypeDiscard ? d->discard(0, std::span<const BlkRange>(&r, 1), 1)
                                          : d->write_zeroes(0, std::span<const BlkRange>(&r, 1), 1);
       BOOST_REQUIRE(s.has_value());
       BOOST_REQUIRE(d->kick(0).has_value());
-      BOOST_TEST(collect(*d, 0, 1)[0].status == kBlkStatusOk);
-      BOOST_TEST(run(*d, kBlkTypeIn, k.sector, {}, in) == kBlkStatusOk);
+      BOOST_TEST(collect(*d, 0, 1)[0].status == blk::kStatusOk);
+      BOOST_TEST(run(*d, blk::kTypeIn, k.sector, {}, in) == blk::kStatusOk);
       auto b = back.bytes();
       // The virtio spec lets a discarded range read as anything; qemu's file
       // driver with discard=unmap punches a hole, so it reads as zeroes here.
@@ -326,16 +326,16 @@ BOOST_AUTO_TEST_CASE(discard_and_write_zeroes_read_back_as_zeroes) {
 BOOST_AUTO_TEST_CASE(read_only_export_rejects_writes_with_an_error_status) {
   Qsd qsd(QsdOptions{kImageBytes, 1, false});
   auto d = qsd.connect(qsd.options());
-  BOOST_TEST(d->has_feature(kBlkFeatureRo));
+  BOOST_TEST(d->has_feature(blk::kFeatRo));
   auto buf = alloc(*d, 4096);
   fill_pattern(buf.bytes(), 0, 3);
-  BOOST_TEST(run(*d, kBlkTypeOut, 0, {to_blk_buffer(buf)}, {}) != kBlkStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeOut, 0, {to_blk_buffer(buf)}, {}) != blk::kStatusOk);
   const BlkRange r{0, 8, false};
   BOOST_REQUIRE(d->write_zeroes(0, std::span<const BlkRange>(&r, 1), 5).has_value());
   BOOST_REQUIRE(d->kick(0).has_value());
-  BOOST_TEST(collect(*d, 0, 1)[0].status != kBlkStatusOk);
+  BOOST_TEST(collect(*d, 0, 1)[0].status != blk::kStatusOk);
   // Reads still work, and see the (sparse, zero) image untouched.
-  BOOST_TEST(run(*d, kBlkTypeIn, 0, {}, {to_blk_buffer(buf)}) == kBlkStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeIn, 0, {}, {to_blk_buffer(buf)}) == blk::kStatusOk);
   BOOST_TEST(all_zero(buf.bytes()));
 }
 
@@ -344,11 +344,11 @@ BOOST_AUTO_TEST_CASE(bad_requests_complete_with_error_statuses) {
   auto d = qsd.connect(qsd.options());
   auto buf = alloc(*d, 4096);
   // An unknown request type is UNSUPP.
-  BOOST_TEST(run(*d, 0x7f, 0, {}, {to_blk_buffer(buf)}) == kBlkStatusUnsupp);
+  BOOST_TEST(run(*d, 0x7f, 0, {}, {to_blk_buffer(buf)}) == blk::kStatusUnsupp);
   // A read past the end of the device is IOERR.
-  BOOST_TEST(run(*d, kBlkTypeIn, kImageBytes / 512, {}, {to_blk_buffer(buf)}) == kBlkStatusIoErr);
+  BOOST_TEST(run(*d, blk::kTypeIn, kImageBytes / 512, {}, {to_blk_buffer(buf)}) == blk::kStatusIoErr);
   // The queue keeps working afterwards.
-  BOOST_TEST(run(*d, kBlkTypeIn, 0, {}, {to_blk_buffer(buf)}) == kBlkStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeIn, 0, {}, {to_blk_buffer(buf)}) == blk::kStatusOk);
 }
 
 BOOST_AUTO_TEST_CASE(completions_arrive_through_the_call_eventfd) {
@@ -390,13 +390,13 @@ BOOST_AUTO_TEST_CASE(a_second_connection_sees_what_the_first_wrote) {
     auto d = qsd.connect(qsd.options());
     auto buf = alloc(*d, 16384);
     fill_pattern(buf.bytes(), 1 << 20, 42);
-    BOOST_TEST(run(*d, kBlkTypeOut, (1 << 20) / 512, {to_blk_buffer(buf)}, {}) == kBlkStatusOk);
+    BOOST_TEST(run(*d, blk::kTypeOut, (1 << 20) / 512, {to_blk_buffer(buf)}, {}) == blk::kStatusOk);
     BOOST_REQUIRE(d->stop().has_value());
   }
   // The export accepts a new frontend once the old one hung up.
   auto d = qsd.connect(qsd.options());
   auto buf = alloc(*d, 16384);
-  BOOST_TEST(run(*d, kBlkTypeIn, (1 << 20) / 512, {}, {to_blk_buffer(buf)}) == kBlkStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeIn, (1 << 20) / 512, {}, {to_blk_buffer(buf)}) == blk::kStatusOk);
   BOOST_TEST(!find_pattern_mismatch(buf.bytes(), 1 << 20, 42));
 }
 

@@ -68,13 +68,13 @@ BOOST_AUTO_TEST_CASE(negotiation_and_config_match_the_device) {
   auto d = connect("vol0", 2);
   BOOST_TEST(d->capacity_bytes() == kImageBytes);
   BOOST_TEST(d->backend_queue_count() == 2u);
-  BOOST_TEST(d->has_feature(kBlkFeatureFlush));
-  BOOST_TEST(d->has_feature(kBlkFeatureDiscard));
-  BOOST_TEST(d->has_feature(kBlkFeatureWriteZeroes));
+  BOOST_TEST(d->has_feature(blk::kFeatFlush));
+  BOOST_TEST(d->has_feature(blk::kFeatDiscard));
+  BOOST_TEST(d->has_feature(blk::kFeatWriteZeroes));
   BOOST_TEST(d->config().num_queues == 2);
   BOOST_TEST(d->config().max_discard_seg == 1u);
   auto id = alloc(*d, 20);
-  BOOST_TEST(run(*d, kBlkTypeGetId, 0, {}, {to_blk_buffer(id)}) == kBlkStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeGetId, 0, {}, {to_blk_buffer(id)}) == blk::kStatusOk);
   BOOST_TEST(std::memcmp(id.bytes().data(), "viopool-vol0", 12) == 0);
 }
 
@@ -82,8 +82,8 @@ BOOST_AUTO_TEST_CASE(written_data_lands_in_the_backing_file) {
   auto d = connect("vol0");
   auto buf = alloc(*d, 8192);
   fill_pattern(buf.bytes(), 4096 * 512, 99);
-  BOOST_TEST(run(*d, kBlkTypeOut, 4096, {to_blk_buffer(buf)}, {}) == kBlkStatusOk);
-  BOOST_TEST(run(*d, kBlkTypeFlush, 0, {}, {}) == kBlkStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeOut, 4096, {to_blk_buffer(buf)}, {}) == blk::kStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeFlush, 0, {}, {}) == blk::kStatusOk);
   std::ifstream f(dir.file("vol0.img"), std::ios::binary);
   f.seekg(4096 * 512);
   std::vector<char> got(8192);
@@ -100,18 +100,18 @@ BOOST_AUTO_TEST_CASE(discard_and_write_zeroes_read_back_as_zeroes) {
     bool unmap;
     std::uint64_t sector;
   };
-  for (const Case& k : {Case{kBlkTypeWriteZeroes, false, 2048}, Case{kBlkTypeWriteZeroes, true, 4096},
-                        Case{kBlkTypeDiscard, false, 8192}}) {
+  for (const Case& k : {Case{blk::kTypeWriteZeroes, false, 2048}, Case{blk::kTypeWriteZeroes, true, 4096},
+                        Case{blk::kTypeDiscard, false, 8192}}) {
     BOOST_TEST_CONTEXT("type " << k.type << " unmap " << k.unmap) {
       fill_pattern(data.bytes(), k.sector * 512, k.sector);
-      BOOST_TEST(run(*d, kBlkTypeOut, k.sector, {to_blk_buffer(data)}, {}) == kBlkStatusOk);
+      BOOST_TEST(run(*d, blk::kTypeOut, k.sector, {to_blk_buffer(data)}, {}) == blk::kStatusOk);
       const BlkRange r{k.sector + 32, 64, k.unmap};
-      auto s = k.type == kBlkTypeDiscard ? d->discard(0, std::span<const BlkRange>(&r, 1), 1)
+      auto s = k.type == blk::kTypeDiscard ? d->discard(0, std::span<const BlkRange>(&r, 1), 1)
                                          : d->write_zeroes(0, std::span<const BlkRange>(&r, 1), 1);
       BOOST_REQUIRE(s.has_value());
       BOOST_REQUIRE(d->kick(0).has_value());
-      BOOST_TEST(collect(*d, 0, 1)[0].status == kBlkStatusOk);
-      BOOST_TEST(run(*d, kBlkTypeIn, k.sector, {}, {to_blk_buffer(back)}) == kBlkStatusOk);
+      BOOST_TEST(collect(*d, 0, 1)[0].status == blk::kStatusOk);
+      BOOST_TEST(run(*d, blk::kTypeIn, k.sector, {}, {to_blk_buffer(back)}) == blk::kStatusOk);
       auto b = back.bytes();
       BOOST_TEST(all_zero(b.subspan(16 * 1024, 32 * 1024)));
       BOOST_TEST(std::memcmp(b.data(), data.bytes().data(), 16 * 1024) == 0);
@@ -123,14 +123,14 @@ BOOST_AUTO_TEST_CASE(discard_and_write_zeroes_read_back_as_zeroes) {
 BOOST_AUTO_TEST_CASE(bad_requests_get_error_statuses_and_good_ones_still_work) {
   auto d = connect("vol0");
   auto buf = alloc(*d, 4096);
-  BOOST_TEST(run(*d, 0x7f, 0, {}, {to_blk_buffer(buf)}) == kBlkStatusUnsupp);
-  BOOST_TEST(run(*d, kBlkTypeIn, kImageBytes / 512, {}, {to_blk_buffer(buf)}) == kBlkStatusIoErr);
-  BOOST_TEST(run(*d, kBlkTypeIn, UINT64_MAX - 1, {}, {to_blk_buffer(buf)}) == kBlkStatusIoErr);
+  BOOST_TEST(run(*d, 0x7f, 0, {}, {to_blk_buffer(buf)}) == blk::kStatusUnsupp);
+  BOOST_TEST(run(*d, blk::kTypeIn, kImageBytes / 512, {}, {to_blk_buffer(buf)}) == blk::kStatusIoErr);
+  BOOST_TEST(run(*d, blk::kTypeIn, UINT64_MAX - 1, {}, {to_blk_buffer(buf)}) == blk::kStatusIoErr);
   const BlkRange past{kImageBytes / 512 - 4, 8, false};
   BOOST_REQUIRE(d->discard(0, std::span<const BlkRange>(&past, 1), 7).has_value());
   BOOST_REQUIRE(d->kick(0).has_value());
-  BOOST_TEST(collect(*d, 0, 1)[0].status == kBlkStatusIoErr);
-  BOOST_TEST(run(*d, kBlkTypeIn, 0, {}, {to_blk_buffer(buf)}) == kBlkStatusOk);
+  BOOST_TEST(collect(*d, 0, 1)[0].status == blk::kStatusIoErr);
+  BOOST_TEST(run(*d, blk::kTypeIn, 0, {}, {to_blk_buffer(buf)}) == blk::kStatusOk);
   const auto s = host->stats("vol0");
   BOOST_TEST(s["total"].value("rejected", 0ull) >= 3u);
   BOOST_TEST(s["total"].value("unsupported", 0ull) == 1u);
@@ -142,7 +142,7 @@ BOOST_AUTO_TEST_CASE(malformed_chains_complete_alone) {
   auto hdr = alloc(*d, 16);
   auto data = alloc(*d, 4096);
   auto st = alloc(*d, 1);
-  const BlkOutHdr h{kBlkTypeIn, 0, 0};
+  const BlkOutHdr h{blk::kTypeIn, 0, 0};
   std::memcpy(hdr.bytes().data(), &h, sizeof(h));
   // 1: no device-writable status byte: nothing to report into, used len 0.
   const DriverSegment no_status[] = {{hdr.gpa, 16, Writable::kNo}};
@@ -178,8 +178,8 @@ BOOST_AUTO_TEST_CASE(malformed_chains_complete_alone) {
       BOOST_TEST(c.len == 4097u);
     }
   }
-  BOOST_TEST(static_cast<int>(st.bytes()[0]) == kBlkStatusOk);  // the last writer was the good read
-  BOOST_TEST(run(*d, kBlkTypeFlush, 0, {}, {}) == kBlkStatusOk);
+  BOOST_TEST(static_cast<int>(st.bytes()[0]) == blk::kStatusOk);  // the last writer was the good read
+  BOOST_TEST(run(*d, blk::kTypeFlush, 0, {}, {}) == blk::kStatusOk);
 }
 
 BOOST_AUTO_TEST_CASE(a_corrupted_ring_stops_only_that_queue) {
@@ -196,22 +196,22 @@ BOOST_AUTO_TEST_CASE(a_corrupted_ring_stops_only_that_queue) {
   BOOST_TEST(host->process().running());
   // Queue 0 of the same device and the other device keep working.
   auto buf = alloc(*d, 4096);
-  BOOST_TEST(run(*d, kBlkTypeIn, 0, {}, {to_blk_buffer(buf)}) == kBlkStatusOk);
+  BOOST_TEST(run(*d, blk::kTypeIn, 0, {}, {to_blk_buffer(buf)}) == blk::kStatusOk);
   auto buf2 = alloc(*other, 4096);
-  BOOST_TEST(run(*other, kBlkTypeOut, 0, {to_blk_buffer(buf2)}, {}) == kBlkStatusOk);
+  BOOST_TEST(run(*other, blk::kTypeOut, 0, {to_blk_buffer(buf2)}, {}) == blk::kStatusOk);
   // A new connection gets fresh queues.
   d.reset();
   auto again = connect("vol0", 2);
   auto buf3 = alloc(*again, 4096);
-  BOOST_TEST(run(*again, kBlkTypeIn, 0, {}, {to_blk_buffer(buf3)}) == kBlkStatusOk);
+  BOOST_TEST(run(*again, blk::kTypeIn, 0, {}, {to_blk_buffer(buf3)}) == blk::kStatusOk);
 }
 
 BOOST_AUTO_TEST_CASE(stop_reports_where_the_device_stopped) {
   auto d = connect("vol0");
   auto buf = alloc(*d, 4096);
   for (int i = 0; i < 5; ++i) {
-    BOOST_TEST(run(*d, kBlkTypeIn, static_cast<std::uint64_t>(i) * 8, {}, {to_blk_buffer(buf)}) ==
-               kBlkStatusOk);
+    BOOST_TEST(run(*d, blk::kTypeIn, static_cast<std::uint64_t>(i) * 8, {}, {to_blk_buffer(buf)}) ==
+               blk::kStatusOk);
   }
   const std::uint16_t avail = d->queue(0).avail_idx();
   auto bases = d->stop();

@@ -11,19 +11,6 @@
 
 namespace viopool::blk {
 
-// virtio 1.2 §5.2.3 feature bits.
-inline constexpr unsigned kFeatSizeMax = 1;
-inline constexpr unsigned kFeatSegMax = 2;
-inline constexpr unsigned kFeatGeometry = 4;
-inline constexpr unsigned kFeatRo = 5;
-inline constexpr unsigned kFeatBlkSize = 6;
-inline constexpr unsigned kFeatFlush = 9;
-inline constexpr unsigned kFeatTopology = 10;
-inline constexpr unsigned kFeatConfigWce = 11;
-inline constexpr unsigned kFeatMq = 12;
-inline constexpr unsigned kFeatDiscard = 13;
-inline constexpr unsigned kFeatWriteZeroes = 14;
-
 // Size of the config space we expose: up to write_zeroes_may_unmap and its
 // padding (secure erase is not offered).
 inline constexpr std::size_t kConfigSpaceBytes = 60;

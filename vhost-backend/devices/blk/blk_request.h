@@ -12,29 +12,11 @@
 #include <string_view>
 
 #include "vhost-backend/devices/blk/blk_backend.h"
+#include "vhost-backend/devices/blk/virtio_blk.h"
 #include "vhost-backend/virtio/guest_memory.h"
 #include "vhost-backend/virtio/split_queue.h"
 
 namespace viopool::blk {
-
-// Request types (virtio 1.2 §5.2.6).
-inline constexpr std::uint32_t kTypeIn = 0;
-inline constexpr std::uint32_t kTypeOut = 1;
-inline constexpr std::uint32_t kTypeFlush = 4;
-inline constexpr std::uint32_t kTypeGetId = 8;
-inline constexpr std::uint32_t kTypeGetLifetime = 10;
-inline constexpr std::uint32_t kTypeDiscard = 11;
-inline constexpr std::uint32_t kTypeWriteZeroes = 13;
-inline constexpr std::uint32_t kTypeSecureErase = 14;
-
-inline constexpr std::uint8_t kStatusOk = 0;
-inline constexpr std::uint8_t kStatusIoErr = 1;
-inline constexpr std::uint8_t kStatusUnsupp = 2;
-
-inline constexpr std::uint32_t kSectorSize = 512;  // virtio-blk sectors, whatever blk_size is
-inline constexpr std::uint32_t kIdBytes = 20;      // GET_ID string length
-inline constexpr std::size_t kHeaderBytes = 16;    // type, reserved, sector
-inline constexpr std::size_t kSegmentBytes = 16;   // discard / write-zeroes range
 
 // Data iovecs per request: seg_max advertised to the guest. Leaves room in a
 // DescChain (256 buffers) for the header and status buffers.
