@@ -519,8 +519,8 @@ bool VhostBlkDevice::arm(runtime::WaitSet& ws) noexcept {
     }
     if (backend_->in_flight(q) > 0 || !qu.pending.empty()) {
       const int fd = backend_->completion_fd(q);
-      if (fd < 0) {
-        pending = true;  // completions are immediate: keep polling
+      if (fd < 0 || !backend_->prepare_sleep(q)) {
+        pending = true;  // completions are immediate or already waiting
       } else {
         qu.completion_slot = ws.add(fd);
         if (qu.completion_slot < 0) {

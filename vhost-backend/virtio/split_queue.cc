@@ -46,6 +46,8 @@ bool aligned(const std::byte* p, std::size_t alignment) noexcept {
 
 void DescChain::reset(std::uint16_t head) noexcept {
   head_ = head;
+  id_ = head;
+  desc_count_ = 1;
   count_ = 0;
   readable_count_ = 0;
   indirect_ = false;

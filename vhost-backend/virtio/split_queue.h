@@ -51,6 +51,13 @@ class DescChain {
   static constexpr std::size_t kMaxBuffers = 256;
 
   std::uint16_t head() const noexcept { return head_; }
+  // The buffer id to hand back in the used element. Split ring: the head index
+  // (== head()). Packed ring: the id of the chain's last ring descriptor (also
+  // returned by head()).
+  std::uint16_t id() const noexcept { return id_; }
+  // Ring slots the chain occupied: what a packed ring's used element skips
+  // (PackedUsedElem::desc_count). Always 1 for a split ring, where it is unused.
+  std::uint16_t desc_count() const noexcept { return desc_count_; }
   std::span<const ChainBuffer> buffers() const noexcept { return {buffers_.data(), count_}; }
   // The device-readable buffers, then the device-writable ones.
   std::span<const ChainBuffer> readable() const noexcept {
@@ -72,12 +79,15 @@ class DescChain {
 
  private:
   friend class SplitQueue;
+  friend class PackedQueue;
   void reset(std::uint16_t head) noexcept;
   // Records the first fault only; later buffers are no longer stored.
   void set_error(Errc code, const char* what) noexcept;
   void append(GuestAddr addr, std::uint32_t len, bool device_writable) noexcept;
 
   std::uint16_t head_ = 0;
+  std::uint16_t id_ = 0;
+  std::uint16_t desc_count_ = 1;
   std::uint16_t count_ = 0;
   std::uint16_t readable_count_ = 0;
   bool indirect_ = false;

@@ -605,11 +605,12 @@ BOOST_DATA_TEST_CASE(submit_refuses_beyond_the_queue_depth_until_poll_frees_room
   }
 }
 
-BOOST_DATA_TEST_CASE(completion_fd_is_readable_exactly_while_completions_wait,
+BOOST_DATA_TEST_CASE(completion_fd_wakes_a_sleeper_and_prepare_sleep_resets_it,
                      data::make(kUringKinds), kind) {
   Disk d = make_disk(kind);
   const int fd = d->completion_fd(0);
   BOOST_REQUIRE(fd >= 0);
+  BOOST_TEST(d->prepare_sleep(0));
   BOOST_TEST(!fd_readable(fd, 0));
 
   Buffer buf(8 * kPage, 0);
@@ -625,13 +626,16 @@ BOOST_DATA_TEST_CASE(completion_fd_is_readable_exactly_while_completions_wait,
     ptrs.push_back(&ios[i]);
   }
 
-  // One completion: the fd wakes a sleeper, and poll() that takes it clears it.
+  // A completion makes the fd readable; while it waits, prepare_sleep()
+  // refuses; once taken, prepare_sleep() resets the fd for the next sleep.
   BOOST_REQUIRE(d->submit(0, ptrs.data(), 1) == 1u);
   BOOST_TEST(fd_readable(fd, 5000));
+  BOOST_TEST(!d->prepare_sleep(0));
   BlkCompletion c[8];
   BOOST_TEST(d->poll(0, c, 8) == 1u);
-  BOOST_TEST(!fd_readable(fd, 0));
   BOOST_TEST(d->poll(0, c, 8) == 0u);
+  BOOST_TEST(d->prepare_sleep(0));
+  BOOST_TEST(!fd_readable(fd, 0));
 
   // A request failed by the backend itself completes through the fd as well.
   BlkIo beyond = ios[0];
@@ -641,20 +645,23 @@ BOOST_DATA_TEST_CASE(completion_fd_is_readable_exactly_while_completions_wait,
   BOOST_TEST(fd_readable(fd, 5000));
   BOOST_TEST(d->poll(0, c, 8) == 1u);
   BOOST_TEST(c[0].result == -EINVAL);
+  BOOST_TEST(d->prepare_sleep(0));
   BOOST_TEST(!fd_readable(fd, 0));
 
-  // Several, taken one at a time: while poll() leaves completions behind
-  // (max too small) the fd stays readable; once all are taken it is clear.
+  // Several, taken one at a time: prepare_sleep() refuses until all are taken.
   BOOST_REQUIRE(d->submit(0, ptrs.data(), 8) == 8u);
   const auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
   std::uint32_t taken = 0;
   while (taken < 8) {
     BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
-    BOOST_REQUIRE(fd_readable(fd, 5000));
+    if (d->prepare_sleep(0)) {
+      BOOST_REQUIRE(fd_readable(fd, 5000));  // a sleeper would be woken
+    }
     taken += d->poll(0, c, 1);
   }
   BOOST_TEST(d->in_flight(0) == 0u);
   BOOST_TEST(d->poll(0, c, 8) == 0u);
+  BOOST_TEST(d->prepare_sleep(0));
   BOOST_TEST(!fd_readable(fd, 0));
 }
 

@@ -70,15 +70,20 @@ class BlockBackend {
   // Polling thread of queue q. Submits up to n I/Os; returns how many were
   // accepted (the rest are retried later: the queue is full). Never blocks.
   virtual std::uint32_t submit(std::uint16_t q, BlkIo* const* ios, std::uint32_t n) noexcept = 0;
-  // Polling thread of queue q. Returns up to `max` completions. Never blocks.
-  // Clears completion_fd(q) when it takes everything that is ready; a return
-  // of `max` means more may be waiting (the fd then stays readable).
+  // Polling thread of queue q. Returns up to `max` completions. Never blocks
+  // and makes no system call when nothing is ready.
   virtual std::uint32_t poll(std::uint16_t q, BlkCompletion* out, std::uint32_t max) noexcept = 0;
   // I/Os submitted on q and not yet returned by poll().
   virtual std::uint32_t in_flight(std::uint16_t q) const noexcept = 0;
   // An eventfd that becomes readable when queue q has completions, so an idle
   // poller can sleep; -1 if completions are immediate (poll right away).
   virtual int completion_fd(std::uint16_t q) const noexcept = 0;
+  // Polling thread, right before it sleeps on completion_fd(q): resets the fd
+  // and returns false if completions are already waiting (do not sleep).
+  virtual bool prepare_sleep(std::uint16_t q) noexcept {
+    (void)q;
+    return true;
+  }
 };
 
 }  // namespace viopool::blk

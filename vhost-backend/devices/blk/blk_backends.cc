@@ -358,13 +358,6 @@ constexpr std::uint32_t kMaxIovPerRequest = IOV_MAX;
 constexpr std::uint8_t kMaxAgainRetries = 8;
 // user_data of the cancel request stop() sends; slots use their index.
 constexpr std::uint64_t kCancelTag = ~std::uint64_t{0};
-// After the last completion a queue clears its eventfd again on the 1st, 2nd,
-// 4th, ... empty poll up to this one: a completion's eventfd signal can land
-// just after poll() reaped it and cleared the fd, and would otherwise leave the
-// fd readable with nothing to reap (a sleeping poller woken for nothing, over
-// and over). log2 of this is the worst-case number of extra read(2)s.
-constexpr std::uint64_t kStaleSignalHorizon = std::uint64_t{1} << 20;
-constexpr std::uint64_t kNoStaleSignal = ~std::uint64_t{0};
 
 class UringBackend final : public BlockBackend {
  public:
@@ -486,22 +479,11 @@ class UringBackend final : public BlockBackend {
     if (io_uring_sq_ready(&q.ring) > 0) {
       flush_sq(q, qi);
     }
-    unsigned ready = io_uring_cq_ready(&q.ring);
-    if (ready == 0) {
-      if (!stale_clear_due(q)) {
-        return 0;
-      }
-      clear_eventfd(q);
-      ready = io_uring_cq_ready(&q.ring);  // a completion whose signal the clear consumed
-      if (ready == 0) {
-        return 0;
-      }
-    } else if (ready <= max) {
-      // Clear before reaping: a completion posted after this read signals the
-      // fd again, so a poller never sleeps on a ring with unseen completions.
-      // With more than `max` ready the fd stays as it is (poll() is called
-      // again anyway).
-      clear_eventfd(q);
+    // The eventfd is left alone here: a busy poller never reads it (one
+    // read(2) per reap would cost more than the reap); prepare_sleep() resets
+    // it right before the poller sleeps on it.
+    if (io_uring_cq_ready(&q.ring) == 0) {
+      return 0;
     }
 
     std::uint32_t n = 0;
@@ -539,7 +521,6 @@ class UringBackend final : public BlockBackend {
       flush_sq(q, qi);
     }
     publish_in_flight(q);
-    q.idle_polls = 0;
     return n;
   }
 
@@ -586,7 +567,6 @@ class UringBackend final : public BlockBackend {
     std::vector<Slot> slots;          // depth_ entries; the slot index is the CQE tag
     std::vector<std::uint32_t> free;  // free slot indices; capacity depth_, never reallocates
     std::atomic<std::uint32_t> in_flight{0};    // depth_ - free.size(), readable from any thread
-    std::uint64_t idle_polls = kNoStaleSignal;  // empty polls since the last reap
 
     ~Queue() {
       if (ring_ready) {
@@ -922,23 +902,17 @@ class UringBackend final : public BlockBackend {
     }
   }
 
+  bool prepare_sleep(std::uint16_t qi) noexcept override {
+    Queue& q = *queues_[qi];
+    // Reset first, then look: a completion posted after the reset signals the
+    // fd again, so the poller cannot sleep through it.
+    clear_eventfd(q);
+    return io_uring_cq_ready(&q.ring) == 0 && io_uring_sq_ready(&q.ring) == 0;
+  }
+
   void clear_eventfd(Queue& q) noexcept {
     eventfd_t v = 0;
     (void)eventfd_read(q.efd, &v);  // EAGAIN when already clear
-  }
-
-  bool stale_clear_due(Queue& q) noexcept {
-    if (q.idle_polls == kNoStaleSignal) {
-      return false;
-    }
-    ++q.idle_polls;
-    if (!std::has_single_bit(q.idle_polls)) {
-      return false;
-    }
-    if (q.idle_polls >= kStaleSignalHorizon) {
-      q.idle_polls = kNoStaleSignal;
-    }
-    return true;
   }
 
   // stop(): cancels what is still in flight and waits (bounded) for the
