@@ -249,11 +249,25 @@ Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
     return fail(Errc::kInvalidArgument, "more queues requested than the device offers");
   }
 
+  const bool packed = o.ring_layout == RingLayout::kPacked;
+  if (packed &&
+      (!offered_.has(virtio::kFeatureRingPacked) || o.exclude.has(virtio::kFeatureRingPacked))) {
+    return failed_step(
+        "features", make_error(Errc::kUnsupported,
+                               offered_.has(virtio::kFeatureRingPacked)
+                                   ? "packed rings requested but VIRTIO_F_RING_PACKED is excluded"
+                                   : "packed rings requested but the backend does not offer "
+                                     "VIRTIO_F_RING_PACKED (feature bit 34)"));
+  }
+
   virtio::FeatureSet acked;
   for (unsigned bit : kWantedBits) {
     if (offered_.has(bit) && !o.exclude.has(bit)) {
       acked = acked.with(bit);
     }
+  }
+  if (packed) {
+    acked = acked.with(virtio::kFeatureRingPacked);
   }
   // Keeps protocol features (and vring enable/disable) in effect.
   acked = acked.with(virtio::kFeatureProtocolFeatures);
@@ -283,6 +297,8 @@ Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
   for (std::uint16_t i = 0; i < o.num_queues; ++i) {
     Queue& q = queues_[i];
     DriverQueueOptions qo;
+    qo.layout = o.ring_layout;
+    qo.start_idx = packed ? kPackedFreshStart : 0;
     qo.size = o.queue_size;
     qo.event_idx = event_idx;
     qo.indirect = indirect;
@@ -312,6 +328,8 @@ Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
     if (auto r = frontend_->set_vring_base(i, q.vq->start_idx()); !r) {
       return failed_step("set vring base", r.error());
     }
+    // Packed: desc is the descriptor ring, avail the driver event area and
+    // used the device event area (DriverQueue names them the same way).
     const vhost_user::VringAddr addr{
         i, 0, q.vq->desc_user_addr(), q.vq->used_user_addr(), q.vq->avail_user_addr(), 0};
     if (auto r = frontend_->set_vring_addr(addr); !r) {
@@ -338,8 +356,9 @@ Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
       return failed_step("sync", r.error());
     }
   }
-  VIOPOOL_LOG_DEBUG("connected socket={} features={} queues={} capacity={}", o.socket_path,
-                    virtio::to_string(acked_), o.num_queues, config_.capacity_sectors);
+  VIOPOOL_LOG_DEBUG("connected socket={} features={} ring={} queues={} capacity={}", o.socket_path,
+                    virtio::to_string(acked_), packed ? "packed" : "split", o.num_queues,
+                    config_.capacity_sectors);
   return {};
 }
 

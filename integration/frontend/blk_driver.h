@@ -85,6 +85,10 @@ struct BlkDriverOptions {
   ArenaOptions arena;
   FrontendOptions frontend;
   Indirect use_indirect = Indirect::kNo;  // used only if INDIRECT_DESC is negotiated
+  // kPacked acks VIRTIO_F_RING_PACKED and sets up packed virtqueues; connect()
+  // fails with kUnsupported (and says so in `why`) if the backend does not
+  // offer it. kSplit never acks it, even when offered.
+  RingLayout ring_layout = RingLayout::kSplit;
   // Feature bits never acked even when offered (e.g. to test without EVENT_IDX).
   virtio::FeatureSet exclude;
 };
@@ -123,8 +127,10 @@ class BlkDriver {
   // Performs the whole vhost-user set-up: SET_OWNER, feature and protocol
   // feature negotiation (MQ, REPLY_ACK, CONFIG), GET_QUEUE_NUM, GET_CONFIG,
   // SET_FEATURES, SET_MEM_TABLE and, per queue, SET_VRING_NUM/BASE/ADDR/CALL/
-  // KICK and SET_VRING_ENABLE. `why`, if given, receives a message naming the
-  // step that failed.
+  // KICK and SET_VRING_ENABLE. Packed rings: SET_VRING_BASE carries
+  // kPackedFreshStart (offset 0, wrap counter 1) and SET_VRING_ADDR the
+  // descriptor ring and the driver / device event areas in its desc / avail /
+  // used fields. `why`, if given, receives a message naming the step that failed.
   static Result<std::unique_ptr<BlkDriver>> connect(const BlkDriverOptions& options,
                                                     std::string* why = nullptr);
   // Calls stop() if it was not called (so it may block, bounded by the
@@ -134,14 +140,17 @@ class BlkDriver {
   BlkDriver& operator=(const BlkDriver&) = delete;
 
   // Stops every queue with GET_VRING_BASE and returns the bases the backend
-  // reported (its next avail index per queue). Requests still in flight are
-  // abandoned. Idempotent; later calls return the first result.
+  // reported (its next avail index per queue; packed: offset | wrap << 15). Requests still in
+  // flight are abandoned. Idempotent; later calls return the first result.
   Result<std::vector<std::uint32_t>> stop();
 
   // ---- Negotiated state ----
   virtio::FeatureSet offered_features() const noexcept { return offered_; }
   virtio::FeatureSet features() const noexcept { return acked_; }
   bool has_feature(unsigned bit) const noexcept { return acked_.has(bit); }
+  RingLayout ring_layout() const noexcept {
+    return acked_.has(virtio::kFeatureRingPacked) ? RingLayout::kPacked : RingLayout::kSplit;
+  }
   std::uint64_t offered_protocol_features() const noexcept { return offered_protocol_; }
   std::uint64_t protocol_features() const noexcept { return frontend_->protocol_features(); }
   std::uint32_t backend_queue_count() const noexcept { return backend_queues_; }

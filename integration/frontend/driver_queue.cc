@@ -1,6 +1,7 @@
-// DriverQueue: split ring driver side. Shared ring fields are accessed through
-// std::atomic_ref so that each index store and load has the ordering the
-// virtio memory model asks of a driver (virtio 1.2, 2.7.13 and 2.7.7).
+// DriverQueue: split and packed ring driver side. Shared ring fields are
+// accessed through std::atomic_ref so that each index or flags store and load
+// has the ordering the virtio memory model asks of a driver (virtio 1.2,
+// 2.7.13 and 2.7.7 for split, 2.8.21 and 2.8.10 for packed).
 #include "integration/frontend/driver_queue.h"
 
 #include <poll.h>
@@ -30,6 +31,14 @@ void store_release(std::uint16_t& f, std::uint16_t v) noexcept {
 void store_relaxed(std::uint16_t& f, std::uint16_t v) noexcept {
   std::atomic_ref<std::uint16_t>(f).store(v, std::memory_order_relaxed);
 }
+// Event suppression structures move as one 32-bit word, so neither side ever
+// pairs new flags with a stale off_wrap.
+std::uint32_t load_relaxed(std::uint32_t& f) noexcept {
+  return std::atomic_ref<std::uint32_t>(f).load(std::memory_order_relaxed);
+}
+void store_relaxed(std::uint32_t& f, std::uint32_t v) noexcept {
+  std::atomic_ref<std::uint32_t>(f).store(v, std::memory_order_relaxed);
+}
 
 // virtio 1.2, 2.7.10: with EVENT_IDX the other side wants a notification when
 // the index moves from `old_idx` past `event` to `new_idx`.
@@ -42,7 +51,15 @@ bool need_event(std::uint16_t event, std::uint16_t new_idx, std::uint16_t old_id
 
 Result<std::unique_ptr<DriverQueue>> DriverQueue::create(GuestMemoryArena& arena,
                                                          const DriverQueueOptions& o) {
-  if (o.size == 0 || (o.size & (o.size - 1)) != 0) {
+  const bool packed = o.layout == RingLayout::kPacked;
+  if (packed) {
+    if (o.size == 0 || o.size > virtio::kMaxQueueSize) {
+      return fail(Errc::kInvalidArgument, "packed queue size must be 1 to 32768");
+    }
+    if ((o.start_idx & 0x7fff) >= o.size) {
+      return fail(Errc::kInvalidArgument, "packed start offset beyond the queue size");
+    }
+  } else if (o.size == 0 || (o.size & (o.size - 1)) != 0) {
     return fail(Errc::kInvalidArgument, "queue size must be a power of two");
   }
   if (o.indirect == Indirect::kYes && o.max_indirect == 0) {
@@ -50,6 +67,7 @@ Result<std::unique_ptr<DriverQueue>> DriverQueue::create(GuestMemoryArena& arena
   }
   std::unique_ptr<DriverQueue> q(new DriverQueue());
   q->arena_ = &arena;
+  q->packed_ = packed;
   q->size_ = o.size;
   q->start_idx_ = o.start_idx;
   q->event_idx_ = o.event_idx == virtio::EventIdx::kYes;
@@ -58,18 +76,21 @@ Result<std::unique_ptr<DriverQueue>> DriverQueue::create(GuestMemoryArena& arena
 
   // Each area on its own 4 KiB page (more than the 16/2/4-byte alignment the
   // spec requires), so the device's used-ring writes do not share a cache
-  // line with the driver's avail-ring writes.
+  // line with the driver's avail-ring writes. Packed: the descriptor ring and
+  // the driver / device event suppression structures (16 and 4 bytes aligned).
   auto desc = arena.alloc(virtio::desc_table_bytes(o.size), 4096);
   if (!desc) {
     return unexpected(desc.error());
   }
   q->desc_ = *desc;
-  auto avail = arena.alloc(virtio::avail_ring_bytes(o.size), 4096);
+  auto avail =
+      arena.alloc(packed ? sizeof(PackedEventSuppress) : virtio::avail_ring_bytes(o.size), 4096);
   if (!avail) {
     return unexpected(avail.error());
   }
   q->avail_ = *avail;
-  auto used = arena.alloc(virtio::used_ring_bytes(o.size), 4096);
+  auto used =
+      arena.alloc(packed ? sizeof(PackedEventSuppress) : virtio::used_ring_bytes(o.size), 4096);
   if (!used) {
     return unexpected(used.error());
   }
@@ -97,6 +118,10 @@ Result<std::unique_ptr<DriverQueue>> DriverQueue::create(GuestMemoryArena& arena
   }
   q->free_head_ = 0;
   q->num_free_ = o.size;
+  if (packed) {
+    q->packed_init();
+    return q;
+  }
   q->avail_shadow_ = o.start_idx;
   q->avail_published_ = o.start_idx;
   q->kicked_at_ = o.start_idx;
@@ -173,6 +198,9 @@ Result<void> DriverQueue::add(std::span<const DriverSegment> segs, std::uint64_t
       return fail(Errc::kInvalidArgument, "readable buffer after a writable one");
     }
   }
+  if (packed_) {
+    return packed_add(segs, cookie);
+  }
   const bool use_indirect = indirect_ && segs.size() > 1;
   const std::size_t ndesc = use_indirect ? 1 : segs.size();
   if (use_indirect && segs.size() > max_indirect_) {
@@ -232,6 +260,10 @@ Result<void> DriverQueue::add(std::span<const DriverSegment> segs, std::uint64_t
 }
 
 void DriverQueue::publish() noexcept {
+  if (packed_) {
+    packed_publish();
+    return;
+  }
   if (avail_published_ == avail_shadow_) {
     return;
   }
@@ -242,6 +274,9 @@ void DriverQueue::publish() noexcept {
 }
 
 Result<bool> DriverQueue::kick() noexcept {
+  if (packed_) {
+    return packed_kick();
+  }
   publish();
   if (kicked_at_ == avail_published_) {
     return false;  // nothing new since the last decision
@@ -263,6 +298,10 @@ Result<bool> DriverQueue::kick() noexcept {
     ++kicks_suppressed_;
     return false;
   }
+  return notify_device();
+}
+
+Result<bool> DriverQueue::notify_device() noexcept {
   const std::uint64_t one = 1;
   for (;;) {
     const ssize_t n = ::write(kick_fd_, &one, sizeof(one));
@@ -281,7 +320,12 @@ Result<bool> DriverQueue::kick() noexcept {
   return true;
 }
 
-bool DriverQueue::has_used() const noexcept { return load_relaxed(used_idx_field()) != last_used_; }
+bool DriverQueue::has_used() const noexcept {
+  if (packed_) {
+    return packed_has_used();
+  }
+  return load_relaxed(used_idx_field()) != last_used_;
+}
 
 void DriverQueue::free_chain(std::uint16_t head) noexcept {
   std::uint16_t n = chain_len_[head];
@@ -301,6 +345,9 @@ void DriverQueue::free_chain(std::uint16_t head) noexcept {
 Result<std::size_t> DriverQueue::reap(std::span<DriverCompletion> out) noexcept {
   if (broken_) {
     return fail(Errc::kProtocol, "virtqueue is broken");
+  }
+  if (packed_) {
+    return packed_reap(out);
   }
   // Acquire: the used elements the device wrote before moving used->idx are
   // visible once we see the new index.
@@ -333,7 +380,9 @@ Result<std::size_t> DriverQueue::reap(std::span<DriverCompletion> out) noexcept 
 
 void DriverQueue::set_interrupts(virtio::Notifications n) noexcept {
   interrupts_ = n == virtio::Notifications::kEnabled;
-  if (event_idx_) {
+  if (packed_) {
+    packed_write_driver_event();
+  } else if (event_idx_) {
     // With EVENT_IDX the device ignores the flags and compares used_event.
     store_relaxed(used_event_field(),
                   interrupts_ ? last_used_ : static_cast<std::uint16_t>(last_used_ + 0x7fff));
@@ -344,10 +393,9 @@ void DriverQueue::set_interrupts(virtio::Notifications n) noexcept {
 
 Result<bool> DriverQueue::wait_used(std::chrono::milliseconds limit) noexcept {
   const auto deadline = std::chrono::steady_clock::now() + limit;
-  if (!interrupts_) {
+  // Re-arms at last_used_ too with EVENT_IDX (used_event / off_wrap).
+  if (!interrupts_ || event_idx_) {
     set_interrupts(virtio::Notifications::kEnabled);
-  } else if (event_idx_) {
-    store_relaxed(used_event_field(), last_used_);
   }
   for (;;) {
     // Full fence: the used_event / flags store above must be visible before we
@@ -373,6 +421,250 @@ Result<bool> DriverQueue::wait_used(std::chrono::milliseconds limit) noexcept {
       (void)!::read(call_fd_, &v, sizeof(v));
     }
   }
+}
+
+// ---- Packed ring (virtio 1.2, 2.8) ----
+//
+// The driver fills ring slots in order from avail_shadow_, flipping its wrap
+// counter each time it passes the end; the device writes one used descriptor
+// per chain, in order from its own used position, and moves on by the chain's
+// slot count. So the slots between last_used_ and avail_shadow_ are exactly
+// the ones in flight, and num_free_ is the rest of the ring.
+
+namespace {
+
+constexpr std::uint16_t kOffsetMask = 0x7fff;
+
+std::uint16_t position_offset(std::uint16_t pos) noexcept { return pos & kOffsetMask; }
+bool position_wrap(std::uint16_t pos) noexcept { return (pos & kPackedWrapBit) != 0; }
+
+// AVAIL/USED bits of a descriptor the driver makes available in a lap with
+// wrap counter `wrap` (2.8.1: AVAIL = wrap, USED = !wrap).
+std::uint16_t avail_bits(bool wrap) noexcept { return wrap ? kPackedDescAvail : kPackedDescUsed; }
+
+// A descriptor the device has used in the lap with used wrap counter `wrap`.
+bool is_used(std::uint16_t flags, bool wrap) noexcept {
+  const bool avail = (flags & kPackedDescAvail) != 0;
+  const bool used = (flags & kPackedDescUsed) != 0;
+  return avail == used && used == wrap;
+}
+
+}  // namespace
+
+PackedDesc* DriverQueue::packed_ring() const noexcept {
+  return reinterpret_cast<PackedDesc*>(desc_.host);
+}
+std::uint32_t& DriverQueue::driver_event_word() const noexcept {
+  return *reinterpret_cast<std::uint32_t*>(avail_.host);
+}
+std::uint32_t& DriverQueue::device_event_word() const noexcept {
+  return *reinterpret_cast<std::uint32_t*>(used_.host);
+}
+
+void DriverQueue::packed_init() noexcept {
+  const std::uint16_t start = position_offset(start_idx_);
+  const bool wrap = position_wrap(start_idx_);
+  // Slots before the start offset look used in this lap, the others used in
+  // the previous one: none is available to the device, none is a completion
+  // for us. For a fresh ring (offset 0, wrap 1) that is the zeroed ring. The
+  // device reads nothing before SET_VRING_ADDR, so plain stores do.
+  const std::uint16_t used_this_lap = wrap ? (kPackedDescAvail | kPackedDescUsed) : 0;
+  const std::uint16_t used_last_lap = wrap ? 0 : (kPackedDescAvail | kPackedDescUsed);
+  PackedDesc* ring = packed_ring();
+  for (std::uint16_t i = 0; i < size_; ++i) {
+    ring[i].flags = i < start ? used_this_lap : used_last_lap;
+  }
+  avail_shadow_ = start_idx_;
+  avail_published_ = start_idx_;
+  kicked_at_ = start_idx_;
+  last_used_ = start_idx_;
+  pending_off_.assign(size_, 0);
+  pending_flags_.assign(size_, 0);
+  // The device event area stays zeroed: kPackedEventEnable until the device
+  // says otherwise.
+  set_interrupts(virtio::Notifications::kEnabled);
+}
+
+Result<void> DriverQueue::packed_add(std::span<const DriverSegment> segs,
+                                     std::uint64_t cookie) noexcept {
+  const bool use_indirect = indirect_ && segs.size() > 1;
+  const std::size_t ndesc = use_indirect ? 1 : segs.size();
+  if (use_indirect && segs.size() > max_indirect_) {
+    return fail(Errc::kResourceExhausted, "chain longer than the indirect table");
+  }
+  if (ndesc > num_free_) {
+    return fail(Errc::kResourceExhausted, "no free descriptors");
+  }
+  // Buffer ids cannot run out before ring slots do: every chain in flight
+  // holds at least one slot, and there are as many ids as slots.
+  const std::uint16_t id = free_head_;
+  free_head_ = next_[id];
+
+  PackedDesc* ring = packed_ring();
+  std::uint16_t off = position_offset(avail_shadow_);
+  bool wrap = position_wrap(avail_shadow_);
+  const std::uint16_t head_off = off;
+  std::uint16_t head_flags = 0;
+  auto advance = [&] {
+    if (++off == size_) {
+      off = 0;
+      wrap = !wrap;
+    }
+  };
+  if (use_indirect) {
+    // The table belongs to the buffer id and is reused with it. In a table
+    // only WRITE counts (2.8.19); entries follow each other without NEXT.
+    const std::uint64_t table_off = std::uint64_t{id} * max_indirect_ * sizeof(PackedDesc);
+    auto* ind = reinterpret_cast<PackedDesc*>(indirect_tables_.host + table_off);
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      ind[i] =
+          PackedDesc{segs[i].addr.value, segs[i].len, 0,
+                     segs[i].writable == Writable::kYes ? virtio::kDescWrite : std::uint16_t{0}};
+    }
+    PackedDesc& d = ring[off];
+    d.addr = indirect_tables_.gpa.value + table_off;
+    d.len = static_cast<std::uint32_t>(segs.size() * sizeof(PackedDesc));
+    d.id = id;
+    head_flags = static_cast<std::uint16_t>(virtio::kDescIndirect | avail_bits(wrap));
+    advance();
+  } else {
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      const bool last = i + 1 == segs.size();
+      const auto flags =
+          static_cast<std::uint16_t>((segs[i].writable == Writable::kYes ? virtio::kDescWrite : 0) |
+                                     (last ? 0 : virtio::kDescNext) | avail_bits(wrap));
+      PackedDesc& d = ring[off];
+      d.addr = segs[i].addr.value;
+      d.len = segs[i].len;
+      d.id = id;  // the device reads it from the last one; every slot carries it
+      if (i == 0) {
+        head_flags = flags;  // stored by publish(), after everything else
+      } else {
+        // The device reads this slot only after it has seen the head's flags,
+        // whose release store in publish() orders this one before it.
+        store_relaxed(d.flags, flags);
+      }
+      advance();
+    }
+  }
+  num_free_ = static_cast<std::uint16_t>(num_free_ - ndesc);
+  chain_len_[id] = static_cast<std::uint16_t>(ndesc);
+  cookie_[id] = cookie;
+  ++in_flight_;
+  pending_off_[pending_] = head_off;
+  pending_flags_[pending_] = head_flags;
+  ++pending_;
+  added_since_kick_ += static_cast<std::uint32_t>(ndesc);
+  avail_shadow_ = packed_position(off, wrap);
+  return {};
+}
+
+void DriverQueue::packed_publish() noexcept {
+  PackedDesc* ring = packed_ring();
+  // Last head first: the device walks the ring in order and stops at the first
+  // slot it does not see as available, so the whole batch appears at once
+  // when the first pending head's flags land.
+  for (std::uint16_t i = pending_; i-- > 0;) {
+    // Release: the chain's other descriptors, its indirect table and its
+    // buffers are visible to the device before its head turns available.
+    store_release(ring[pending_off_[i]].flags, pending_flags_[i]);
+  }
+  pending_ = 0;
+  avail_published_ = avail_shadow_;
+}
+
+Result<bool> DriverQueue::packed_kick() noexcept {
+  packed_publish();
+  if (added_since_kick_ == 0) {
+    return false;  // nothing new since the last decision
+  }
+  // Full fence: orders our head flag stores before the load of the device
+  // event suppression structure (store->load), as in the split kick().
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::uint32_t ev = load_relaxed(device_event_word());
+  const auto off_wrap = static_cast<std::uint16_t>(ev & 0xffff);
+  const auto flags = static_cast<std::uint16_t>(ev >> 16);
+  bool notify = true;  // ENABLE, or a mode the device may not use: kicking is always safe
+  if (flags == kPackedEventDisable) {
+    notify = false;
+  } else if (flags == kPackedEventDesc && event_idx_ && added_since_kick_ < 0x8000) {
+    // One 16-bit index space where this lap's offsets are 0..size-1 and the
+    // previous lap's -size..-1; the device's off_wrap is never ahead of us.
+    const std::uint16_t new_idx = position_offset(avail_published_);
+    std::uint16_t event = position_offset(off_wrap);
+    if (position_wrap(off_wrap) != position_wrap(avail_published_)) {
+      event = static_cast<std::uint16_t>(event - size_);
+    }
+    const auto old_idx = static_cast<std::uint16_t>(new_idx - added_since_kick_);
+    notify = need_event(event, new_idx, old_idx);
+  }
+  added_since_kick_ = 0;
+  kicked_at_ = avail_published_;
+  if (!notify) {
+    ++kicks_suppressed_;
+    return false;
+  }
+  return notify_device();
+}
+
+bool DriverQueue::packed_has_used() const noexcept {
+  const std::uint16_t flags = load_relaxed(packed_ring()[position_offset(last_used_)].flags);
+  return is_used(flags, position_wrap(last_used_));
+}
+
+Result<std::size_t> DriverQueue::packed_reap(std::span<DriverCompletion> out) noexcept {
+  PackedDesc* ring = packed_ring();
+  std::uint32_t off = position_offset(last_used_);
+  bool wrap = position_wrap(last_used_);
+  std::size_t n = 0;
+  while (n < out.size()) {
+    PackedDesc& d = ring[off];
+    // Acquire: the id and len the device wrote, and the buffers it filled,
+    // are visible once we see its flags.
+    if (!is_used(load_acquire(d.flags), wrap)) {
+      break;
+    }
+    const std::uint16_t id = d.id;
+    const std::uint32_t len = d.len;
+    // The id comes from the device: check it against our own state before it
+    // indexes anything.
+    if (id >= size_ || chain_len_[id] == 0) {
+      broken_ = true;
+      last_used_ = packed_position(static_cast<std::uint16_t>(off), wrap);
+      return fail(Errc::kProtocol, "device returned a buffer id that is not in flight");
+    }
+    out[n++] = DriverCompletion{cookie_[id], len};
+    const std::uint16_t slots = chain_len_[id];
+    next_[id] = free_head_;
+    free_head_ = id;
+    num_free_ = static_cast<std::uint16_t>(num_free_ + slots);
+    chain_len_[id] = 0;
+    --in_flight_;
+    // The next used descriptor comes after as many slots as this chain took.
+    off += slots;
+    if (off >= size_) {
+      off -= size_;
+      wrap = !wrap;
+    }
+  }
+  last_used_ = packed_position(static_cast<std::uint16_t>(off), wrap);
+  if (n > 0 && event_idx_ && interrupts_) {
+    packed_write_driver_event();  // off_wrap follows last_used_
+  }
+  return n;
+}
+
+void DriverQueue::packed_write_driver_event() noexcept {
+  // DESC asks for an interrupt once the device writes the used descriptor at
+  // last_used_, i.e. the next completion; DISABLE works with or without
+  // EVENT_IDX, so it is all busy-polling needs.
+  std::uint16_t flags = kPackedEventDisable;
+  std::uint16_t off_wrap = 0;
+  if (interrupts_) {
+    flags = event_idx_ ? kPackedEventDesc : kPackedEventEnable;
+    off_wrap = event_idx_ ? last_used_ : 0;
+  }
+  store_relaxed(driver_event_word(), std::uint32_t{off_wrap} | std::uint32_t{flags} << 16);
 }
 
 }  // namespace viopool::frontend

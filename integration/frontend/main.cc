@@ -41,6 +41,7 @@ struct Args {
   std::string mem = "256M";
   bool hugepages = false;
   bool indirect = false;
+  bool packed = false;
   bool no_event_idx = false;
   std::vector<int> cpus;
   std::uint64_t seed = 1;
@@ -134,6 +135,7 @@ json device_json(BlkDriver& d) {
               {"max_write_zeroes_sectors", c.max_write_zeroes_sectors},
               {"max_write_zeroes_seg", c.max_write_zeroes_seg},
               {"opt_io_size", c.opt_io_size},
+              {"ring", d.ring_layout() == RingLayout::kPacked ? "packed" : "split"},
               {"offered_features", feature_names(d.offered_features())},
               {"features", feature_names(d.features())},
               {"offered_protocol_features", protocol_names(d.offered_protocol_features())},
@@ -197,6 +199,7 @@ BlkDriverOptions driver_options(const Args& a, std::uint32_t bs, std::string& er
   o.frontend.timeout = seconds_to_ms(a.timeout_s);
   o.frontend.connect_timeout = seconds_to_ms(a.connect_timeout_s);
   o.use_indirect = a.indirect ? Indirect::kYes : Indirect::kNo;
+  o.ring_layout = a.packed ? RingLayout::kPacked : RingLayout::kSplit;
   if (a.no_event_idx) {
     o.exclude = o.exclude.with(viopool::virtio::kFeatureRingEventIdx);
   }
@@ -236,6 +239,7 @@ int run_info(const Args& a) {
     std::printf("write zeroes:      max %u sectors, %u segments\n",
                 j["max_write_zeroes_sectors"].get<unsigned>(),
                 j["max_write_zeroes_seg"].get<unsigned>());
+    std::printf("ring layout:       %s\n", j["ring"].get<std::string>().c_str());
     std::printf("offered features:  %s\n", join(j["offered_features"]).c_str());
     std::printf("acked features:    %s\n", join(j["features"]).c_str());
     std::printf("offered protocol:  %s\n", join(j["offered_protocol_features"]).c_str());
@@ -395,6 +399,9 @@ void add_connection_options(CLI::App* c, Args& a) {
   c->add_flag("--indirect", a.indirect,
               "put each request's buffers in an indirect descriptor table (if the device "
               "offers INDIRECT_DESC)");
+  c->add_flag("--packed", a.packed,
+              "use packed virtqueues (ack VIRTIO_F_RING_PACKED, feature bit 34); fails at "
+              "set-up with a message if the backend does not offer it");
   c->add_flag("--no-event-idx", a.no_event_idx,
               "do not ack VIRTIO_RING_F_EVENT_IDX (use the ring flags for notifications)");
   c->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")
@@ -412,7 +419,8 @@ int main(int argc, char** argv) {
       "It connects to a backend's unix socket, negotiates features (VERSION_1, EVENT_IDX, "
       "INDIRECT_DESC, virtio-blk SEG_MAX/BLK_SIZE/FLUSH/MQ/DISCARD/WRITE_ZEROES/RO/...) and "
       "protocol features (MQ, REPLY_ACK, CONFIG), shares memfd-backed guest memory placed at "
-      "guest-physical 4 GiB, sets up split virtqueues and drives them as a guest driver would."};
+      "guest-physical 4 GiB, sets up split virtqueues (packed ones with --packed) and drives them "
+      "as a guest driver would."};
   app.footer(
       "Exit status: 0 success; 1 a request failed or verify found a mismatch; 2 the backend "
       "could not be reached, negotiated with or driven (message on stderr).\n"

@@ -68,6 +68,7 @@ struct BackendCase {
   const char* kind;
   const char* direct;
   unsigned queues;
+  bool packed = false;
 };
 std::ostream& operator<<(std::ostream& os, const BackendCase& c) { return os << c.label; }
 
@@ -77,6 +78,8 @@ const BackendCase kBackends[] = {
     {"uring buffered 2 queues", "uring", "off", 2},
     {"uring direct 1 queue", "uring", "on", 1},
     {"malloc 2 queues", "malloc", nullptr, 2},
+    {"uring packed ring 2 queues", "uring", "auto", 2, true},
+    {"malloc packed ring", "malloc", nullptr, 1, true},
 };
 
 }  // namespace
@@ -95,11 +98,18 @@ BOOST_DATA_TEST_CASE(data_written_through_the_device_reads_back_intact,
   }
   HostProc host(dir, json{{"devices", {blk_device(dir, "vol0", backend, c.queues)}}});
   json report;
-  const int rc = run_frontend(dir,
-                              {"--socket", dir.file("vol0.vhost"), "--rw", "verify", "--runtime",
-                               "2", "--queues", std::to_string(c.queues), "--qd", "16"},
-                              report, "verify");
+  std::vector<std::string> args = {"--socket", dir.file("vol0.vhost"), "--rw", "verify",
+                                   "--runtime", "2", "--queues", std::to_string(c.queues),
+                                   "--qd", "16"};
+  if (c.packed) {
+    args.push_back("--packed");
+    args.push_back("--indirect");
+  }
+  const int rc = run_frontend(dir, args, report, "verify");
   BOOST_TEST(rc == 0);
+  // The negotiated ring layout is the one asked for (bit 34: VIRTIO_F_RING_PACKED).
+  BOOST_TEST(((host.device("vol0")["features"].value("negotiated", 0ull) >> 34) & 1u) ==
+             (c.packed ? 1u : 0u));
   auto st = host.stats("vol0");
   BOOST_TEST(st["total"].value("writes", 0ull) > 0u);
   BOOST_TEST(st["total"].value("reads", 0ull) > 0u);

@@ -161,6 +161,9 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
     return fail(Errc::kInvalidArgument, "config: serial too long");
   }
   d.serial = *serial;
+  auto packed = get_bool(j, "packed_ring", where, why, true);
+  VIOPOOL_TRY(packed);
+  d.packed_ring = *packed;
 
   const std::string bwhere = path_of(where, "backend");
   auto bit = j.find("backend");
@@ -246,7 +249,7 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
     d.type = DeviceType::kBlk;
     VIOPOOL_TRY(reject_unknown(j,
                                {"name", "type", "socket", "mode", "queues", "read_only", "serial",
-                                "lcore", "backend"},
+                                "packed_ring", "lcore", "backend"},
                                where.empty() ? "device" : where, why));
   } else {
     why = path_of(where, "type") + ": unknown device type '" + *type + "' (supported: net, blk)";
@@ -478,7 +481,8 @@ json to_json(const DeviceConfig& d) {
     b["queue_depth"] = d.blk.queue_depth;
     return json{{"name", d.name},   {"type", "blk"},          {"socket", d.socket},
                 {"mode", to_string(d.mode)}, {"queues", d.queues}, {"read_only", d.read_only},
-                {"serial", d.serial}, {"lcore", d.lcore},     {"backend", b}};
+                {"serial", d.serial}, {"packed_ring", d.packed_ring}, {"lcore", d.lcore},
+                {"backend", b}};
   }
   json b = {{"kind", to_string(d.net.kind)}};
   if (d.net.kind == NetBackendKind::kEthdev) {

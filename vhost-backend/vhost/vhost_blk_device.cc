@@ -58,7 +58,7 @@ Result<void> VhostBlkDevice::start(std::string& why) {
     why = std::string("backend ") + backend_->kind() + ": " + to_string(r.error());
     return r;
   }
-  opts_ = blk::BlkDeviceOptions{cfg_.queues, cfg_.read_only, backend_->info()};
+  opts_ = blk::BlkDeviceOptions{cfg_.queues, cfg_.read_only, cfg_.packed_ring, backend_->info()};
   if (opts_.backend.capacity_bytes < blk::kSectorSize) {
     backend_->stop();
     why = "backend capacity is below one sector";
@@ -242,17 +242,32 @@ int VhostBlkDevice::on_new_device(int vid) noexcept {
       VIOPOOL_LOG_ERROR("cannot read vring dev={} vid={} q={}", cfg_.name, vid, q);
       return -1;
     }
-    virtio::SplitQueueConfig qc;
-    qc.desc = reinterpret_cast<std::byte*>(vr.desc);
-    qc.avail = reinterpret_cast<std::byte*>(vr.avail);
-    qc.used = reinterpret_cast<std::byte*>(vr.used);
-    qc.size = vr.size;
-    qc.memory = &mem_;
-    qc.event_idx = event_idx;
-    qc.last_avail_idx = last_avail;
-    qc.last_used_idx = last_used;
-    qc.log_id = log_ids_[q];
-    auto sq = virtio::SplitQueue::create(qc);
+    Result<virtio::AnyQueue> sq = fail(Errc::kInternal, "no queue");
+    if ((features >> virtio::kFeatureRingPacked) & 1) {
+      virtio::PackedQueueConfig pc;
+      pc.desc = reinterpret_cast<std::byte*>(vr.desc_packed);
+      pc.driver_event = reinterpret_cast<std::byte*>(vr.driver_event);
+      pc.device_event = reinterpret_cast<std::byte*>(vr.device_event);
+      pc.size = vr.size;
+      pc.memory = &mem_;
+      pc.event_idx = event_idx;
+      // rte_vhost hands packed positions over with the wrap counter in bit 15.
+      pc.set_vring_base(last_avail, last_used);
+      pc.log_id = log_ids_[q];
+      sq = virtio::AnyQueue::create(pc);
+    } else {
+      virtio::SplitQueueConfig qc;
+      qc.desc = reinterpret_cast<std::byte*>(vr.desc);
+      qc.avail = reinterpret_cast<std::byte*>(vr.avail);
+      qc.used = reinterpret_cast<std::byte*>(vr.used);
+      qc.size = vr.size;
+      qc.memory = &mem_;
+      qc.event_idx = event_idx;
+      qc.last_avail_idx = last_avail;
+      qc.last_used_idx = last_used;
+      qc.log_id = log_ids_[q];
+      sq = virtio::AnyQueue::create(qc);
+    }
     if (!sq) {
       VIOPOOL_LOG_ERROR("frontend ring rejected dev={} vid={} q={} size={} error=\"{}\"", cfg_.name,
                         vid, q, vr.size, sq.error().what);
@@ -333,8 +348,12 @@ void VhostBlkDevice::on_destroy_device(int vid) noexcept {
   for (std::uint16_t q = 0; q < nq; ++q) {
     auto& qu = queues_[q];
     if (qu.vq) {
-      // GET_VRING_BASE (which triggered this) reports these to the frontend.
-      rte_vhost_set_vring_base(vid, q, qu.vq->last_avail_idx(), qu.vq->last_used_idx());
+      // GET_VRING_BASE (which triggered this) reports these to the frontend
+      // (packed: with the wrap counters in bit 15).
+      std::uint16_t avail = 0;
+      std::uint16_t used = 0;
+      qu.vq->vring_base(avail, used);
+      rte_vhost_set_vring_base(vid, q, avail, used);
       qu.vq.reset();
     }
     enabled_[q].store(false, std::memory_order_relaxed);
@@ -363,7 +382,7 @@ void VhostBlkDevice::finish(Queue& qu, std::uint16_t q, blk::BlkRequest& req,
                             std::uint8_t status) noexcept {
   (void)q;
   const std::uint32_t len = blk::complete_request(req, status);
-  qu.used.push_back(virtio::VringUsedElem{req.head, len});
+  qu.used.push_back(virtio::UsedElem{req.head, len, req.desc_count});
   qu.free.push_back(static_cast<std::uint32_t>(&req - qu.slots.data()));
 }
 
@@ -371,7 +390,7 @@ void VhostBlkDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
   if (qu.used.empty()) {
     return;
   }
-  qu.vq->push_used(std::span<const virtio::VringUsedElem>(qu.used));
+  qu.vq->push_used(std::span<const virtio::UsedElem>(qu.used));
   qu.used.clear();
   if (qu.vq->need_notify()) {
     // The call fd may be replaced by the frontend at any time (QEMU does so

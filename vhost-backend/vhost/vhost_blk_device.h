@@ -18,7 +18,7 @@
 #include "vhost-backend/devices/blk/blk_stats.h"
 #include "vhost-backend/vhost/vhost_device.h"
 #include "vhost-backend/virtio/guest_memory.h"
-#include "vhost-backend/virtio/split_queue.h"
+#include "vhost-backend/virtio/any_queue.h"
 
 namespace viopool::vhost {
 
@@ -53,11 +53,11 @@ class VhostBlkDevice final : public VhostDevice {
 
  private:
   struct Queue {
-    std::optional<virtio::SplitQueue> vq;
+    std::optional<virtio::AnyQueue> vq;  // split or packed, as negotiated
     std::vector<blk::BlkRequest> slots;
     std::vector<std::uint32_t> free;       // indices of free slots
     std::vector<blk::BlkIo*> pending;      // parsed, not yet taken by the backend
-    std::vector<virtio::VringUsedElem> used;  // completions of this poll
+    std::vector<virtio::UsedElem> used;  // completions of this poll
     int kickfd = -1;
     int callfd = -1;
     int kick_slot = -1;

@@ -30,8 +30,7 @@ using UsedElem = PackedUsedElem;
 class AnyQueue {
  public:
   explicit AnyQueue(SplitQueue&& q) noexcept : q_(std::in_place_type<SplitQueue>, std::move(q)) {}
-  explicit AnyQueue(PackedQueue&& q) noexcept
-      : q_(std::in_place_type<PackedQueue>, std::move(q)) {}
+  explicit AnyQueue(PackedQueue&& q) noexcept : q_(std::in_place_type<PackedQueue>, std::move(q)) {}
 
   // Control path: create the underlying queue (errors as its create()).
   static Result<AnyQueue> create(const SplitQueueConfig& config) {

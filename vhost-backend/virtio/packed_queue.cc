@@ -62,8 +62,8 @@ std::uint32_t linear_position(std::uint32_t idx, bool wrap, std::uint32_t size) 
 }  // namespace
 
 Result<PackedQueue> PackedQueue::create(const PackedQueueConfig& config) {
-  if (config.desc == nullptr || config.driver_event == nullptr ||
-      config.device_event == nullptr || config.memory == nullptr) {
+  if (config.desc == nullptr || config.driver_event == nullptr || config.device_event == nullptr ||
+      config.memory == nullptr) {
     return fail(Errc::kInvalidArgument, "packed queue config has a null pointer");
   }
   if (config.size == 0 || config.size > kMaxQueueSize) {
@@ -112,8 +112,9 @@ std::uint32_t PackedQueue::outstanding_slots() const noexcept {
 
 unexpected PackedQueue::mark_broken(const char* what) noexcept {
   broken_error_ = make_error(Errc::kProtocol, what);
-  VIOPOOL_LOG_ERROR_RL("packed virtqueue broken, device needs reset: {} last_avail_idx={} wrap={} {}",
-                       what, last_avail_idx_, avail_wrap_, log_id_);
+  VIOPOOL_LOG_ERROR_RL(
+      "packed virtqueue broken, device needs reset: {} last_avail_idx={} wrap={} {}", what,
+      last_avail_idx_, avail_wrap_, log_id_);
   return unexpected(broken_error_);
 }
 

@@ -26,6 +26,9 @@ std::uint64_t offered_features(const BlkDeviceOptions& o) noexcept {
   if (o.queues > 1) {
     f |= bit(kFeatMq);
   }
+  if (o.packed_ring) {
+    f |= bit(v::kFeatureRingPacked);
+  }
   const bool ro = o.read_only || o.backend.read_only;
   if (ro) {
     f |= bit(kFeatRo);

@@ -22,6 +22,7 @@ inline constexpr std::uint32_t kMaxDiscardSectors = (1u << 30) / kSectorSize;
 struct BlkDeviceOptions {
   std::uint16_t queues = 1;
   bool read_only = false;
+  bool packed_ring = true;  // offer VIRTIO_F_RING_PACKED
   BlockBackendInfo backend;
 };
 

@@ -141,7 +141,8 @@ const char* to_string(BlkReject r) noexcept {
 
 void parse_request(const virtio::DescChain& chain, const virtio::GuestMemory& mem,
                    const BlkLimits& lim, std::string_view serial, BlkRequest& req) noexcept {
-  req.head = chain.head();
+  req.head = chain.id();
+  req.desc_count = chain.desc_count();
   req.type = 0;
   req.sector = 0;
   req.status = nullptr;

@@ -53,7 +53,8 @@ const char* to_string(BlkReject r) noexcept;
 // One request slot. The parser fills it; `io` (and `iov`) stay valid until the
 // backend returns the completion, then complete() writes the status.
 struct BlkRequest {
-  std::uint16_t head = 0;
+  std::uint16_t head = 0;        // buffer id to complete (split: the head index)
+  std::uint16_t desc_count = 1;  // ring slots the chain used (packed rings)
   std::uint32_t type = 0;
   std::uint64_t sector = 0;
   std::byte* status = nullptr;  // host pointer to the status byte; null: kNoStatus
