@@ -4,6 +4,8 @@
 // below names the guest-side barrier it pairs with.
 #include "vhost-backend/virtio/packed_queue.h"
 
+#include "vhost-backend/virtio/ring_access.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -16,30 +18,20 @@ VIOPOOL_LOG_MODULE("virtio")
 namespace viopool::virtio {
 namespace {
 
+using ring::aligned;
+using ring::load16;
+using ring::store16;
+
+PackedDesc read_desc(const std::byte* table, std::uint32_t idx) noexcept {
+  return ring::read_desc<PackedDesc>(table, idx);
+}
+
 std::uint16_t* flags_field(std::byte* ring, std::uint32_t idx) noexcept {
   return reinterpret_cast<std::uint16_t*>(ring + std::size_t{idx} * sizeof(PackedDesc) +
                                           offsetof(PackedDesc, flags));
 }
 
-// Shared 16-bit and 32-bit fields are accessed as relaxed atomics; ordering
-// comes from the explicit fences. create() checked their alignment.
-std::uint16_t load16(std::uint16_t* p) noexcept {
-  return std::atomic_ref<std::uint16_t>(*p).load(std::memory_order_relaxed);
-}
-void store16(std::uint16_t* p, std::uint16_t v) noexcept {
-  std::atomic_ref<std::uint16_t>(*p).store(v, std::memory_order_relaxed);
-}
 
-// Copies descriptor `idx` of `table` into a local exactly once. An indirect
-// table may be misaligned, hence memcpy. The compiler-only fence orders the copy
-// before every use of the local, so the optimizer cannot re-read guest memory,
-// which the guest may have rewritten since (TOCTOU).
-PackedDesc read_desc(const std::byte* table, std::uint32_t idx) noexcept {
-  PackedDesc d;
-  std::memcpy(&d, table + std::size_t{idx} * sizeof(PackedDesc), sizeof(d));
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  return d;
-}
 
 // 2.8.1: available when AVAIL matches the driver's wrap counter and USED does not.
 bool is_available(std::uint16_t flags, bool wrap) noexcept {
@@ -48,9 +40,6 @@ bool is_available(std::uint16_t flags, bool wrap) noexcept {
   return avail == wrap && used != wrap;
 }
 
-bool aligned(const std::byte* p, std::size_t alignment) noexcept {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
 
 // A ring position (idx, wrap) as a number mod 2 * size such that the slot after
 // (size - 1, w) is (0, !w) and one more: the wrap counter is the high "digit".

@@ -4,6 +4,8 @@
 // guest-side barrier it pairs with.
 #include "vhost-backend/virtio/split_queue.h"
 
+#include "vhost-backend/virtio/ring_access.h"
+
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -16,29 +18,16 @@ VIOPOOL_LOG_MODULE("virtio")
 namespace viopool::virtio {
 namespace {
 
-// 16-bit ring fields are shared with the guest: access them as atomics (relaxed;
-// ordering comes from the explicit fences). create() checked their alignment.
-std::uint16_t load16(std::uint16_t* p) noexcept {
-  return std::atomic_ref<std::uint16_t>(*p).load(std::memory_order_relaxed);
-}
-void store16(std::uint16_t* p, std::uint16_t v) noexcept {
-  std::atomic_ref<std::uint16_t>(*p).store(v, std::memory_order_relaxed);
-}
+using ring::aligned;
+using ring::load16;
+using ring::store16;
 
-// Copies descriptor `idx` of `table` into a local exactly once. An indirect
-// table may be misaligned, hence memcpy. The compiler-only fence orders the copy
-// before every use of the local, so the optimizer cannot re-read guest memory,
-// which the guest may have rewritten since (TOCTOU).
 VringDesc read_desc(const std::byte* table, std::uint32_t idx) noexcept {
-  VringDesc d;
-  std::memcpy(&d, table + std::size_t{idx} * sizeof(VringDesc), sizeof(d));
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  return d;
+  return ring::read_desc<VringDesc>(table, idx);
 }
 
-bool aligned(const std::byte* p, std::size_t alignment) noexcept {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
+
+
 
 }  // namespace
 
