@@ -229,8 +229,12 @@ BOOST_AUTO_TEST_CASE(host_config_top_level_checks) {
   BOOST_TEST(!parse_host_config(json{{"log_level", "loud"}}, why).has_value());
   BOOST_TEST(!parse_host_config(json{{"eal_args", "-l 0"}}, why).has_value());
   BOOST_TEST(!parse_host_config(json{{"mbufs", 10}}, why).has_value());
-  auto c = parse_host_config(json{{"eal_args", {"--lcores=0@0,1@1"}}, {"mbufs", 4095}}, why);
+  BOOST_TEST(!parse_host_config(json{{"busy_poll", "yes"}}, why).has_value());
+  BOOST_TEST(why.find("busy_poll") != std::string::npos);
+  auto c = parse_host_config(
+      json{{"eal_args", {"--lcores=0@0,1@1"}}, {"mbufs", 4095}, {"busy_poll", true}}, why);
   BOOST_REQUIRE(c.has_value());
+  BOOST_TEST(c->busy_poll);
   BOOST_TEST(c->eal_args.size() == 1u);
   BOOST_TEST(c->mbufs == 4095u);
   BOOST_TEST(c->control_socket == "/run/viopool/host.sock");
