@@ -28,25 +28,66 @@ void store16(std::uint16_t* p, std::uint16_t v) {
 
 }  // namespace
 
+FakeGuestArena::FakeGuestArena(GuestAddr base, std::uint64_t region_bytes, RegionLayout layout) {
+  std::uint64_t gpa = base.value;
+  const int n_regions = layout == RegionLayout::kOne ? 1 : 2;
+  for (int i = 0; i < n_regions; ++i) {
+    auto* host = static_cast<std::byte*>(::operator new(region_bytes, kArenaAlign));
+    std::memset(host, 0, region_bytes);
+    regions_.push_back(Region{GuestAddr{gpa}, region_bytes, host, 0});
+    VIOPOOL_CHECK(memory_.add_region({GuestAddr{gpa}, region_bytes, host}).has_value());
+    gpa += region_bytes;
+    if (layout == RegionLayout::kTwoWithGap) {
+      gpa += region_bytes;  // leave an unmapped hole as large as a region
+    }
+  }
+}
+
+FakeGuestArena::~FakeGuestArena() {
+  for (const Region& r : regions_) {
+    ::operator delete(r.host, kArenaAlign);
+  }
+}
+
+GuestAddr FakeGuestArena::alloc(std::uint64_t len, std::uint64_t align) {
+  for (Region& r : regions_) {
+    const std::uint64_t start = (r.next + align - 1) / align * align;
+    if (start <= r.size && len <= r.size - start) {
+      r.next = start + len;
+      std::memset(r.host + start, 0, len);
+      return GuestAddr{r.base.value + start};
+    }
+  }
+  check_failed("FakeGuestArena exhausted", __FILE__, __LINE__);
+}
+
+std::byte* FakeGuestArena::host(GuestAddr addr, std::uint64_t len) const {
+  for (const Region& r : regions_) {
+    if (addr.value >= r.base.value && addr.value - r.base.value <= r.size &&
+        len <= r.size - (addr.value - r.base.value)) {
+      return r.host + (addr.value - r.base.value);
+    }
+  }
+  check_failed("FakeGuestArena: address not in one region", __FILE__, __LINE__);
+}
+
+void FakeGuestArena::write(GuestAddr addr, std::span<const std::byte> data) {
+  std::memcpy(host(addr, data.size()), data.data(), data.size());
+}
+
+std::vector<std::byte> FakeGuestArena::read(GuestAddr addr, std::uint64_t len) const {
+  const std::byte* p = host(addr, len);
+  return std::vector<std::byte>(p, p + len);
+}
+
 FakeGuestDriver::FakeGuestDriver(const FakeGuestDriverOptions& options)
     : size_(options.queue_size),
       start_idx_(options.start_idx),
+      arena_(options.base, options.region_bytes, options.layout),
       avail_shadow_(options.start_idx),
       last_used_seen_(options.start_idx),
       chain_descs_(options.queue_size) {
   VIOPOOL_CHECK(size_ >= 1 && size_ <= virtio::kMaxQueueSize);
-  std::uint64_t gpa = options.base.value;
-  const int n_regions = options.layout == RegionLayout::kOne ? 1 : 2;
-  for (int i = 0; i < n_regions; ++i) {
-    auto* host = static_cast<std::byte*>(::operator new(options.region_bytes, kArenaAlign));
-    std::memset(host, 0, options.region_bytes);
-    arenas_.push_back(Arena{GuestAddr{gpa}, options.region_bytes, host, 0});
-    VIOPOOL_CHECK(memory_.add_region({GuestAddr{gpa}, options.region_bytes, host}).has_value());
-    gpa += options.region_bytes;
-    if (options.layout == RegionLayout::kTwoWithGap) {
-      gpa += options.region_bytes;  // leave an unmapped hole as large as a region
-    }
-  }
   const auto area = [this](std::uint64_t len) { return host(alloc(len, kRingAreaAlign), len); };
   desc_ = area(virtio::desc_table_bytes(size_));
   avail_ = area(virtio::avail_ring_bytes(size_));
@@ -59,59 +100,18 @@ FakeGuestDriver::FakeGuestDriver(const FakeGuestDriverOptions& options)
   }
 }
 
-FakeGuestDriver::~FakeGuestDriver() {
-  for (const Arena& a : arenas_) {
-    ::operator delete(a.host, kArenaAlign);
-  }
-}
-
 virtio::SplitQueueConfig FakeGuestDriver::queue_config(virtio::EventIdx event_idx) const {
   virtio::SplitQueueConfig c;
   c.desc = desc_;
   c.avail = avail_;
   c.used = used_;
   c.size = size_;
-  c.memory = &memory_;
+  c.memory = &arena_.memory();
   c.event_idx = event_idx;
   c.last_avail_idx = start_idx_;
   c.last_used_idx = start_idx_;
   c.log_id = "dev=fake q=0";
   return c;
-}
-
-GuestAddr FakeGuestDriver::alloc(std::uint64_t len, std::uint64_t align) {
-  for (Arena& a : arenas_) {
-    const std::uint64_t start = (a.next + align - 1) / align * align;
-    if (start <= a.size && len <= a.size - start) {
-      a.next = start + len;
-      std::memset(a.host + start, 0, len);
-      return GuestAddr{a.base.value + start};
-    }
-  }
-  check_failed("FakeGuestDriver arena exhausted", __FILE__, __LINE__);
-}
-
-std::byte* FakeGuestDriver::host(GuestAddr addr, std::uint64_t len) {
-  for (const Arena& a : arenas_) {
-    if (addr.value >= a.base.value && addr.value - a.base.value <= a.size &&
-        len <= a.size - (addr.value - a.base.value)) {
-      return a.host + (addr.value - a.base.value);
-    }
-  }
-  check_failed("FakeGuestDriver: address not in one arena", __FILE__, __LINE__);
-}
-
-std::span<std::byte> FakeGuestDriver::bytes(GuestAddr addr, std::uint64_t len) {
-  return {host(addr, len), len};
-}
-
-void FakeGuestDriver::write(GuestAddr addr, std::span<const std::byte> data) {
-  std::memcpy(host(addr, data.size()), data.data(), data.size());
-}
-
-std::vector<std::byte> FakeGuestDriver::read(GuestAddr addr, std::uint64_t len) {
-  const std::byte* p = host(addr, len);
-  return {p, p + len};
 }
 
 GuestAddr FakeGuestDriver::make_indirect_table(std::span<const VringDesc> descs) {

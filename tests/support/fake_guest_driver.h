@@ -27,6 +27,36 @@ enum class RegionLayout : std::uint8_t {
   kTwoWithGap,   // two regions with an unmapped guest-physical gap between them
 };
 
+// Guest RAM for driver-side fakes: one or two regions at a guest-physical base
+// (adjacent, or with an unmapped gap), a bump allocator and host views.
+// Test bugs (allocating past the end, an address outside one region) abort.
+class FakeGuestArena {
+ public:
+  FakeGuestArena(GuestAddr base, std::uint64_t region_bytes, RegionLayout layout);
+  ~FakeGuestArena();
+  FakeGuestArena(const FakeGuestArena&) = delete;
+  FakeGuestArena& operator=(const FakeGuestArena&) = delete;
+
+  virtio::GuestMemory& memory() noexcept { return memory_; }
+  const virtio::GuestMemory& memory() const noexcept { return memory_; }
+  // Bump-allocates `len` bytes (zeroed) in the first region with room.
+  GuestAddr alloc(std::uint64_t len, std::uint64_t align);
+  // Host address of guest [addr, addr + len), which must lie in one region.
+  std::byte* host(GuestAddr addr, std::uint64_t len) const;
+  void write(GuestAddr addr, std::span<const std::byte> data);
+  std::vector<std::byte> read(GuestAddr addr, std::uint64_t len) const;
+
+ private:
+  struct Region {
+    GuestAddr base;
+    std::uint64_t size = 0;
+    std::byte* host = nullptr;
+    std::uint64_t next = 0;  // bump offset
+  };
+  std::vector<Region> regions_;
+  virtio::GuestMemory memory_;
+};
+
 struct FakeBuf {
   GuestAddr addr;
   std::uint32_t len = 0;
@@ -51,23 +81,25 @@ struct FakeGuestDriverOptions {
 class FakeGuestDriver {
  public:
   explicit FakeGuestDriver(const FakeGuestDriverOptions& options = {});
-  ~FakeGuestDriver();
+  ~FakeGuestDriver() = default;
   FakeGuestDriver(const FakeGuestDriver&) = delete;
   FakeGuestDriver& operator=(const FakeGuestDriver&) = delete;
 
   // The memory table a vhost frontend would send; tests may add regions to it.
-  virtio::GuestMemory& memory() noexcept { return memory_; }
+  virtio::GuestMemory& memory() noexcept { return arena_.memory(); }
   // Config for a SplitQueue over this ring, resuming at start_idx.
   virtio::SplitQueueConfig queue_config(virtio::EventIdx event_idx = virtio::EventIdx::kNo) const;
   std::uint32_t queue_size() const noexcept { return size_; }
 
   // ---- Guest memory ----
   // Bump-allocates `len` bytes (zeroed) in the first region with room.
-  GuestAddr alloc(std::uint64_t len, std::uint64_t align = 16);
+  GuestAddr alloc(std::uint64_t len, std::uint64_t align = 16) { return arena_.alloc(len, align); }
   // Host view of guest [addr, addr + len), which must lie in one region.
-  std::span<std::byte> bytes(GuestAddr addr, std::uint64_t len);
-  void write(GuestAddr addr, std::span<const std::byte> data);
-  std::vector<std::byte> read(GuestAddr addr, std::uint64_t len);
+  std::span<std::byte> bytes(GuestAddr addr, std::uint64_t len) {
+    return {arena_.host(addr, len), len};
+  }
+  void write(GuestAddr addr, std::span<const std::byte> data) { arena_.write(addr, data); }
+  std::vector<std::byte> read(GuestAddr addr, std::uint64_t len) { return arena_.read(addr, len); }
   // Allocates an indirect table holding `descs` and returns its address.
   GuestAddr make_indirect_table(std::span<const virtio::VringDesc> descs);
 
@@ -106,21 +138,14 @@ class FakeGuestDriver {
   virtio::VringUsedElem used_elem(std::uint16_t slot) const;
 
  private:
-  struct Arena {
-    GuestAddr base;
-    std::uint64_t size = 0;
-    std::byte* host = nullptr;
-    std::uint64_t next = 0;  // bump offset
-  };
-  std::byte* host(GuestAddr addr, std::uint64_t len);
+  std::byte* host(GuestAddr addr, std::uint64_t len) { return arena_.host(addr, len); }
   std::uint16_t* avail_field(std::size_t offset) const;
   std::uint16_t* used_field(std::size_t offset) const;
   std::uint16_t build_chain(std::span<const FakeSegment> segments, Indirect indirect);
 
   std::uint32_t size_;
   std::uint16_t start_idx_;
-  std::vector<Arena> arenas_;
-  virtio::GuestMemory memory_;
+  FakeGuestArena arena_;
   std::byte* desc_ = nullptr;
   std::byte* avail_ = nullptr;
   std::byte* used_ = nullptr;

@@ -16,7 +16,6 @@ namespace {
 
 using virtio::PackedDesc;
 
-constexpr std::align_val_t kArenaAlign{4096};
 constexpr std::uint64_t kRingAreaAlign = 64;
 
 std::uint16_t load16(std::uint16_t* p) {
@@ -34,6 +33,7 @@ std::uint16_t used_bits(bool wrap) {
 
 FakePackedDriver::FakePackedDriver(const FakePackedDriverOptions& options)
     : size_(options.queue_size),
+      arena_(options.base, options.region_bytes, options.layout),
       start_idx_(options.start_idx),
       start_wrap_(options.start_wrap),
       avail_idx_(options.start_idx),
@@ -43,18 +43,6 @@ FakePackedDriver::FakePackedDriver(const FakePackedDriverOptions& options)
       slots_of_id_(options.queue_size, 0) {
   VIOPOOL_CHECK(size_ >= 1 && size_ <= virtio::kMaxQueueSize);
   VIOPOOL_CHECK(start_idx_ < size_);
-  std::uint64_t gpa = options.base.value;
-  const int n_regions = options.layout == RegionLayout::kOne ? 1 : 2;
-  for (int i = 0; i < n_regions; ++i) {
-    auto* host = static_cast<std::byte*>(::operator new(options.region_bytes, kArenaAlign));
-    std::memset(host, 0, options.region_bytes);
-    arenas_.push_back(Arena{GuestAddr{gpa}, options.region_bytes, host, 0});
-    VIOPOOL_CHECK(memory_.add_region({GuestAddr{gpa}, options.region_bytes, host}).has_value());
-    gpa += options.region_bytes;
-    if (options.layout == RegionLayout::kTwoWithGap) {
-      gpa += options.region_bytes;
-    }
-  }
   const auto area = [this](std::uint64_t len) { return host(alloc(len, kRingAreaAlign), len); };
   desc_ = area(virtio::packed_desc_ring_bytes(size_));
   driver_event_ = area(sizeof(virtio::PackedEventSuppress));
@@ -72,19 +60,13 @@ FakePackedDriver::FakePackedDriver(const FakePackedDriverOptions& options)
   }
 }
 
-FakePackedDriver::~FakePackedDriver() {
-  for (const Arena& a : arenas_) {
-    ::operator delete(a.host, kArenaAlign);
-  }
-}
-
 virtio::PackedQueueConfig FakePackedDriver::queue_config(virtio::EventIdx event_idx) const {
   virtio::PackedQueueConfig c;
   c.desc = desc_;
   c.driver_event = driver_event_;
   c.device_event = device_event_;
   c.size = size_;
-  c.memory = &memory_;
+  c.memory = &arena_.memory();
   c.event_idx = event_idx;
   c.last_avail_idx = start_idx_;
   c.avail_wrap_counter = start_wrap_;
@@ -92,36 +74,6 @@ virtio::PackedQueueConfig FakePackedDriver::queue_config(virtio::EventIdx event_
   c.used_wrap_counter = start_wrap_;
   c.log_id = "dev=fake q=0";
   return c;
-}
-
-GuestAddr FakePackedDriver::alloc(std::uint64_t len, std::uint64_t align) {
-  for (Arena& a : arenas_) {
-    const std::uint64_t start = (a.next + align - 1) / align * align;
-    if (start <= a.size && len <= a.size - start) {
-      a.next = start + len;
-      std::memset(a.host + start, 0, len);
-      return GuestAddr{a.base.value + start};
-    }
-  }
-  check_failed("FakePackedDriver arena exhausted", __FILE__, __LINE__);
-}
-
-std::byte* FakePackedDriver::host(GuestAddr addr, std::uint64_t len) {
-  for (const Arena& a : arenas_) {
-    if (addr.value >= a.base.value && addr.value - a.base.value <= a.size &&
-        len <= a.size - (addr.value - a.base.value)) {
-      return a.host + (addr.value - a.base.value);
-    }
-  }
-  check_failed("FakePackedDriver: address not in one arena", __FILE__, __LINE__);
-}
-
-std::span<std::byte> FakePackedDriver::bytes(GuestAddr addr, std::uint64_t len) {
-  return {host(addr, len), len};
-}
-
-void FakePackedDriver::write(GuestAddr addr, std::span<const std::byte> data) {
-  std::memcpy(host(addr, data.size()), data.data(), data.size());
 }
 
 GuestAddr FakePackedDriver::make_indirect_table(std::span<const PackedDesc> descs) {

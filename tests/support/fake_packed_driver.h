@@ -44,19 +44,21 @@ class FakePackedDriver {
   static constexpr std::uint16_t kUnusedId = 0xffff;
 
   explicit FakePackedDriver(const FakePackedDriverOptions& options = {});
-  ~FakePackedDriver();
+  ~FakePackedDriver() = default;
   FakePackedDriver(const FakePackedDriver&) = delete;
   FakePackedDriver& operator=(const FakePackedDriver&) = delete;
 
-  virtio::GuestMemory& memory() noexcept { return memory_; }
+  virtio::GuestMemory& memory() noexcept { return arena_.memory(); }
   // Config for a PackedQueue over this ring, resuming at the start position.
   virtio::PackedQueueConfig queue_config(virtio::EventIdx event_idx = virtio::EventIdx::kNo) const;
   std::uint32_t queue_size() const noexcept { return size_; }
 
   // ---- Guest memory ----
-  GuestAddr alloc(std::uint64_t len, std::uint64_t align = 16);
-  std::span<std::byte> bytes(GuestAddr addr, std::uint64_t len);
-  void write(GuestAddr addr, std::span<const std::byte> data);
+  GuestAddr alloc(std::uint64_t len, std::uint64_t align = 16) { return arena_.alloc(len, align); }
+  std::span<std::byte> bytes(GuestAddr addr, std::uint64_t len) {
+    return {arena_.host(addr, len), len};
+  }
+  void write(GuestAddr addr, std::span<const std::byte> data) { arena_.write(addr, data); }
   // Allocates an indirect table holding `descs` and returns its address.
   GuestAddr make_indirect_table(std::span<const virtio::PackedDesc> descs);
 
@@ -101,13 +103,7 @@ class FakePackedDriver {
   std::uint16_t device_event_off_wrap() const;
 
  private:
-  struct Arena {
-    GuestAddr base;
-    std::uint64_t size = 0;
-    std::byte* host = nullptr;
-    std::uint64_t next = 0;  // bump offset
-  };
-  std::byte* host(GuestAddr addr, std::uint64_t len);
+  std::byte* host(GuestAddr addr, std::uint64_t len) { return arena_.host(addr, len); }
   std::uint16_t* flags_ptr(std::uint16_t slot) const;
   std::uint32_t event_word(const std::byte* area) const;
   // Position as a number mod 2 * size (see PackedQueue).
@@ -115,8 +111,7 @@ class FakePackedDriver {
   std::uint16_t take_id();
 
   std::uint32_t size_;
-  std::vector<Arena> arenas_;
-  virtio::GuestMemory memory_;
+  FakeGuestArena arena_;
   std::byte* desc_ = nullptr;
   std::byte* driver_event_ = nullptr;
   std::byte* device_event_ = nullptr;
