@@ -10,6 +10,7 @@
 #include "tests/support/fake_guest_driver.h"
 #include "vhost-backend/devices/blk/blk_device.h"
 #include "vhost-backend/devices/blk/blk_request.h"
+#include "vhost-backend/devices/blk/blk_stats.h"
 
 using namespace viopool;
 using namespace viopool::blk;
@@ -431,6 +432,41 @@ BOOST_AUTO_TEST_CASE(read_only_devices_offer_ro_and_no_discard) {
   BOOST_TEST((f >> kFeatWriteZeroes & 1u) == 0u);
   BOOST_TEST((f >> kFeatMq & 1u) == 0u);
   BOOST_TEST(limits(o).read_only);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(blk_latency_histogram)
+
+BOOST_AUTO_TEST_CASE(percentiles_are_within_a_quarter_of_the_truth) {
+  LatencyHistogram h;
+  BOOST_TEST(h.percentile(50) == 0u);
+  // 1000 samples: 1 µs .. 1000 µs.
+  for (std::uint64_t us = 1; us <= 1000; ++us) {
+    h.record(us * 1000);
+  }
+  BOOST_TEST(h.count() == 1000u);
+  const auto p50 = static_cast<double>(h.percentile(50));
+  const auto p99 = static_cast<double>(h.percentile(99));
+  BOOST_TEST(p50 >= 500e3);
+  BOOST_TEST(p50 <= 500e3 * 1.25);
+  BOOST_TEST(p99 >= 990e3);
+  BOOST_TEST(p99 <= 990e3 * 1.25);
+  BOOST_TEST(h.percentile(100) >= 1000000u);
+}
+
+BOOST_AUTO_TEST_CASE(bucket_bounds_are_monotonic_and_cover_every_value) {
+  std::uint64_t prev = 0;
+  for (unsigned i = 1; i < 64 * LatencyHistogram::kSub - 4; ++i) {
+    const std::uint64_t ub = LatencyHistogram::upper_bound(i);
+    BOOST_REQUIRE(ub > prev);
+    // Every value up to the bound maps to this bucket or an earlier one.
+    BOOST_REQUIRE(LatencyHistogram::index(ub) == i);
+    BOOST_REQUIRE(LatencyHistogram::index(prev + 1) == i);
+    prev = ub;
+  }
+  BOOST_TEST(LatencyHistogram::index(0) == 0u);
+  BOOST_TEST(LatencyHistogram::index(UINT64_MAX) < 64 * LatencyHistogram::kSub);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
