@@ -415,7 +415,16 @@ class UringBackend final : public BlockBackend {
       }
       // The CQ ring gets twice the SQ entries and at most depth_ requests are
       // in flight, each with one SQE or CQE at a time: the CQ never overflows.
-      if (const int r = io_uring_queue_init(depth_, &q->ring, 0); r < 0) {
+      // Completions are posted when this (polling) thread next enters the
+      // kernel instead of interrupting it (COOP_TASKRUN); TASKRUN_FLAG tells
+      // poll() when to enter. Kernels without them get the default ring.
+      io_uring_params params{};
+      params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+      int r = io_uring_queue_init_params(depth_, &q->ring, &params);
+      if (r == -EINVAL) {
+        r = io_uring_queue_init(depth_, &q->ring, 0);
+      }
+      if (r < 0) {
         stop();
         return fail(Errc::kIo, "io_uring_queue_init failed", -r);
       }
@@ -478,6 +487,10 @@ class UringBackend final : public BlockBackend {
     Queue& q = *queues_[qi];
     if (io_uring_sq_ready(&q.ring) > 0) {
       flush_sq(q, qi);
+    }
+    // Completion work is pending in the kernel (COOP_TASKRUN): run it.
+    if (__atomic_load_n(q.ring.sq.kflags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN) {
+      (void)io_uring_get_events(&q.ring);
     }
     // The eventfd is left alone here: a busy poller never reads it (one
     // read(2) per reap would cost more than the reap); prepare_sleep() resets
