@@ -146,17 +146,7 @@ Result<bool> PackedQueue::pop_into(DescChain& out) noexcept {
   return true;
 }
 
-Result<std::optional<DescChain>> PackedQueue::pop() noexcept {
-  std::optional<DescChain> chain(std::in_place);
-  auto popped = pop_into(*chain);
-  if (!popped) {
-    return unexpected(popped.error());
-  }
-  if (!*popped) {
-    chain.reset();
-  }
-  return chain;
-}
+Result<std::optional<DescChain>> PackedQueue::pop() noexcept { return pop_fresh(*this); }
 
 Result<void> PackedQueue::walk_chain(std::uint16_t head_flags, DescChain& out) const noexcept {
   out.reset(0);

@@ -158,17 +158,7 @@ Result<bool> SplitQueue::pop_into(DescChain& out) noexcept {
   return true;
 }
 
-Result<std::optional<DescChain>> SplitQueue::pop() noexcept {
-  std::optional<DescChain> chain(std::in_place);
-  auto popped = pop_into(*chain);
-  if (!popped) {
-    return unexpected(popped.error());
-  }
-  if (!*popped) {
-    chain.reset();
-  }
-  return chain;
-}
+Result<std::optional<DescChain>> SplitQueue::pop() noexcept { return pop_fresh(*this); }
 
 Result<void> SplitQueue::walk_chain(std::uint16_t head, DescChain& out) const noexcept {
   out.reset(head);

@@ -97,6 +97,22 @@ class DescChain {
   std::array<ChainBuffer, kMaxBuffers> buffers_;
 };
 
+// pop() of either ring kind: pops into a fresh chain, std::nullopt if the ring
+// is empty. Convenience for tests and control paths; the data path reuses one
+// chain with pop_into().
+template <typename Queue>
+Result<std::optional<DescChain>> pop_fresh(Queue& q) noexcept {
+  std::optional<DescChain> chain(std::in_place);
+  auto popped = q.pop_into(*chain);
+  if (!popped) {
+    return unexpected(popped.error());
+  }
+  if (!*popped) {
+    chain.reset();
+  }
+  return chain;
+}
+
 // Where the rings are and how to resume. The three pointers are host addresses
 // of the already-translated areas, each mapped for at least desc_table_bytes /
 // avail_ring_bytes / used_ring_bytes(size) bytes (the vhost layer checks that
