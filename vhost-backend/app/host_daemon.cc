@@ -10,8 +10,10 @@
 
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/devices/blk/blk_backends.h"
+#include "vhost-backend/devices/crypto/cryptodev_backend.h"
 #include "vhost-backend/devices/net/net_backends.h"
 #include "vhost-backend/vhost/vhost_blk_device.h"
+#include "vhost-backend/vhost/vhost_crypto_device.h"
 #include "vhost-backend/vhost/vhost_net_device.h"
 
 VIOPOOL_LOG_MODULE("host")
@@ -134,6 +136,13 @@ Result<void> HostDaemon::add_device(const control::DeviceConfig& d, std::string&
             "' (only read-only devices may share a file)";
       return fail(Errc::kAlreadyExists, "volume in use");
     }
+    if (d.type == control::DeviceType::kCrypto && o.type == control::DeviceType::kCrypto &&
+        o.crypto.devargs.substr(0, o.crypto.devargs.find(',')) ==
+            d.crypto.devargs.substr(0, d.crypto.devargs.find(','))) {
+      why = "cryptodev '" + d.crypto.devargs + "' is already the engine of device '" + n +
+            "' (give each device its own engine instance, e.g. crypto_aesni_mb1)";
+      return fail(Errc::kAlreadyExists, "cryptodev in use");
+    }
     if (d.type == control::DeviceType::kNet && o.type == control::DeviceType::kNet &&
         d.net.kind == control::NetBackendKind::kEthdev &&
         dev->config().net.kind == control::NetBackendKind::kEthdev &&
@@ -185,6 +194,14 @@ Result<std::unique_ptr<vhost::VhostDevice>> HostDaemon::make_device(
     }
     return std::unique_ptr<vhost::VhostDevice>(
         std::make_unique<vhost::VhostBlkDevice>(d, std::move(backend), loop));
+  }
+  if (d.type == control::DeviceType::kCrypto) {
+    crypto::CryptodevBackendOptions o;
+    o.devargs = d.crypto.devargs;
+    o.queue_depth = d.crypto.queue_depth;
+    o.log_id = "dev=" + d.name;
+    return std::unique_ptr<vhost::VhostDevice>(std::make_unique<vhost::VhostCryptoDevice>(
+        d, crypto::make_cryptodev_backend(std::move(o)), loop));
   }
   std::unique_ptr<net::NetBackend> backend;
   switch (d.net.kind) {

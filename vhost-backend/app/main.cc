@@ -1,4 +1,4 @@
-// viopool-host: serves virtio devices (net, blk) to VMs over vhost-user. main() only
+// viopool-host: serves virtio devices (net, blk, crypto) to VMs over vhost-user. main() only
 // parses options and the config file, starts EAL and hands over to HostDaemon.
 #include <CLI/CLI.hpp>
 #include <signal.h>
@@ -16,7 +16,8 @@ VIOPOOL_LOG_MODULE("main")
 int main(int argc, char** argv) {
   using namespace viopool;
   CLI::App app{
-      "viopool-host: vhost-user backend serving virtio-net and virtio-blk devices to VMs.\n"
+      "viopool-host: vhost-user backend serving virtio-net, virtio-blk and virtio-crypto devices to\n"
+      "VMs.\n"
       "Devices come from the config file and from the control API (viopoolctl).\n"
       "Arguments after -- go to DPDK's EAL (e.g. --lcores=0@0,1@1 to pin cores).",
       "viopool-host"};

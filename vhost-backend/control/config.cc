@@ -231,6 +231,44 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
   return {};
 }
 
+Result<void> parse_crypto_part(const json& j, const std::string& where, std::string& why,
+                               DeviceConfig& d) {
+  auto q = get_int(j, "queues", where, why, 1, 1, kMaxQueuePairs);
+  VIOPOOL_TRY(q);
+  d.queues = static_cast<std::uint16_t>(*q);
+  auto packed = get_bool(j, "packed_ring", where, why, true);
+  VIOPOOL_TRY(packed);
+  d.packed_ring = *packed;
+  const std::string bwhere = path_of(where, "backend");
+  auto bit = j.find("backend");
+  if (bit == j.end()) {
+    why = bwhere + ": missing";
+    return fail(Errc::kInvalidArgument, "config: missing backend");
+  }
+  VIOPOOL_TRY(reject_unknown(*bit, {"kind", "devargs", "max_sessions", "queue_depth"}, bwhere, why));
+  auto kind = get_string(*bit, "kind", bwhere, why, false, "cryptodev");
+  VIOPOOL_TRY(kind);
+  if (*kind != "cryptodev") {
+    why = path_of(bwhere, "kind") + ": unknown backend '" + *kind +
+          "' (supported for crypto: cryptodev)";
+    return fail(Errc::kUnsupported, "config: unknown backend kind");
+  }
+  auto devargs = get_string(*bit, "devargs", bwhere, why, true);
+  VIOPOOL_TRY(devargs);
+  if (devargs->empty()) {
+    why = path_of(bwhere, "devargs") + ": required, e.g. \"crypto_aesni_mb0\"";
+    return fail(Errc::kInvalidArgument, "config: empty devargs");
+  }
+  d.crypto.devargs = *devargs;
+  auto ms = get_int(*bit, "max_sessions", bwhere, why, 256, 1, 65536);
+  VIOPOOL_TRY(ms);
+  d.crypto.max_sessions = static_cast<std::uint32_t>(*ms);
+  auto qd = get_int(*bit, "queue_depth", bwhere, why, 256, 16, 4096);
+  VIOPOOL_TRY(qd);
+  d.crypto.queue_depth = static_cast<std::uint32_t>(*qd);
+  return {};
+}
+
 Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, std::string& why) {
   if (!j.is_object()) {
     why = (where.empty() ? std::string("device") : where) + ": expected an object";
@@ -251,8 +289,14 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
                                {"name", "type", "socket", "mode", "queues", "read_only", "serial",
                                 "packed_ring", "lcore", "backend"},
                                where.empty() ? "device" : where, why));
+  } else if (*type == "crypto") {
+    d.type = DeviceType::kCrypto;
+    VIOPOOL_TRY(reject_unknown(j, {"name", "type", "socket", "mode", "queues", "packed_ring", "lcore",
+                                   "backend"},
+                               where.empty() ? "device" : where, why));
   } else {
-    why = path_of(where, "type") + ": unknown device type '" + *type + "' (supported: net, blk)";
+    why = path_of(where, "type") + ": unknown device type '" + *type +
+          "' (supported: net, blk, crypto)";
     return fail(Errc::kUnsupported, "config: unknown device type");
   }
   auto name = get_string(j, "name", where, why, true);
@@ -289,6 +333,10 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
   d.lcore = static_cast<int>(*lcore);
   if (d.type == DeviceType::kBlk) {
     VIOPOOL_TRY(parse_blk_part(j, where, why, d));
+    return d;
+  }
+  if (d.type == DeviceType::kCrypto) {
+    VIOPOOL_TRY(parse_crypto_part(j, where, why, d));
     return d;
   }
 
@@ -345,6 +393,7 @@ const char* to_string(DeviceType t) noexcept {
   switch (t) {
     case DeviceType::kNet: return "net";
     case DeviceType::kBlk: return "blk";
+    case DeviceType::kCrypto: return "crypto";
   }
   return "?";
 }
@@ -470,6 +519,16 @@ Result<HostConfig> load_host_config(const std::string& path, std::string& why) {
 }
 
 json to_json(const DeviceConfig& d) {
+  if (d.type == DeviceType::kCrypto) {
+    json b = {{"kind", "cryptodev"},
+              {"devargs", d.crypto.devargs},
+              {"max_sessions", d.crypto.max_sessions},
+              {"queue_depth", d.crypto.queue_depth}};
+    return json{{"name", d.name},         {"type", "crypto"},
+                {"socket", d.socket},     {"mode", to_string(d.mode)},
+                {"queues", d.queues},     {"packed_ring", d.packed_ring},
+                {"lcore", d.lcore},       {"backend", b}};
+  }
   if (d.type == DeviceType::kBlk) {
     json b = {{"kind", to_string(d.blk.kind)}, {"block_size", d.blk.block_size}};
     if (d.blk.kind == BlkBackendKind::kUring) {

@@ -13,7 +13,7 @@
 
 namespace viopool::control {
 
-enum class DeviceType : std::uint8_t { kNet, kBlk };
+enum class DeviceType : std::uint8_t { kNet, kBlk, kCrypto };
 enum class SocketMode : std::uint8_t { kServer, kClient };
 enum class NetBackendKind : std::uint8_t { kLoopback, kNull, kEthdev };
 enum class BlkBackendKind : std::uint8_t { kUring, kMalloc, kNull };
@@ -41,6 +41,14 @@ struct BlkBackendConfig {
   std::uint32_t queue_depth = 128;            // per virtqueue, 1..4096
 };
 
+struct CryptoBackendConfig {
+  // kind "cryptodev" (the only local one): DPDK devargs of the engine, e.g.
+  // "crypto_aesni_mb0" or "crypto_openssl1,max_nb_queue_pairs=4".
+  std::string devargs;
+  std::uint32_t max_sessions = 256;  // per device: one VM cannot exhaust the engine
+  std::uint32_t queue_depth = 256;   // ops in flight per data queue, 16..4096
+};
+
 struct DeviceConfig {
   std::string name;           // unique per daemon; [A-Za-z0-9_.-], ≤ 32 chars
   DeviceType type = DeviceType::kNet;
@@ -56,6 +64,8 @@ struct DeviceConfig {
   bool read_only = false;     // VIRTIO_BLK_F_RO; the backend is opened read-only
   std::string serial;         // GET_ID answer, ≤ 20 bytes (default: the name)
   BlkBackendConfig blk;
+  // crypto (uses `queues` for the data queues and packed_ring)
+  CryptoBackendConfig crypto;
 };
 
 struct HostConfig {

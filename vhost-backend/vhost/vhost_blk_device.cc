@@ -3,11 +3,9 @@
 #include "vhost-backend/vhost/vhost_blk_device.h"
 
 #include <rte_vhost.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -16,26 +14,6 @@
 VIOPOOL_LOG_MODULE("blk")
 
 namespace viopool::vhost {
-namespace {
-
-// vhost-user protocol feature bits (vhost-user spec).
-constexpr std::uint64_t pbit(unsigned b) { return std::uint64_t{1} << b; }
-constexpr unsigned kProtoMq = 0;
-constexpr unsigned kProtoRarp = 2;
-constexpr unsigned kProtoReplyAck = 3;
-constexpr unsigned kProtoNetMtu = 4;
-constexpr unsigned kProtoCryptoSession = 7;
-constexpr unsigned kProtoPagefault = 8;
-constexpr unsigned kProtoConfig = 9;
-constexpr unsigned kProtoHostNotifier = 11;
-
-// VHOST_USER_GET_CONFIG / SET_CONFIG payload: offset, size, flags, then up to
-// 256 bytes of config space.
-constexpr std::uint32_t kConfigHeaderBytes = 12;
-constexpr std::uint32_t kConfigMaxBytes = 256;
-
-}  // namespace
-
 VhostBlkDevice::VhostBlkDevice(control::DeviceConfig cfg,
                                std::unique_ptr<blk::BlockBackend> backend,
                                runtime::PollLoop& loop)
@@ -73,10 +51,10 @@ Result<void> VhostBlkDevice::start(std::string& why) {
   o.role = cfg_.mode == control::SocketMode::kServer ? SocketRole::kServer : SocketRole::kClient;
   o.features = offered_features_;
   o.builtin_net = false;
-  o.protocol_features_add = pbit(kProtoConfig) | pbit(kProtoMq) | pbit(kProtoReplyAck);
+  o.protocol_features_add = proto_bit(kProtoConfig) | proto_bit(kProtoMq) | proto_bit(kProtoReplyAck);
   // Net-only and unimplemented ones are not offered.
-  o.protocol_features_remove = pbit(kProtoRarp) | pbit(kProtoNetMtu) | pbit(kProtoCryptoSession) |
-                               pbit(kProtoPagefault) | pbit(kProtoHostNotifier);
+  o.protocol_features_remove = proto_bit(kProtoRarp) | proto_bit(kProtoNetMtu) | proto_bit(kProtoCryptoSession) |
+                               proto_bit(kProtoPagefault) | proto_bit(kProtoHostNotifier);
   auto offered = register_socket(o, this, why);
   if (!offered) {
     backend_->stop();
@@ -160,31 +138,8 @@ nlohmann::json VhostBlkDevice::stats() const {
 // ---- rte_vhost thread ----------------------------------------------------------
 
 MessageResult VhostBlkDevice::on_message(int vid, VhostUserMessage& m) noexcept {
-  if (m.request == kVhostUserGetConfig || m.request == kVhostUserSetConfig) {
-    // Guest-controlled offset and size: both checked against the payload.
-    if (m.size < kConfigHeaderBytes) {
-      VIOPOOL_LOG_WARN_RL("short config message dev={} vid={} size={}", cfg_.name, vid, m.size);
-      return MessageResult::kError;
-    }
-    const auto offset = m.get<std::uint32_t>(0);
-    const auto size = m.get<std::uint32_t>(4);
-    if (size > kConfigMaxBytes || offset > kConfigMaxBytes - size ||
-        m.size < kConfigHeaderBytes + size) {
-      VIOPOOL_LOG_WARN_RL("bad config range dev={} vid={} offset={} size={}", cfg_.name, vid,
-                          offset, size);
-      return MessageResult::kError;
-    }
-    if (m.request == kVhostUserSetConfig) {
-      // Nothing in our config space is writable (CONFIG_WCE is not offered).
-      return MessageResult::kHandled;
-    }
-    char* region = m.payload() + kConfigHeaderBytes;
-    std::memset(region, 0, size);
-    if (offset < config_.size()) {
-      const std::size_t n = std::min<std::size_t>(size, config_.size() - offset);
-      std::memcpy(region, config_.data() + offset, n);
-    }
-    return MessageResult::kReply;
+  if (auto r = handle_config_message(vid, m, config_); r != MessageResult::kNotHandled) {
+    return r;
   }
   return handle_common_message(vid, m, offered_features_, cfg_.queues);
 }
@@ -203,80 +158,19 @@ void VhostBlkDevice::on_destroy_connection(int vid) noexcept {
 }
 
 int VhostBlkDevice::on_new_device(int vid) noexcept {
-  std::uint64_t features = 0;
-  rte_vhost_get_negotiated_features(vid, &features);
-  rte_vhost_memory* table = nullptr;
-  if (rte_vhost_get_mem_table(vid, &table) != 0 || table == nullptr) {
-    VIOPOOL_LOG_ERROR("no memory table dev={} vid={}", cfg_.name, vid);
-    return -1;
-  }
-  mem_.clear();
-  bool mem_ok = true;
-  for (std::uint32_t i = 0; i < table->nregions; ++i) {
-    const auto& r = table->regions[i];
-    if (r.size == 0) {
-      continue;
-    }
-    auto added = mem_.add_region(virtio::MemoryRegion{
-        GuestAddr(r.guest_phys_addr), r.size,
-        reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(r.host_user_addr))});
-    mem_ok = mem_ok && added.has_value();
-  }
-  std::free(table);
-  if (!mem_ok) {
-    VIOPOOL_LOG_ERROR("frontend memory table rejected dev={} vid={}", cfg_.name, vid);
-    return -1;
-  }
-
-  const std::uint16_t nr = rte_vhost_get_vring_num(vid);
-  const std::uint16_t nq = std::min<std::uint16_t>(cfg_.queues, nr);
-  const auto event_idx = (features >> virtio::kFeatureRingEventIdx) & 1
-                             ? virtio::EventIdx::kYes
-                             : virtio::EventIdx::kNo;
+  const std::uint16_t nq = std::min<std::uint16_t>(cfg_.queues, rte_vhost_get_vring_num(vid));
+  std::array<std::uint16_t, kMaxRings> which{};
   for (std::uint16_t q = 0; q < nq; ++q) {
-    rte_vhost_vring vr{};
-    std::uint16_t last_avail = 0;
-    std::uint16_t last_used = 0;
-    if (rte_vhost_get_vhost_vring(vid, q, &vr) != 0 ||
-        rte_vhost_get_vring_base(vid, q, &last_avail, &last_used) != 0) {
-      VIOPOOL_LOG_ERROR("cannot read vring dev={} vid={} q={}", cfg_.name, vid, q);
-      return -1;
-    }
-    Result<virtio::AnyQueue> sq = fail(Errc::kInternal, "no queue");
-    if ((features >> virtio::kFeatureRingPacked) & 1) {
-      virtio::PackedQueueConfig pc;
-      pc.desc = reinterpret_cast<std::byte*>(vr.desc_packed);
-      pc.driver_event = reinterpret_cast<std::byte*>(vr.driver_event);
-      pc.device_event = reinterpret_cast<std::byte*>(vr.device_event);
-      pc.size = vr.size;
-      pc.memory = &mem_;
-      pc.event_idx = event_idx;
-      // rte_vhost hands packed positions over with the wrap counter in bit 15.
-      pc.set_vring_base(last_avail, last_used);
-      pc.log_id = log_ids_[q];
-      sq = virtio::AnyQueue::create(pc);
-    } else {
-      virtio::SplitQueueConfig qc;
-      qc.desc = reinterpret_cast<std::byte*>(vr.desc);
-      qc.avail = reinterpret_cast<std::byte*>(vr.avail);
-      qc.used = reinterpret_cast<std::byte*>(vr.used);
-      qc.size = vr.size;
-      qc.memory = &mem_;
-      qc.event_idx = event_idx;
-      qc.last_avail_idx = last_avail;
-      qc.last_used_idx = last_used;
-      qc.log_id = log_ids_[q];
-      sq = virtio::AnyQueue::create(qc);
-    }
-    if (!sq) {
-      VIOPOOL_LOG_ERROR("frontend ring rejected dev={} vid={} q={} size={} error=\"{}\"", cfg_.name,
-                        vid, q, vr.size, sq.error().what);
-      return -1;
-    }
+    which[q] = q;
+  }
+  auto features = rings_.attach(vid, std::span<const std::uint16_t>(which.data(), nq), log_ids_,
+                                cfg_.name);
+  if (!features) {
+    return -1;
+  }
+  for (std::uint16_t q = 0; q < nq; ++q) {
     auto& qu = queues_[q];
-    qu.vq.emplace(std::move(*sq));
-    qu.vq->set_notifications(virtio::Notifications::kDisabled);  // polling
-    const std::uint32_t nslots = std::min<std::uint32_t>(vr.size, kMaxSlots);
+    const std::uint32_t nslots = std::min<std::uint32_t>(rings_.ring(q).vq->size(), kMaxSlots);
     qu.slots.assign(nslots, blk::BlkRequest{});
     qu.free.clear();
     for (std::uint32_t i = nslots; i > 0; --i) {
@@ -286,19 +180,18 @@ int VhostBlkDevice::on_new_device(int vid) noexcept {
     qu.pending.reserve(nslots);
     qu.used.clear();
     qu.used.reserve(nslots);
-    qu.broken_logged = false;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
     vid_ = vid;
     nq_ = nq;
-    negotiated_ = features;
+    negotiated_ = *features;
   }
   // Release: the queues set up above are visible to the poller once it sees ready_.
   ready_.store(true, std::memory_order_release);
   loop_.quiesce();
   VIOPOOL_LOG_INFO("device ready dev={} vid={} features={:#x} queues={} regions={}", cfg_.name,
-                   vid, features, nq, mem_.regions().size());
+                   vid, *features, nq, rings_.regions());
   return 0;
 }
 
@@ -310,7 +203,7 @@ void VhostBlkDevice::drain(std::uint16_t nq) noexcept {
     bool busy = false;
     for (std::uint16_t q = 0; q < nq; ++q) {
       auto& qu = queues_[q];
-      if (!qu.vq) {
+      if (!rings_.ring(q).vq) {
         continue;
       }
       if (!qu.pending.empty()) {
@@ -345,17 +238,8 @@ void VhostBlkDevice::on_destroy_device(int vid) noexcept {
   loop_.quiesce();
   const std::uint16_t nq = nq_;
   drain(nq);
+  rings_.detach(vid);
   for (std::uint16_t q = 0; q < nq; ++q) {
-    auto& qu = queues_[q];
-    if (qu.vq) {
-      // GET_VRING_BASE (which triggered this) reports these to the frontend
-      // (packed: with the wrap counters in bit 15).
-      std::uint16_t avail = 0;
-      std::uint16_t used = 0;
-      qu.vq->vring_base(avail, used);
-      rte_vhost_set_vring_base(vid, q, avail, used);
-      qu.vq.reset();
-    }
     enabled_[q].store(false, std::memory_order_relaxed);
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -390,22 +274,17 @@ void VhostBlkDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
   if (qu.used.empty()) {
     return;
   }
-  qu.vq->push_used(std::span<const virtio::UsedElem>(qu.used));
+  rings_.ring(q).vq->push_used(std::span<const virtio::UsedElem>(qu.used));
   qu.used.clear();
-  if (qu.vq->need_notify()) {
-    // The call fd may be replaced by the frontend at any time (QEMU does so
-    // when the guest masks the vector): read the current one.
-    rte_vhost_vring vr{};
-    if (rte_vhost_get_vhost_vring(vid_, q, &vr) == 0 && vr.callfd >= 0) {
-      eventfd_write(vr.callfd, 1);
-      stats_[q].notifications.add(1);
-    }
+  if (rings_.notify(vid_, q)) {
+    stats_[q].notifications.add(1);
   }
 }
 
 bool VhostBlkDevice::poll_queue(std::uint16_t q) noexcept {
   auto& qu = queues_[q];
-  if (!qu.vq || !enabled_[q].load(std::memory_order_acquire)) {
+  auto& ring = rings_.ring(q);
+  if (!ring.vq || !enabled_[q].load(std::memory_order_acquire)) {
     return false;
   }
   auto& st = stats_[q];
@@ -443,10 +322,10 @@ bool VhostBlkDevice::poll_queue(std::uint16_t q) noexcept {
     blk::BlkIo* batch[kBurst];
     std::uint32_t nb = 0;
     while (nb < kBurst && !qu.free.empty()) {
-      auto popped = qu.vq->pop_into(chain_);
+      auto popped = ring.vq->pop_into(chain_);
       if (!popped) {
-        if (!qu.broken_logged) {
-          qu.broken_logged = true;
+        if (!ring.broken_logged) {
+          ring.broken_logged = true;
           VIOPOOL_LOG_ERROR("guest corrupted the ring {} error=\"{}\"; queue stopped until reset",
                             log_ids_[q], popped.error().what);
         }
@@ -459,7 +338,7 @@ bool VhostBlkDevice::poll_queue(std::uint16_t q) noexcept {
       const std::uint32_t slot = qu.free.back();
       qu.free.pop_back();
       auto& req = qu.slots[slot];
-      blk::parse_request(chain_, mem_, limits_, cfg_.serial, req);
+      blk::parse_request(chain_, rings_.memory(), limits_, cfg_.serial, req);
       switch (req.type) {
         case blk::kTypeIn: st.reads.add(1); break;
         case blk::kTypeOut: st.writes.add(1); break;
@@ -518,23 +397,12 @@ bool VhostBlkDevice::arm(runtime::WaitSet& ws) noexcept {
   bool pending = false;
   for (std::uint16_t q = 0; q < nq_; ++q) {
     auto& qu = queues_[q];
-    qu.kick_slot = -1;
     qu.completion_slot = -1;
-    if (!qu.vq || !enabled_[q].load(std::memory_order_acquire)) {
+    if (!rings_.ring(q).vq || !enabled_[q].load(std::memory_order_acquire)) {
       continue;
     }
-    // set_notifications() fences before has_pending() reads avail->idx.
-    qu.vq->set_notifications(virtio::Notifications::kEnabled);
-    if (qu.vq->has_pending() && !qu.free.empty()) {
+    if (rings_.arm(vid_, q, ws) && !qu.free.empty()) {
       pending = true;
-    }
-    rte_vhost_vring vr{};
-    if (rte_vhost_get_vhost_vring(vid_, q, &vr) == 0 && vr.kickfd >= 0) {
-      qu.kickfd = vr.kickfd;
-      qu.kick_slot = ws.add(vr.kickfd);
-    }
-    if (qu.kick_slot < 0) {
-      ws.wake_within_us(1000);  // no fd to wait on: look again soon
     }
     if (backend_->in_flight(q) > 0 || !qu.pending.empty()) {
       const int fd = backend_->completion_fd(q);
@@ -556,20 +424,8 @@ void VhostBlkDevice::disarm(const runtime::WaitSet& ws) noexcept {
     return;
   }
   for (std::uint16_t q = 0; q < nq_; ++q) {
-    auto& qu = queues_[q];
-    if (!qu.vq) {
-      continue;
-    }
-    qu.vq->set_notifications(virtio::Notifications::kDisabled);
-    if (ws.readable(qu.kick_slot)) {
-      eventfd_t cnt = 0;
-      // Readable eventfd: this read does not block.
-      if (eventfd_read(qu.kickfd, &cnt) == 0) {
-        stats_[q].kicks.add(cnt);
-      }
-    }
-    qu.kick_slot = -1;
-    qu.completion_slot = -1;
+    stats_[q].kicks.add(rings_.disarm(q, ws));
+    queues_[q].completion_slot = -1;
   }
 }
 

@@ -17,7 +17,7 @@
 #include "vhost-backend/devices/blk/blk_request.h"
 #include "vhost-backend/devices/blk/blk_stats.h"
 #include "vhost-backend/vhost/vhost_device.h"
-#include "vhost-backend/virtio/guest_memory.h"
+#include "vhost-backend/vhost/vhost_rings.h"
 #include "vhost-backend/virtio/any_queue.h"
 
 namespace viopool::vhost {
@@ -53,16 +53,11 @@ class VhostBlkDevice final : public VhostDevice {
 
  private:
   struct Queue {
-    std::optional<virtio::AnyQueue> vq;  // split or packed, as negotiated
     std::vector<blk::BlkRequest> slots;
     std::vector<std::uint32_t> free;       // indices of free slots
     std::vector<blk::BlkIo*> pending;      // parsed, not yet taken by the backend
     std::vector<virtio::UsedElem> used;  // completions of this poll
-    int kickfd = -1;
-    int callfd = -1;
-    int kick_slot = -1;
     int completion_slot = -1;
-    bool broken_logged = false;
   };
 
   bool poll_queue(std::uint16_t q) noexcept;
@@ -85,11 +80,11 @@ class VhostBlkDevice final : public VhostDevice {
   std::uint64_t connections_ = 0;  // guarded by mu_
   std::uint64_t disconnects_ = 0;  // guarded by mu_
   bool started_ = false;
-  virtio::GuestMemory mem_;
+  VhostRings rings_;
   std::array<std::atomic<bool>, control::kMaxQueuePairs> enabled_{};
   std::array<Queue, control::kMaxQueuePairs> queues_;
   std::array<blk::BlkQueueStats, control::kMaxQueuePairs> stats_{};
-  std::array<std::string, control::kMaxQueuePairs> log_ids_;
+  std::array<std::string, kMaxRings> log_ids_;
   virtio::DescChain chain_;  // scratch for pop_into (polling lcore)
 };
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "vhost-backend/control/config.h"
@@ -39,6 +40,12 @@ class VhostDevice : public runtime::Poller, public VhostClient {
   // that were not offered (the frontend is disconnected, others unaffected).
   MessageResult handle_common_message(int vid, VhostUserMessage& m, std::uint64_t offered,
                                       std::uint16_t queues) noexcept;
+  // GET_CONFIG answered from `config` (bytes past its end read as zero);
+  // SET_CONFIG accepted and ignored (nothing we expose is writable). The
+  // frontend's offset and size are checked against the payload. kNotHandled
+  // for any other message.
+  MessageResult handle_config_message(int vid, VhostUserMessage& m,
+                                      std::span<const std::uint8_t> config) noexcept;
 
   const control::DeviceConfig cfg_;
   runtime::PollLoop& loop_;

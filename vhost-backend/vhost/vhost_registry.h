@@ -35,6 +35,19 @@ inline constexpr std::uint32_t kVhostUserSetFeatures = 2;
 inline constexpr std::uint32_t kVhostUserGetQueueNum = 17;
 inline constexpr std::uint32_t kVhostUserGetConfig = 24;
 inline constexpr std::uint32_t kVhostUserSetConfig = 25;
+inline constexpr std::uint32_t kVhostUserCreateCryptoSession = 26;
+inline constexpr std::uint32_t kVhostUserCloseCryptoSession = 27;
+
+// vhost-user protocol feature bits (VHOST_USER_PROTOCOL_F_*).
+inline constexpr unsigned kProtoMq = 0;
+inline constexpr unsigned kProtoRarp = 2;
+inline constexpr unsigned kProtoReplyAck = 3;
+inline constexpr unsigned kProtoNetMtu = 4;
+inline constexpr unsigned kProtoCryptoSession = 7;
+inline constexpr unsigned kProtoPagefault = 8;
+inline constexpr unsigned kProtoConfig = 9;
+inline constexpr unsigned kProtoHostNotifier = 11;
+constexpr std::uint64_t proto_bit(unsigned b) noexcept { return std::uint64_t{1} << b; }
 
 // What a pre-message hook did with a message (maps to rte_vhost_msg_result).
 enum class MessageResult : std::uint8_t {

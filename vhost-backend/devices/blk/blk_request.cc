@@ -4,96 +4,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "vhost-backend/virtio/chain_stream.h"
+
 namespace viopool::blk {
 namespace {
 
-// A cursor over a run of guest buffers viewed as one byte stream.
-class Stream {
- public:
-  Stream(std::span<const virtio::ChainBuffer> bufs, const virtio::GuestMemory& mem)
-      : bufs_(bufs), mem_(mem) {}
-
-  // Copies n bytes out of guest memory (header, segments). False if the
-  // stream is too short or an address does not translate.
-  bool copy_out(void* dst, std::size_t n) noexcept {
-    auto* out = static_cast<std::byte*>(dst);
-    while (n > 0) {
-      if (i_ >= bufs_.size()) {
-        return false;
-      }
-      const auto& b = bufs_[i_];
-      const std::uint64_t avail = b.len - off_;
-      const std::uint64_t take = std::min<std::uint64_t>(avail, n);
-      if (take > 0) {
-        // Guest-supplied address: translate() bounds-checks it.
-        auto span = mem_.translate(GuestAddr(b.addr.value + off_), take);
-        if (!span) {
-          return false;
-        }
-        std::memcpy(out, span->data(), take);
-        out += take;
-        n -= take;
-      }
-      advance(take);
-    }
-    return true;
-  }
-
-  // Appends iovecs for the next n bytes. Returns false on a bad address or
-  // when more than `max` iovecs would be needed (*too_many set).
-  bool take_iov(std::uint64_t n, iovec* iov, std::uint32_t max, std::uint32_t& cnt,
-                std::uint32_t size_max, bool& too_many, bool& too_big) noexcept {
-    while (n > 0) {
-      if (i_ >= bufs_.size()) {
-        return false;
-      }
-      const auto& b = bufs_[i_];
-      const std::uint64_t take = std::min<std::uint64_t>(b.len - off_, n);
-      if (take > 0) {
-        if (size_max != 0 && take > size_max) {
-          too_big = true;
-          return false;
-        }
-        if (cnt >= max) {
-          too_many = true;
-          return false;
-        }
-        auto r = mem_.translate_iov(GuestAddr(b.addr.value + off_), take,
-                                    std::span<iovec>(iov + cnt, max - cnt));
-        if (!r) {
-          too_many = r.error().code == Errc::kResourceExhausted;
-          return false;
-        }
-        cnt += static_cast<std::uint32_t>(*r);
-        n -= take;
-      }
-      advance(take);
-    }
-    return true;
-  }
-
-  std::uint64_t remaining() const noexcept {
-    std::uint64_t r = 0;
-    for (std::size_t j = i_; j < bufs_.size(); ++j) {
-      r += bufs_[j].len;
-    }
-    return r - off_;
-  }
-
- private:
-  void advance(std::uint64_t n) noexcept {
-    off_ += n;
-    while (i_ < bufs_.size() && off_ == bufs_[i_].len) {
-      ++i_;
-      off_ = 0;
-    }
-  }
-
-  std::span<const virtio::ChainBuffer> bufs_;
-  const virtio::GuestMemory& mem_;
-  std::size_t i_ = 0;
-  std::uint64_t off_ = 0;
-};
+using Stream = virtio::ChainStream;
 
 void reject(BlkRequest& req, BlkReject why, std::uint8_t status) noexcept {
   req.needs_io = false;

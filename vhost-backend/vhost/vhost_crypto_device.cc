@@ -1,0 +1,637 @@
+// virtio-crypto over vhost-user: our own ring walking and a burst pipeline to
+// the CryptoBackend on the polling lcore; sessions from the control queue
+// (polling lcore) or from vhost-user messages (rte_vhost's thread).
+#include "vhost-backend/vhost/vhost_crypto_device.h"
+
+#include <rte_vhost.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "vhost-backend/base/log.h"
+
+VIOPOOL_LOG_MODULE("crypto")
+
+namespace viopool::vhost {
+namespace {
+
+std::uint64_t now_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+}  // namespace
+
+VhostCryptoDevice::VhostCryptoDevice(control::DeviceConfig cfg,
+                                     std::unique_ptr<crypto::CryptoBackend> backend,
+                                     runtime::PollLoop& loop)
+    : VhostDevice(std::move(cfg), loop), backend_(std::move(backend)) {
+  for (std::uint16_t q = 0; q < log_ids_.size(); ++q) {
+    log_ids_[q] = "dev=" + cfg_.name + " q=" + std::to_string(q);
+  }
+  log_ids_[cfg_.queues] = "dev=" + cfg_.name + " q=ctrl";
+}
+
+VhostCryptoDevice::~VhostCryptoDevice() { stop(); }
+
+Result<void> VhostCryptoDevice::start(std::string& why) {
+  if (auto r = backend_->start(cfg_.queues, cfg_.crypto.max_sessions); !r) {
+    why = "backend " + backend_->name() + ": " + to_string(r.error());
+    return r;
+  }
+  opts_ = crypto::CryptoDeviceOptions{cfg_.queues, cfg_.packed_ring};
+  config_ = crypto::make_config(opts_, backend_->capabilities());
+  config_bytes_ = crypto::config_space(config_);
+  offered_features_ = crypto::offered_features(opts_);
+  sessions_ = std::make_unique<crypto::SessionTable>(cfg_.crypto.max_sessions);
+  if (config_.crypto_services == 0) {
+    backend_->stop();
+    why = "the engine supports none of the algorithms virtio-crypto can carry";
+    return fail(Errc::kUnsupported, "crypto: no usable algorithm");
+  }
+
+  VhostSocketOptions o;
+  o.path = cfg_.socket;
+  o.role = cfg_.mode == control::SocketMode::kServer ? SocketRole::kServer : SocketRole::kClient;
+  o.features = offered_features_;
+  o.builtin_net = false;
+  o.protocol_features_add = proto_bit(kProtoConfig) | proto_bit(kProtoMq) |
+                            proto_bit(kProtoReplyAck) | proto_bit(kProtoCryptoSession);
+  o.protocol_features_remove = proto_bit(kProtoRarp) | proto_bit(kProtoNetMtu) |
+                               proto_bit(kProtoPagefault) | proto_bit(kProtoHostNotifier);
+  auto offered = register_socket(o, this, why);
+  if (!offered) {
+    backend_->stop();
+    return unexpected(offered.error());
+  }
+  loop_.add(this);
+  started_ = true;
+  VIOPOOL_LOG_INFO(
+      "device started dev={} type=crypto socket={} mode={} queues={} backend={} services={:#x} "
+      "cipher={:#x} hash={:#x} mac={:#x} aead={:#x} max_sessions={} loop={}",
+      cfg_.name, cfg_.socket, control::to_string(cfg_.mode), cfg_.queues, backend_->name(),
+      config_.crypto_services, config_.cipher_algo_l, config_.hash_algo, config_.mac_algo_l,
+      config_.aead_algo, cfg_.crypto.max_sessions, loop_.name());
+  return {};
+}
+
+void VhostCryptoDevice::stop() noexcept {
+  if (!started_) {
+    return;
+  }
+  started_ = false;
+  unregister_socket(cfg_.socket);  // runs on_destroy_device (drain) here if attached
+  loop_.remove(this);
+  destroy_all_sessions();
+  backend_->stop();
+  VIOPOOL_LOG_INFO("device stopped dev={}", cfg_.name);
+}
+
+nlohmann::json VhostCryptoDevice::describe() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  nlohmann::json j = control::to_json(cfg_);
+  const bool running = ready_.load(std::memory_order_acquire);
+  j["state"] = !started_ ? "stopped" : running ? "running" : "waiting";
+  j["vid"] = running ? vid_ : -1;
+  j["active_queues"] = running ? nq_ : 0;
+  j["control_queue"] = running && has_control_;
+  j["features"] = {{"offered", offered_features_}, {"negotiated", negotiated_}};
+  j["connections"] = connections_;
+  j["disconnects"] = disconnects_;
+  j["loop"] = loop_.name();
+  j["engine"] = backend_->name();
+  j["config"] = {{"crypto_services", config_.crypto_services},
+                 {"cipher_algo_l", config_.cipher_algo_l},
+                 {"hash_algo", config_.hash_algo},
+                 {"mac_algo_l", config_.mac_algo_l},
+                 {"aead_algo", config_.aead_algo},
+                 {"max_cipher_key_len", config_.max_cipher_key_len},
+                 {"max_auth_key_len", config_.max_auth_key_len},
+                 {"max_size", config_.max_size}};
+  j["sessions"] = sessions_ ? sessions_->active() : 0;
+  return j;
+}
+
+nlohmann::json VhostCryptoDevice::stats() const {
+  nlohmann::json queues = nlohmann::json::array();
+  nlohmann::json total = nlohmann::json::object();
+  for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
+    const auto& s = stats_[q];
+    nlohmann::json j = {{"queue", q},
+                        {"cipher_ops", s.cipher_ops.get()},
+                        {"hash_ops", s.hash_ops.get()},
+                        {"mac_ops", s.mac_ops.get()},
+                        {"chain_ops", s.chain_ops.get()},
+                        {"aead_ops", s.aead_ops.get()},
+                        {"bytes", s.bytes.get()},
+                        {"bad_requests", s.bad_requests.get()},
+                        {"invalid_session", s.invalid_session.get()},
+                        {"auth_failures", s.auth_failures.get()},
+                        {"engine_errors", s.engine_errors.get()},
+                        {"kicks", s.kicks.get()},
+                        {"notifications", s.notifications.get()}};
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() != "queue") {
+        total[it.key()] = total.value(it.key(), std::uint64_t{0}) + it.value().get<std::uint64_t>();
+      }
+    }
+    j["latency_ns"] = {{"count", s.latency.count()},
+                       {"p50", s.latency.percentile(50)},
+                       {"p99", s.latency.percentile(99)},
+                       {"p999", s.latency.percentile(99.9)}};
+    queues.push_back(std::move(j));
+  }
+  const bool running = ready_.load(std::memory_order_acquire);
+  return nlohmann::json{
+      {"type", "crypto"},
+      {"state", !started_ ? "stopped" : running ? "running" : "waiting"},
+      {"queues", queues},
+      {"total", total},
+      {"sessions",
+       {{"active", sessions_ ? sessions_->active() : 0},
+        {"max", cfg_.crypto.max_sessions},
+        {"created", session_stats_.created.get()},
+        {"closed", session_stats_.closed.get()},
+        {"refused", session_stats_.refused.get()},
+        {"exhausted", session_stats_.exhausted.get()}}}};
+}
+
+// ---- Sessions (polling lcore or rte_vhost thread) --------------------------------
+
+std::uint8_t VhostCryptoDevice::create_session(const crypto::SessionParams& p, std::uint64_t& id,
+                                               const char*& why) noexcept {
+  std::uint8_t st = crypto::validate_session(p, backend_->capabilities(), why);
+  if (st != crypto::kStatusOk) {
+    session_stats_.refused.add(1);
+    return st;
+  }
+  std::lock_guard<std::mutex> lock(create_mu_);
+  if (sessions_->active() >= sessions_->capacity()) {
+    why = "session limit of the device reached";
+    session_stats_.refused.add(1);
+    session_stats_.exhausted.add(1);
+    return crypto::kStatusNoSpc;
+  }
+  auto s = backend_->create_session(p);
+  if (!s) {
+    why = s.error().what;
+    session_stats_.refused.add(1);
+    if (s.error().code == Errc::kResourceExhausted) {
+      session_stats_.exhausted.add(1);
+      return crypto::kStatusNoSpc;
+    }
+    return crypto::kStatusNotSupp;
+  }
+  crypto::SessionInfo info{p, *s};
+  st = sessions_->insert(info, id);
+  if (st != crypto::kStatusOk) {
+    backend_->destroy_session(*s);
+    why = "session limit of the device reached";
+    session_stats_.refused.add(1);
+    session_stats_.exhausted.add(1);
+    return st;
+  }
+  session_stats_.created.add(1);
+  return crypto::kStatusOk;
+}
+
+std::uint8_t VhostCryptoDevice::close_session(std::uint64_t id) noexcept {
+  crypto::BackendSession now = nullptr;
+  const std::uint8_t st = sessions_->close(id, now);
+  if (st == crypto::kStatusOk) {
+    session_stats_.closed.add(1);
+    if (now != nullptr) {
+      std::lock_guard<std::mutex> lock(create_mu_);
+      backend_->destroy_session(now);
+    }
+  }
+  return st;
+}
+
+void VhostCryptoDevice::destroy_all_sessions() noexcept {
+  if (!sessions_) {
+    return;
+  }
+  std::lock_guard<std::mutex> lock(create_mu_);
+  for (auto* s : sessions_->clear()) {
+    backend_->destroy_session(s);
+  }
+}
+
+MessageResult VhostCryptoDevice::on_create_session_message(int vid, VhostUserMessage& m) noexcept {
+  if (m.size < crypto::kVhostSessionBytes || m.size > VhostUserMessage::kMaxPayload) {
+    VIOPOOL_LOG_WARN_RL("short CREATE_CRYPTO_SESSION dev={} vid={} size={}", cfg_.name, vid,
+                        m.size);
+    return MessageResult::kError;
+  }
+  crypto::SessionParams p;
+  const char* why = "";
+  std::uint8_t st = crypto::parse_vhost_user_session(
+      reinterpret_cast<const std::uint8_t*>(m.payload()), m.size, p, why);
+  std::uint64_t id = 0;
+  if (st == crypto::kStatusOk) {
+    st = create_session(p, id, why);
+  } else {
+    session_stats_.refused.add(1);
+  }
+  // Reply: the same payload with session_id set, negative on failure.
+  const std::int64_t reply = st == crypto::kStatusOk ? static_cast<std::int64_t>(id) : -st;
+  m.put<std::int64_t>(reply, 0);
+  if (st != crypto::kStatusOk) {
+    VIOPOOL_LOG_WARN_RL("session refused dev={} vid={} via=vhost-user status={} reason=\"{}\"",
+                        cfg_.name, vid, crypto::status_name(st), why);
+  } else {
+    VIOPOOL_LOG_DEBUG("session created dev={} vid={} via=vhost-user id={:#x} kind={}", cfg_.name,
+                      vid, id, crypto::to_string(p.kind));
+  }
+  // Keys are not kept in the message buffer longer than needed.
+  std::memset(m.payload() + crypto::kVhostSessionCipherKeyOffset, 0,
+              crypto::kVhostSessionBytes - crypto::kVhostSessionCipherKeyOffset);
+  return MessageResult::kReply;
+}
+
+MessageResult VhostCryptoDevice::on_close_session_message(int vid, VhostUserMessage& m) noexcept {
+  if (m.size < sizeof(std::uint64_t)) {
+    VIOPOOL_LOG_WARN_RL("short CLOSE_CRYPTO_SESSION dev={} vid={} size={}", cfg_.name, vid, m.size);
+    return MessageResult::kError;
+  }
+  const auto id = m.get<std::uint64_t>(0);
+  if (close_session(id) != crypto::kStatusOk) {
+    // QEMU expects no answer and reports success to the guest whatever we do.
+    VIOPOOL_LOG_WARN_RL("close of an unknown session dev={} vid={} id={:#x}", cfg_.name, vid, id);
+  }
+  return MessageResult::kHandled;
+}
+
+// ---- rte_vhost thread ----------------------------------------------------------
+
+MessageResult VhostCryptoDevice::on_message(int vid, VhostUserMessage& m) noexcept {
+  if (auto r = handle_config_message(vid, m, config_bytes_); r != MessageResult::kNotHandled) {
+    return r;
+  }
+  if (m.request == kVhostUserCreateCryptoSession) {
+    return on_create_session_message(vid, m);
+  }
+  if (m.request == kVhostUserCloseCryptoSession) {
+    return on_close_session_message(vid, m);
+  }
+  // Data queues plus the control queue.
+  return handle_common_message(vid, m, offered_features_,
+                               static_cast<std::uint16_t>(cfg_.queues + 1));
+}
+
+int VhostCryptoDevice::on_new_connection(int vid) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++connections_;
+  VIOPOOL_LOG_INFO("frontend connected dev={} vid={}", cfg_.name, vid);
+  return 0;
+}
+
+void VhostCryptoDevice::on_destroy_connection(int vid) noexcept {
+  // Sessions belong to the driver instance: a new connection starts clean.
+  destroy_all_sessions();
+  std::lock_guard<std::mutex> lock(mu_);
+  ++disconnects_;
+  VIOPOOL_LOG_INFO("frontend disconnected dev={} vid={}", cfg_.name, vid);
+}
+
+int VhostCryptoDevice::on_new_device(int vid) noexcept {
+  const std::uint16_t nr = rte_vhost_get_vring_num(vid);
+  const std::uint16_t nq = std::min<std::uint16_t>(cfg_.queues, nr);
+  std::array<std::uint16_t, kMaxRings> which{};
+  std::uint16_t n = 0;
+  for (std::uint16_t q = 0; q < nq; ++q) {
+    which[n++] = q;
+  }
+  const bool control = nr > cfg_.queues;
+  if (control) {
+    which[n++] = cfg_.queues;
+  }
+  auto features = rings_.attach(vid, std::span<const std::uint16_t>(which.data(), n), log_ids_,
+                                cfg_.name);
+  if (!features) {
+    return -1;
+  }
+  for (std::uint16_t q = 0; q < nq; ++q) {
+    auto& qu = queues_[q];
+    const std::uint32_t nslots = std::min<std::uint32_t>(rings_.ring(q).vq->size(), kMaxSlots);
+    qu.slots.assign(nslots, crypto::CryptoRequest{});
+    qu.free.clear();
+    for (std::uint32_t i = nslots; i > 0; --i) {
+      qu.free.push_back(i - 1);
+    }
+    qu.pending.clear();
+    qu.pending.reserve(nslots);
+    qu.used.clear();
+    qu.used.reserve(nslots);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    vid_ = vid;
+    nq_ = nq;
+    has_control_ = control;
+    negotiated_ = *features;
+  }
+  ready_.store(true, std::memory_order_release);
+  loop_.quiesce();
+  VIOPOOL_LOG_INFO("device ready dev={} vid={} features={:#x} queues={} control_queue={} regions={}",
+                   cfg_.name, vid, *features, nq, control, rings_.regions());
+  return 0;
+}
+
+void VhostCryptoDevice::drain(std::uint16_t nq) noexcept {
+  // Ops handed to the engine write into guest memory: wait for them while it
+  // is still mapped (it is until destroy_device returns).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    bool busy = false;
+    for (std::uint16_t q = 0; q < nq; ++q) {
+      auto& qu = queues_[q];
+      if (!rings_.ring(q).vq) {
+        continue;
+      }
+      // Requests not yet taken by the engine are answered with ERR.
+      for (auto* job : qu.pending) {
+        finish(qu, *static_cast<crypto::CryptoRequest*>(job->cookie), crypto::kStatusErr);
+      }
+      qu.pending.clear();
+      crypto::CryptoCompletion comps[kBurst];
+      const auto k = backend_->poll(q, comps, kBurst);
+      for (std::uint32_t i = 0; i < k; ++i) {
+        finish(qu, *static_cast<crypto::CryptoRequest*>(comps[i].cookie), comps[i].status);
+      }
+      flush_used(qu, q);
+      busy = busy || backend_->in_flight(q) > 0;
+    }
+    if (!busy) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      VIOPOOL_LOG_ERROR("engine did not finish in-flight ops within 10 s dev={}", cfg_.name);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
+void VhostCryptoDevice::on_destroy_device(int vid) noexcept {
+  ready_.store(false, std::memory_order_release);
+  loop_.quiesce();
+  drain(nq_);
+  rings_.detach(vid);
+  for (auto& e : enabled_) {
+    e.store(false, std::memory_order_relaxed);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  nq_ = 0;
+  has_control_ = false;
+  VIOPOOL_LOG_INFO("device detached dev={} vid={}", cfg_.name, vid);
+}
+
+int VhostCryptoDevice::on_vring_state_changed(int vid, std::uint16_t vring, int enable) noexcept {
+  if (vring > cfg_.queues) {
+    if (enable) {
+      VIOPOOL_LOG_WARN_RL("frontend enabled a queue beyond the configured ones dev={} vid={} "
+                          "vring={} queues={}; it is not served",
+                          cfg_.name, vid, vring, cfg_.queues);
+    }
+    return 0;
+  }
+  enabled_[vring].store(enable != 0, std::memory_order_release);
+  return 0;
+}
+
+// ---- polling lcore ----------------------------------------------------------------
+
+void VhostCryptoDevice::finish(Queue& qu, crypto::CryptoRequest& req,
+                               std::uint8_t status) noexcept {
+  if (req.session_ref != nullptr) {
+    auto* e = static_cast<crypto::SessionTable::Entry*>(req.session_ref);
+    req.session_ref = nullptr;
+    if (auto* s = sessions_->release(e)) {
+      std::lock_guard<std::mutex> lock(create_mu_);
+      backend_->destroy_session(s);
+    }
+  }
+  const std::uint32_t len = crypto::complete_data(req, status);
+  qu.used.push_back(virtio::UsedElem{req.head, len, req.desc_count});
+  qu.free.push_back(static_cast<std::uint32_t>(&req - qu.slots.data()));
+}
+
+void VhostCryptoDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
+  if (qu.used.empty()) {
+    return;
+  }
+  rings_.ring(q).vq->push_used(std::span<const virtio::UsedElem>(qu.used));
+  qu.used.clear();
+  if (rings_.notify(vid_, q)) {
+    stats_[q].notifications.add(1);
+  }
+}
+
+bool VhostCryptoDevice::poll_control() noexcept {
+  const std::uint16_t cq = cfg_.queues;
+  auto& ring = rings_.ring(cq);
+  if (!has_control_ || !ring.vq || !enabled_[cq].load(std::memory_order_acquire)) {
+    return false;
+  }
+  bool work = false;
+  crypto::CtrlCommand cmd;
+  // Sessions are created synchronously: a few per poll keep data queues moving.
+  for (int i = 0; i < 8; ++i) {
+    auto popped = ring.vq->pop_into(chain_);
+    if (!popped) {
+      if (!ring.broken_logged) {
+        ring.broken_logged = true;
+        VIOPOOL_LOG_ERROR("guest corrupted the control ring dev={} error=\"{}\"", cfg_.name,
+                          popped.error().what);
+      }
+      break;
+    }
+    if (!*popped) {
+      break;
+    }
+    work = true;
+    crypto::parse_ctrl(chain_, rings_.memory(), cmd);
+    std::uint8_t st = cmd.status;
+    std::uint64_t id = 0;
+    const char* why = cmd.why;
+    if (cmd.kind == crypto::CtrlKind::kCreate) {
+      st = create_session(cmd.params, id, why);
+      cmd.params.key.fill(0);
+      cmd.params.auth_key.fill(0);
+    } else if (cmd.kind == crypto::CtrlKind::kDestroy) {
+      st = close_session(cmd.session_id);
+      why = "unknown session id";
+    } else {
+      session_stats_.refused.add(1);
+    }
+    if (st != crypto::kStatusOk) {
+      VIOPOOL_LOG_WARN_RL("control request refused dev={} status={} reason=\"{}\"", cfg_.name,
+                          crypto::status_name(st), why);
+    }
+    const std::uint32_t len = crypto::complete_ctrl(chain_, rings_.memory(), cmd, st, id);
+    ring.vq->push_used(chain_, len);
+  }
+  if (work) {
+    rings_.notify(vid_, cq);
+  }
+  return work;
+}
+
+bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
+  auto& qu = queues_[q];
+  auto& ring = rings_.ring(q);
+  if (!ring.vq || !enabled_[q].load(std::memory_order_acquire)) {
+    return false;
+  }
+  auto& st = stats_[q];
+  bool work = false;
+
+  crypto::CryptoCompletion comps[kBurst];
+  const std::uint32_t n = backend_->poll(q, comps, kBurst);
+  if (n) {
+    work = true;
+    const std::uint64_t now = now_ns();
+    for (std::uint32_t i = 0; i < n; ++i) {
+      auto& req = *static_cast<crypto::CryptoRequest*>(comps[i].cookie);
+      st.latency.record(now - req.start_ns);
+      if (comps[i].status == crypto::kStatusBadMsg) {
+        st.auth_failures.add(1);
+      } else if (comps[i].status != crypto::kStatusOk) {
+        st.engine_errors.add(1);
+        VIOPOOL_LOG_WARN_RL("engine failed an op {} kind={}", log_ids_[q],
+                            crypto::to_string(req.kind));
+      }
+      finish(qu, req, comps[i].status);
+    }
+  }
+
+  if (!qu.pending.empty()) {
+    const auto k =
+        backend_->submit(q, qu.pending.data(), static_cast<std::uint32_t>(qu.pending.size()));
+    if (k) {
+      work = true;
+      qu.pending.erase(qu.pending.begin(), qu.pending.begin() + k);
+    }
+  }
+
+  if (qu.pending.empty()) {
+    crypto::CryptoJob* batch[kBurst];
+    std::uint32_t nb = 0;
+    while (nb < kBurst && !qu.free.empty()) {
+      auto popped = ring.vq->pop_into(chain_);
+      if (!popped) {
+        if (!ring.broken_logged) {
+          ring.broken_logged = true;
+          VIOPOOL_LOG_ERROR("guest corrupted the ring {} error=\"{}\"; queue stopped until reset",
+                            log_ids_[q], popped.error().what);
+        }
+        break;
+      }
+      if (!*popped) {
+        break;
+      }
+      work = true;
+      const std::uint32_t slot = qu.free.back();
+      qu.free.pop_back();
+      auto& req = qu.slots[slot];
+      crypto::parse_data(chain_, rings_.memory(), req);
+      if (!req.needs_op) {
+        st.bad_requests.add(1);
+        VIOPOOL_LOG_WARN_RL("bad request {} opcode={:#x} reason={}", log_ids_[q], req.opcode,
+                            crypto::to_string(req.reject));
+        finish(qu, req, req.immediate_status);
+        continue;
+      }
+      auto* entry = sessions_->acquire(req.session_id);
+      if (entry == nullptr) {
+        st.invalid_session.add(1);
+        VIOPOOL_LOG_WARN_RL("request for an unknown session {} id={:#x}", log_ids_[q],
+                            req.session_id);
+        finish(qu, req, crypto::kStatusInvSess);
+        continue;
+      }
+      req.session_ref = entry;
+      const char* why = "";
+      const std::uint8_t bs = crypto::bind_session(req, entry->info, backend_->capabilities(), why);
+      if (bs != crypto::kStatusOk) {
+        (bs == crypto::kStatusInvSess ? st.invalid_session : st.bad_requests).add(1);
+        VIOPOOL_LOG_WARN_RL("bad request {} opcode={:#x} status={} reason=\"{}\"", log_ids_[q],
+                            req.opcode, crypto::status_name(bs), why);
+        finish(qu, req, bs);
+        continue;
+      }
+      switch (req.kind) {
+        case crypto::SessionKind::kCipher: st.cipher_ops.add(1); break;
+        case crypto::SessionKind::kHash: st.hash_ops.add(1); break;
+        case crypto::SessionKind::kMac: st.mac_ops.add(1); break;
+        case crypto::SessionKind::kChain: st.chain_ops.add(1); break;
+        case crypto::SessionKind::kAead: st.aead_ops.add(1); break;
+      }
+      st.bytes.add(req.job.data_len);
+      req.start_ns = now_ns();
+      batch[nb++] = &req.job;
+    }
+    if (nb) {
+      const auto k = backend_->submit(q, batch, nb);
+      for (std::uint32_t i = k; i < nb; ++i) {
+        qu.pending.push_back(batch[i]);
+      }
+    }
+  }
+  flush_used(qu, q);
+  return work;
+}
+
+bool VhostCryptoDevice::poll() noexcept {
+  if (!ready_.load(std::memory_order_acquire)) {
+    return false;
+  }
+  bool work = poll_control();
+  for (std::uint16_t q = 0; q < nq_; ++q) {
+    work |= poll_queue(q);
+  }
+  return work;
+}
+
+bool VhostCryptoDevice::arm(runtime::WaitSet& ws) noexcept {
+  if (!ready_.load(std::memory_order_acquire)) {
+    return true;
+  }
+  bool pending = false;
+  for (std::uint16_t q = 0; q < nq_; ++q) {
+    if (!rings_.ring(q).vq || !enabled_[q].load(std::memory_order_acquire)) {
+      continue;
+    }
+    if (rings_.arm(vid_, q, ws) && !queues_[q].free.empty()) {
+      pending = true;
+    }
+    // Software engines complete within the enqueue call; an op still in
+    // flight means the engine is busy: poll again soon rather than sleep.
+    if (backend_->in_flight(q) > 0 || !queues_[q].pending.empty()) {
+      pending = true;
+    }
+  }
+  const std::uint16_t cq = cfg_.queues;
+  if (has_control_ && rings_.ring(cq).vq && enabled_[cq].load(std::memory_order_acquire)) {
+    pending = rings_.arm(vid_, cq, ws) || pending;
+  }
+  return !pending;
+}
+
+void VhostCryptoDevice::disarm(const runtime::WaitSet& ws) noexcept {
+  if (!ready_.load(std::memory_order_acquire)) {
+    return;
+  }
+  for (std::uint16_t q = 0; q < nq_; ++q) {
+    stats_[q].kicks.add(rings_.disarm(q, ws));
+  }
+  if (has_control_) {
+    rings_.disarm(cfg_.queues, ws);
+  }
+}
+
+}  // namespace viopool::vhost

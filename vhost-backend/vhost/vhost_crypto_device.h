@@ -1,0 +1,97 @@
+// A virtio-crypto device served over vhost-user. viopool walks the rings
+// itself (virtio/*_queue via VhostRings): data queues 0..N-1 carry symmetric
+// ops to a CryptoBackend in bursts, the control queue at index N creates and
+// destroys sessions. QEMU's cryptodev-vhost-user keeps the control queue for
+// itself and sends VHOST_USER_CREATE/CLOSE_CRYPTO_SESSION instead; both paths
+// share one session table. The config space (GET_CONFIG) advertises what the
+// backing engine's capabilities allow.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "vhost-backend/devices/crypto/crypto_backend.h"
+#include "vhost-backend/devices/crypto/crypto_device.h"
+#include "vhost-backend/devices/crypto/crypto_request.h"
+#include "vhost-backend/devices/crypto/crypto_stats.h"
+#include "vhost-backend/vhost/vhost_device.h"
+#include "vhost-backend/vhost/vhost_rings.h"
+
+namespace viopool::vhost {
+
+class VhostCryptoDevice final : public VhostDevice {
+ public:
+  static constexpr std::uint32_t kBurst = 32;
+  static constexpr std::uint32_t kMaxSlots = 1024;
+
+  VhostCryptoDevice(control::DeviceConfig cfg, std::unique_ptr<crypto::CryptoBackend> backend,
+                    runtime::PollLoop& loop);
+  ~VhostCryptoDevice() override;
+
+  Result<void> start(std::string& why) override;
+  void stop() noexcept override;
+  nlohmann::json describe() const override;
+  nlohmann::json stats() const override;
+
+  bool poll() noexcept override;
+  bool arm(runtime::WaitSet& ws) noexcept override;
+  void disarm(const runtime::WaitSet& ws) noexcept override;
+
+  MessageResult on_message(int vid, VhostUserMessage& m) noexcept override;
+  int on_new_connection(int vid) noexcept override;
+  void on_destroy_connection(int vid) noexcept override;
+  int on_new_device(int vid) noexcept override;
+  void on_destroy_device(int vid) noexcept override;
+  int on_vring_state_changed(int vid, std::uint16_t vring, int enable) noexcept override;
+
+ private:
+  struct Queue {
+    std::vector<crypto::CryptoRequest> slots;
+    std::vector<std::uint32_t> free;
+    std::vector<crypto::CryptoJob*> pending;  // bound, not yet taken by the backend
+    std::vector<virtio::UsedElem> used;
+  };
+
+  bool poll_queue(std::uint16_t q) noexcept;
+  bool poll_control() noexcept;
+  void finish(Queue& qu, crypto::CryptoRequest& req, std::uint8_t status) noexcept;
+  void flush_used(Queue& qu, std::uint16_t q) noexcept;
+  void drain(std::uint16_t nq) noexcept;
+  // Creates a session in the engine and the table: the status and the id.
+  std::uint8_t create_session(const crypto::SessionParams& p, std::uint64_t& id,
+                              const char*& why) noexcept;
+  std::uint8_t close_session(std::uint64_t id) noexcept;
+  void destroy_all_sessions() noexcept;
+  MessageResult on_create_session_message(int vid, VhostUserMessage& m) noexcept;
+  MessageResult on_close_session_message(int vid, VhostUserMessage& m) noexcept;
+
+  const std::unique_ptr<crypto::CryptoBackend> backend_;
+  crypto::CryptoDeviceOptions opts_;
+  crypto::Config config_{};
+  std::array<std::uint8_t, crypto::kConfigSpaceBytes> config_bytes_{};
+  std::uint64_t offered_features_ = 0;
+  std::unique_ptr<crypto::SessionTable> sessions_;
+  std::mutex create_mu_;  // serialises engine session creation across threads
+  crypto::CryptoSessionStats session_stats_;
+
+  mutable std::mutex mu_;
+  std::atomic<bool> ready_{false};
+  int vid_ = -1;
+  std::uint16_t nq_ = 0;          // data queues set up at new_device
+  bool has_control_ = false;      // the frontend set up the control queue
+  std::uint64_t negotiated_ = 0;  // guarded by mu_
+  std::uint64_t connections_ = 0;
+  std::uint64_t disconnects_ = 0;
+  bool started_ = false;
+  VhostRings rings_;
+  std::array<std::atomic<bool>, kMaxRings> enabled_{};
+  std::array<Queue, control::kMaxQueuePairs> queues_;
+  std::array<crypto::CryptoQueueStats, control::kMaxQueuePairs> stats_{};
+  std::array<std::string, kMaxRings> log_ids_;
+  virtio::DescChain chain_;
+};
+
+}  // namespace viopool::vhost
