@@ -187,6 +187,54 @@ BOOST_DATA_TEST_CASE(bad_blk_device_is_rejected_with_reason, boost::unit_test::d
   BOOST_TEST(why.find(c.why_contains) != std::string::npos, "why was: " << why);
 }
 
+BOOST_AUTO_TEST_CASE(crypto_device_round_trips) {
+  json j = {{"name", "c0"},
+            {"type", "crypto"},
+            {"socket", "/tmp/c0.sock"},
+            {"queues", 2},
+            {"backend", {{"devargs", "crypto_aesni_mb0"}, {"max_sessions", 8}}}};
+  std::string why;
+  auto d = parse_device_config(j, why);
+  BOOST_REQUIRE_MESSAGE(d.has_value(), why);
+  BOOST_TEST(d->type == DeviceType::kCrypto);
+  BOOST_TEST(d->queues == 2);
+  BOOST_TEST(d->crypto.devargs == "crypto_aesni_mb0");
+  BOOST_TEST(d->crypto.max_sessions == 8u);
+  BOOST_TEST(d->crypto.queue_depth == 256u);
+  auto again = parse_device_config(to_json(*d), why);
+  BOOST_REQUIRE_MESSAGE(again.has_value(), why);
+  BOOST_TEST(again->crypto.devargs == d->crypto.devargs);
+  BOOST_TEST(again->crypto.max_sessions == 8u);
+}
+
+const BadCase kBadCrypto[] = {
+    {"no devargs", {{"backend", {{"kind", "cryptodev"}}}}, Errc::kInvalidArgument, "devargs"},
+    {"empty devargs", {{"backend", {{"devargs", ""}}}}, Errc::kInvalidArgument, "devargs"},
+    {"blk backend", {{"backend", {{"kind", "uring"}, {"devargs", "x"}}}}, Errc::kUnsupported,
+     "supported for crypto"},
+    {"zero sessions", {{"backend", {{"devargs", "crypto_null0"}, {"max_sessions", 0}}}},
+     Errc::kOutOfRange, "max_sessions"},
+    {"blk key on crypto", {{"read_only", true}}, Errc::kInvalidArgument, "unknown key 'read_only'"},
+    {"unknown backend key", {{"backend", {{"devargs", "x"}, {"sessions", 4}}}},
+     Errc::kInvalidArgument, "unknown key 'sessions'"},
+};
+
+BOOST_DATA_TEST_CASE(bad_crypto_device_is_rejected_with_reason,
+                     boost::unit_test::data::make(kBadCrypto), c) {
+  json j = {{"name", "c0"},
+            {"type", "crypto"},
+            {"socket", "/tmp/c0.sock"},
+            {"backend", {{"devargs", "crypto_aesni_mb0"}}}};
+  for (auto it = c.patch.begin(); it != c.patch.end(); ++it) {
+    j[it.key()] = it.value();
+  }
+  std::string why;
+  auto d = parse_device_config(j, why);
+  BOOST_REQUIRE(!d.has_value());
+  BOOST_TEST(static_cast<int>(d.error().code) == static_cast<int>(c.code));
+  BOOST_TEST(why.find(c.why_contains) != std::string::npos, "why was: " << why);
+}
+
 BOOST_AUTO_TEST_CASE(missing_socket_and_backend_are_named) {
   std::string why;
   auto d = parse_device_config(json{{"name", "n"}, {"backend", {{"kind", "null"}}}}, why);
