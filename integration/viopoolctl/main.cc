@@ -52,7 +52,7 @@ void print_devices(const json& r) {
   std::printf("%-12s %-6s %-8s %-7s %-9s %-4s %s\n", "NAME", "TYPE", "STATE", "MODE", "BACKEND",
               "QPS", "SOCKET");
   for (const auto& d : r.at("devices")) {
-    const bool blk = d.value("type", "") == "blk";
+    const bool blk = d.value("type", "") != "net";  // blk and crypto count queues
     std::string qps = blk ? std::to_string(d.value("active_queues", 0)) + "/" +
                                 std::to_string(d.value("queues", 0))
                           : std::to_string(d.value("active_queue_pairs", 0)) + "/" +
@@ -78,15 +78,42 @@ void print_blk_stats(const json& d) {
   }
 }
 
+std::uint64_t crypto_ops(const json& q) {
+  return q.value("cipher_ops", 0ull) + q.value("hash_ops", 0ull) + q.value("mac_ops", 0ull) +
+         q.value("chain_ops", 0ull) + q.value("aead_ops", 0ull);
+}
+
+void print_crypto_stats(const json& d) {
+  const auto ses = d.value("sessions", json::object());
+  std::printf("%-12s sessions active=%llu max=%llu created=%llu closed=%llu refused=%llu\n",
+              d.value("name", "").c_str(), ses.value("active", 0ull), ses.value("max", 0ull),
+              ses.value("created", 0ull), ses.value("closed", 0ull), ses.value("refused", 0ull));
+  std::printf("%-12s %-3s %12s %12s %12s %12s %12s %14s %8s %8s %8s %8s\n", "DEVICE", "Q",
+              "CIPHER", "HASH+MAC", "CHAIN", "AEAD", "OPS", "BYTES", "BADREQ", "INVSESS",
+              "AUTHFAIL", "P50_US");
+  for (const auto& q : d.at("queues")) {
+    const auto lat = q.value("latency_ns", json::object());
+    std::printf("%-12s %-3d %12llu %12llu %12llu %12llu %12llu %14llu %8llu %8llu %8llu %8.1f\n",
+                d.value("name", "").c_str(), q.value("queue", 0), q.value("cipher_ops", 0ull),
+                q.value("hash_ops", 0ull) + q.value("mac_ops", 0ull), q.value("chain_ops", 0ull),
+                q.value("aead_ops", 0ull), static_cast<unsigned long long>(crypto_ops(q)),
+                q.value("bytes", 0ull), q.value("bad_requests", 0ull),
+                q.value("invalid_session", 0ull), q.value("auth_failures", 0ull),
+                lat.value("p50", 0ull) / 1e3);
+  }
+}
+
 void print_stats(const json& r) {
   bool header = false;
   for (const auto& d : r.at("devices")) {
     if (d.value("type", "") == "blk") {
       print_blk_stats(d);
+    } else if (d.value("type", "") == "crypto") {
+      print_crypto_stats(d);
     }
   }
   for (const auto& d : r.at("devices")) {
-    if (d.value("type", "") == "blk") {
+    if (d.value("type", "") != "net") {
       continue;
     }
     if (!header) {
@@ -113,6 +140,7 @@ void print_rates(const json& a, const json& b) {
   bool net_header = false;
   for (const auto& db : b.at("devices")) {
     const bool blk = db.value("type", "") == "blk";
+    const bool crypto = db.value("type", "") == "crypto";
     const json* da = nullptr;
     for (const auto& d : a.at("devices")) {
       if (d.value("name", "") == db.value("name", "")) {
@@ -128,6 +156,16 @@ void print_rates(const json& a, const json& b) {
       auto rate = [&](const char* k) {
         return static_cast<double>(qb[i].value(k, 0ull) - qa[i].value(k, 0ull)) / dt;
       };
+      if (crypto) {
+        if (i == 0) {
+          std::printf("%-12s %-3s %12s %10s %10s\n", "DEVICE", "Q", "OPS/s", "MB/s", "ERRORS/s");
+        }
+        const double ops = static_cast<double>(crypto_ops(qb[i]) - crypto_ops(qa[i])) / dt;
+        std::printf("%-12s %-3zu %12.0f %10.1f %10.0f\n", db.value("name", "").c_str(), i, ops,
+                    rate("bytes") / 1e6,
+                    rate("bad_requests") + rate("invalid_session") + rate("engine_errors"));
+        continue;
+      }
       if (blk) {
         if (i == 0) {
           std::printf("%-12s %-3s %10s %10s %10s %10s %10s\n", "DEVICE", "Q", "READ_IOPS",
@@ -177,18 +215,27 @@ int main(int argc, char** argv) {
   int a_lcore = -1;
   bool a_no_mrg = false;
   auto* add = dev->add_subcommand(
-      "add", "Add a device: virtio-net (--type net) or virtio-blk (--type blk)");
+      "add",
+      "Add a device: virtio-net (--type net), virtio-blk (--type blk) or virtio-crypto (--type "
+      "crypto)");
   add->add_option("name", a_name, "Device name")->required();
-  add->add_option("--type", a_type, "net or blk")->check(CLI::IsMember({"net", "blk"}));
+  add->add_option("--type", a_type, "net, blk or crypto")
+      ->check(CLI::IsMember({"net", "blk", "crypto"}));
   add->add_option("--socket", a_socket, "vhost-user socket path")->required();
   add->add_option("--mode", a_mode, "server (we listen) or client (we connect and reconnect)")
       ->check(CLI::IsMember({"server", "client"}));
   add->add_option("--queue-pairs", a_qps, "Queue pairs offered")->check(CLI::Range(1u, 16u));
   add->add_option("--backend", a_backend,
-                  "net: loopback, null or ethdev; blk: uring, malloc or null")
-      ->check(CLI::IsMember({"loopback", "null", "ethdev", "uring", "malloc"}));
-  add->add_option("--devargs", a_devargs, "net ethdev backend: DPDK devargs, e.g. net_tap0,iface=vp0");
-  add->add_option("--queues", a_queues, "blk: request queues")->check(CLI::Range(1u, 16u));
+                  "net: loopback, null or ethdev; blk: uring, malloc or null; crypto: cryptodev")
+      ->check(CLI::IsMember({"loopback", "null", "ethdev", "uring", "malloc", "cryptodev"}));
+  add->add_option("--devargs", a_devargs,
+                  "net ethdev backend: DPDK devargs, e.g. net_tap0,iface=vp0; crypto: the engine, "
+                  "e.g. crypto_aesni_mb0");
+  add->add_option("--queues", a_queues, "blk: request queues; crypto: data queues")
+      ->check(CLI::Range(1u, 16u));
+  unsigned a_max_sessions = 256;
+  add->add_option("--max-sessions", a_max_sessions, "crypto: session cap of the device")
+      ->check(CLI::Range(1u, 65536u));
   add->add_option("--path", a_path, "blk uring backend: file or block device");
   add->add_option("--size", a_size, "blk malloc/null backend: capacity (bytes, or 64M, 1G)");
   add->add_option("--direct", a_direct, "blk uring backend: O_DIRECT auto, on or off")
@@ -240,7 +287,16 @@ int main(int argc, char** argv) {
   if (add->parsed()) {
     json b = {{"kind", a_backend}};
     json body;
-    if (a_type == "blk") {
+    if (a_type == "crypto") {
+      body = {{"name", a_name},
+              {"type", "crypto"},
+              {"socket", a_socket},
+              {"mode", a_mode},
+              {"queues", a_queues},
+              {"lcore", a_lcore},
+              {"backend",
+               {{"kind", "cryptodev"}, {"devargs", a_devargs}, {"max_sessions", a_max_sessions}}}};
+    } else if (a_type == "blk") {
       if (a_backend == "loopback" || a_backend == "ethdev") {
         b["kind"] = "uring";
       }
