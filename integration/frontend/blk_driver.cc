@@ -1,4 +1,5 @@
-// BlkDriver: vhost-user set-up in the order QEMU's vhost-user-blk uses, and
+// BlkDriver: virtio-blk config and feature choice on top of DeviceSession (the
+// vhost-user set-up in the order QEMU's vhost-user-blk uses), and
 // virtio-blk requests built from per-request slots in guest memory (header,
 // status byte, DISCARD/WRITE_ZEROES ranges) plus the caller's data buffers.
 #include "integration/frontend/blk_driver.h"
@@ -163,156 +164,58 @@ BlkConfig parse_blk_config(std::span<const std::byte> raw, virtio::FeatureSet of
 Result<std::unique_ptr<BlkDriver>> BlkDriver::connect(const BlkDriverOptions& options,
                                                       std::string* why) {
   std::unique_ptr<BlkDriver> d(new BlkDriver());
-  auto r = d->setup(options, why);
-  if (!r) {
-    d->stopped_ = true;  // nothing to stop on a half set-up connection
-    return unexpected(r.error());
-  }
+  VIOPOOL_TRY(d->setup(options, why));
   return d;
 }
 
-BlkDriver::~BlkDriver() {
-  if (!stopped_) {
-    (void)stop();
-  }
-  // Queues give their ring memory back to the arena before it goes away.
-  queues_.clear();
-}
+// session_'s destructor stops the rings (if they came up and stop() was not
+// called) and frees them before the arena.
+BlkDriver::~BlkDriver() = default;
 
 Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
-  // Records the failing step (the frontend names the request) and returns.
-  auto failed_step = [&](const char* step, const Error& e) {
-    std::string detail = frontend_ ? frontend_->last_error_detail() : std::string();
-    note(why, std::string(step) + ": " + (detail.empty() ? to_string(e) : detail));
-    return unexpected(e);
-  };
-
-  auto fe = VhostUserFrontend::connect(o.socket_path, o.frontend);
-  if (!fe) {
-    return failed_step(("connect " + o.socket_path).c_str(), fe.error());
-  }
-  frontend_ = std::move(*fe);
-  if (auto r = frontend_->set_owner(); !r) {
-    return failed_step("set owner", r.error());
-  }
-  auto offered = frontend_->get_features();
-  if (!offered) {
-    return failed_step("get features", offered.error());
-  }
-  offered_ = virtio::FeatureSet(*offered);
-  if (!offered_.has(virtio::kFeatureVersion1)) {
-    return failed_step("features",
-                       make_error(Errc::kUnsupported, "device does not offer VIRTIO_F_VERSION_1"));
-  }
-  const bool protocol = offered_.has(virtio::kFeatureProtocolFeatures);
-  if (!protocol) {
-    return failed_step("features", make_error(Errc::kUnsupported,
-                                              "backend offers no protocol features (needed for "
-                                              "GET_CONFIG)"));
-  }
-  auto proto = frontend_->get_protocol_features();
-  if (!proto) {
-    return failed_step("get protocol features", proto.error());
-  }
-  offered_protocol_ = *proto;
-  const std::uint64_t want_proto = (std::uint64_t{1} << vhost_user::kProtocolMq) |
-                                   (std::uint64_t{1} << vhost_user::kProtocolReplyAck) |
-                                   (std::uint64_t{1} << vhost_user::kProtocolConfig);
-  if (auto r = frontend_->set_protocol_features(offered_protocol_ & want_proto); !r) {
-    return failed_step("set protocol features", r.error());
-  }
-  if (((offered_protocol_ >> vhost_user::kProtocolConfig) & 1) == 0) {
-    return failed_step("protocol features",
-                       make_error(Errc::kUnsupported, "backend lacks the CONFIG protocol feature"));
-  }
-  if ((offered_protocol_ >> vhost_user::kProtocolMq) & 1) {
-    auto n = frontend_->get_queue_num();
-    if (!n) {
-      return failed_step("get queue num", n.error());
-    }
-    backend_queues_ = *n;
-  }
+  DeviceSessionOptions so;
+  so.socket_path = o.socket_path;
+  so.arena = o.arena;
+  so.frontend = o.frontend;
+  so.use_indirect = o.use_indirect;
+  so.ring_layout = o.ring_layout;
+  so.exclude = o.exclude;
+  VIOPOOL_TRY(session_.open(so, why));
 
   std::array<std::byte, kBlkConfigBytes> raw{};
-  if (auto r = frontend_->get_config(0, raw); !r) {
-    return failed_step("get config", r.error());
-  }
-  config_ = parse_blk_config(raw, offered_);
+  VIOPOOL_TRY(session_.read_config(raw, why));
+  config_ = parse_blk_config(raw, session_.offered_features());
   if (config_.num_queues == 0) {
     config_.num_queues = 1;
   }
   const std::uint32_t device_queues = std::min<std::uint32_t>(
-      offered_.has(blk::kFeatMq) ? config_.num_queues : 1, backend_queues_);
+      session_.offered_features().has(blk::kFeatMq) ? config_.num_queues : 1,
+      session_.backend_queue_count());
   if (o.num_queues == 0 || o.num_queues > device_queues) {
     note(why, "queues: " + std::to_string(o.num_queues) + " requested, the device offers " +
                   std::to_string(device_queues));
     return fail(Errc::kInvalidArgument, "more queues requested than the device offers");
   }
 
-  const bool packed = o.ring_layout == RingLayout::kPacked;
-  if (packed &&
-      (!offered_.has(virtio::kFeatureRingPacked) || o.exclude.has(virtio::kFeatureRingPacked))) {
-    return failed_step(
-        "features", make_error(Errc::kUnsupported,
-                               offered_.has(virtio::kFeatureRingPacked)
-                                   ? "packed rings requested but VIRTIO_F_RING_PACKED is excluded"
-                                   : "packed rings requested but the backend does not offer "
-                                     "VIRTIO_F_RING_PACKED (feature bit 34)"));
-  }
-
-  virtio::FeatureSet acked;
-  for (unsigned bit : kWantedBits) {
-    if (offered_.has(bit) && !o.exclude.has(bit)) {
-      acked = acked.with(bit);
-    }
-  }
-  if (packed) {
-    acked = acked.with(virtio::kFeatureRingPacked);
-  }
-  // Keeps protocol features (and vring enable/disable) in effect.
-  acked = acked.with(virtio::kFeatureProtocolFeatures);
-  acked_ = acked;
-  if (auto r = frontend_->set_features(acked_.bits()); !r) {
-    return failed_step("set features", r.error());
-  }
-
-  auto arena = GuestMemoryArena::create(o.arena);
-  if (!arena) {
-    return failed_step("guest memory", arena.error());
-  }
-  arena_ = std::move(*arena);
-  const MemTableEntry region = arena_->mem_table_entry();
-  if (auto r = frontend_->set_mem_table(std::span<const MemTableEntry>(&region, 1)); !r) {
-    return failed_step("set mem table", r.error());
-  }
+  VIOPOOL_TRY(session_.negotiate(kWantedBits, why));
+  VIOPOOL_TRY(session_.setup_memory(why));
 
   slots_per_queue_ = o.queue_size;
-  const auto event_idx =
-      acked_.has(virtio::kFeatureRingEventIdx) ? virtio::EventIdx::kYes : virtio::EventIdx::kNo;
-  const auto indirect =
-      o.use_indirect == Indirect::kYes && acked_.has(virtio::kFeatureRingIndirectDesc)
-          ? Indirect::kYes
-          : Indirect::kNo;
   queues_.resize(o.num_queues);
+  std::vector<std::uint16_t> rings(o.num_queues);
   for (std::uint16_t i = 0; i < o.num_queues; ++i) {
+    rings[i] = i;
+  }
+  SessionQueueOptions qo;
+  qo.size = o.queue_size;
+  qo.max_indirect = static_cast<std::uint16_t>(max_data_segments() + 3);
+  // Each queue's request slots are allocated right after its ring.
+  auto alloc_slots = [this](std::size_t i, DriverQueue& vq, std::string* w) -> Result<void> {
     Queue& q = queues_[i];
-    DriverQueueOptions qo;
-    qo.layout = o.ring_layout;
-    qo.start_idx = packed ? kPackedFreshStart : 0;
-    qo.size = o.queue_size;
-    qo.event_idx = event_idx;
-    qo.indirect = indirect;
-    qo.max_indirect = static_cast<std::uint16_t>(max_data_segments() + 3);
-    auto vq = DriverQueue::create(*arena_, qo);
-    if (!vq) {
-      return failed_step("create virtqueue", vq.error());
-    }
-    q.vq = std::move(*vq);
-    // Busy-polling is the default; wait() turns interrupts on when used.
-    q.vq->set_interrupts(virtio::Notifications::kDisabled);
-    auto area = arena_->alloc(kSlotBytes * slots_per_queue_, 64);
+    q.vq = &vq;
+    auto area = session_.arena().alloc(kSlotBytes * slots_per_queue_, 64);
     if (!area) {
-      return failed_step("request slots", area.error());
+      return session_.failed_step(w, "request slots", area.error());
     }
     q.slot_area = *area;
     q.slots.resize(slots_per_queue_);
@@ -321,76 +224,17 @@ Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
       q.free_slots[s] = slots_per_queue_ - 1 - s;
     }
     q.reaped.resize(slots_per_queue_);
-
-    if (auto r = frontend_->set_vring_num(i, o.queue_size); !r) {
-      return failed_step("set vring num", r.error());
-    }
-    if (auto r = frontend_->set_vring_base(i, q.vq->start_idx()); !r) {
-      return failed_step("set vring base", r.error());
-    }
-    // Packed: desc is the descriptor ring, avail the driver event area and
-    // used the device event area (DriverQueue names them the same way).
-    const vhost_user::VringAddr addr{
-        i, 0, q.vq->desc_user_addr(), q.vq->used_user_addr(), q.vq->avail_user_addr(), 0};
-    if (auto r = frontend_->set_vring_addr(addr); !r) {
-      return failed_step("set vring addr", r.error());
-    }
-    // Call before kick: a backend may start the ring on the kick fd
-    // (libvhost-user does) and should be able to signal from its first request.
-    if (auto r = frontend_->set_vring_call(i, q.vq->call_fd()); !r) {
-      return failed_step("set vring call", r.error());
-    }
-    if (auto r = frontend_->set_vring_kick(i, q.vq->kick_fd()); !r) {
-      return failed_step("set vring kick", r.error());
-    }
-  }
-  // With VHOST_USER_F_PROTOCOL_FEATURES rings start disabled.
-  for (std::uint16_t i = 0; i < o.num_queues; ++i) {
-    if (auto r = frontend_->set_vring_enable(i, VringEnable::kYes); !r) {
-      return failed_step("set vring enable", r.error());
-    }
-  }
-  if (!frontend_->reply_ack()) {
-    // Without acks, one round trip proves the backend took every message.
-    if (auto r = frontend_->sync(); !r) {
-      return failed_step("sync", r.error());
-    }
-  }
+    return {};
+  };
+  VIOPOOL_TRY(session_.setup_queues(rings, qo, alloc_slots, why));
   VIOPOOL_LOG_DEBUG("connected socket={} features={} ring={} queues={} capacity={}", o.socket_path,
-                    virtio::to_string(acked_), packed ? "packed" : "split", o.num_queues,
-                    config_.capacity_sectors);
+                    virtio::to_string(session_.features()),
+                    session_.ring_layout() == RingLayout::kPacked ? "packed" : "split",
+                    o.num_queues, config_.capacity_sectors);
   return {};
 }
 
-Result<std::vector<std::uint32_t>> BlkDriver::stop() {
-  if (stop_result_) {
-    return *stop_result_;
-  }
-  stopped_ = true;
-  std::vector<std::uint32_t> bases;
-  Result<std::vector<std::uint32_t>> result = bases;
-  for (std::uint16_t i = 0; i < queues_.size(); ++i) {
-    if (auto r = frontend_->set_vring_enable(i, VringEnable::kNo); !r) {
-      result = unexpected(r.error());
-      break;
-    }
-  }
-  if (result) {
-    for (std::uint16_t i = 0; i < queues_.size(); ++i) {
-      auto b = frontend_->get_vring_base(i);
-      if (!b) {
-        result = unexpected(b.error());
-        break;
-      }
-      bases.push_back(*b);
-    }
-    if (result) {
-      result = bases;
-    }
-  }
-  stop_result_ = result;
-  return result;
-}
+Result<std::vector<std::uint32_t>> BlkDriver::stop() { return session_.stop(); }
 
 std::uint32_t BlkDriver::max_data_segments() const noexcept {
   std::uint32_t n = kMaxDataSegments;
@@ -418,10 +262,11 @@ Result<void> BlkDriver::check_data(std::span<const BlkBuffer> data) const noexce
   }
   std::uint64_t total = 0;
   for (const auto& b : data) {
-    if (b.len == 0 || arena_->host(b.addr, b.len) == nullptr) {
+    if (b.len == 0 || session_.arena().host(b.addr, b.len) == nullptr) {
       return fail(Errc::kInvalidArgument, "data buffer empty or outside guest memory");
     }
-    if (acked_.has(blk::kFeatSizeMax) && config_.size_max != 0 && b.len > config_.size_max) {
+    if (session_.has_feature(blk::kFeatSizeMax) && config_.size_max != 0 &&
+        b.len > config_.size_max) {
       return fail(Errc::kInvalidArgument, "data segment larger than size_max");
     }
     total += b.len;
@@ -497,7 +342,7 @@ Result<void> BlkDriver::flush(std::uint16_t q, std::uint64_t cookie) noexcept {
 }
 
 Result<void> BlkDriver::get_id(std::uint16_t q, BlkBuffer id, std::uint64_t cookie) noexcept {
-  if (id.len == 0 || arena_->host(id.addr, id.len) == nullptr) {
+  if (id.len == 0 || session_.arena().host(id.addr, id.len) == nullptr) {
     return fail(Errc::kInvalidArgument, "id buffer empty or outside guest memory");
   }
   return submit_slot(q, blk::kTypeGetId, 0, {}, 0, std::span<const BlkBuffer>(&id, 1), cookie,
@@ -529,12 +374,12 @@ Result<void> BlkDriver::submit_raw(std::uint16_t q, std::uint32_t type, std::uin
                                    std::span<const BlkBuffer> out, std::span<const BlkBuffer> in,
                                    std::uint64_t cookie) noexcept {
   for (const auto& b : out) {
-    if (b.len == 0 || arena_->host(b.addr, b.len) == nullptr) {
+    if (b.len == 0 || session_.arena().host(b.addr, b.len) == nullptr) {
       return fail(Errc::kInvalidArgument, "buffer empty or outside guest memory");
     }
   }
   for (const auto& b : in) {
-    if (b.len == 0 || arena_->host(b.addr, b.len) == nullptr) {
+    if (b.len == 0 || session_.arena().host(b.addr, b.len) == nullptr) {
       return fail(Errc::kInvalidArgument, "buffer empty or outside guest memory");
     }
   }

@@ -2,7 +2,9 @@
 // vhost-user-blk backends (viopool-host's blk devices, qemu-storage-daemon):
 // negotiation, the config space, N request queues, asynchronous requests with
 // a per-request virtio status, and data patterns to fill and verify buffers.
-// Built on vhost_user_frontend.h, guest_memory_arena.h and driver_queue.h.
+// The vhost-user bring-up is virtio_driver_session.h's (shared with
+// crypto_driver.h); rings and memory come from driver_queue.h and
+// guest_memory_arena.h.
 #pragma once
 
 #include <chrono>
@@ -17,6 +19,7 @@
 #include "integration/frontend/driver_queue.h"
 #include "integration/frontend/guest_memory_arena.h"
 #include "integration/frontend/vhost_user_frontend.h"
+#include "integration/frontend/virtio_driver_session.h"
 #include "vhost-backend/base/result.h"
 #include "vhost-backend/devices/blk/virtio_blk.h"
 #include "vhost-backend/virtio/features.h"
@@ -94,13 +97,8 @@ struct BlkDriverOptions {
 };
 
 // A data buffer in guest memory (usually an ArenaBlock or a piece of one).
-struct BlkBuffer {
-  GuestAddr addr;
-  std::uint32_t len = 0;
-};
-inline BlkBuffer to_blk_buffer(const ArenaBlock& b) {
-  return BlkBuffer{b.gpa, static_cast<std::uint32_t>(b.len)};
-}
+using BlkBuffer = GuestBuffer;
+inline BlkBuffer to_blk_buffer(const ArenaBlock& b) { return to_guest_buffer(b); }
 
 // One DISCARD / WRITE_ZEROES range.
 struct BlkRange {
@@ -145,15 +143,15 @@ class BlkDriver {
   Result<std::vector<std::uint32_t>> stop();
 
   // ---- Negotiated state ----
-  virtio::FeatureSet offered_features() const noexcept { return offered_; }
-  virtio::FeatureSet features() const noexcept { return acked_; }
-  bool has_feature(unsigned bit) const noexcept { return acked_.has(bit); }
-  RingLayout ring_layout() const noexcept {
-    return acked_.has(virtio::kFeatureRingPacked) ? RingLayout::kPacked : RingLayout::kSplit;
+  virtio::FeatureSet offered_features() const noexcept { return session_.offered_features(); }
+  virtio::FeatureSet features() const noexcept { return session_.features(); }
+  bool has_feature(unsigned bit) const noexcept { return session_.has_feature(bit); }
+  RingLayout ring_layout() const noexcept { return session_.ring_layout(); }
+  std::uint64_t offered_protocol_features() const noexcept {
+    return session_.offered_protocol_features();
   }
-  std::uint64_t offered_protocol_features() const noexcept { return offered_protocol_; }
-  std::uint64_t protocol_features() const noexcept { return frontend_->protocol_features(); }
-  std::uint32_t backend_queue_count() const noexcept { return backend_queues_; }
+  std::uint64_t protocol_features() const noexcept { return session_.protocol_features(); }
+  std::uint32_t backend_queue_count() const noexcept { return session_.backend_queue_count(); }
   const BlkConfig& config() const noexcept { return config_; }
   std::uint64_t capacity_bytes() const noexcept {
     return config_.capacity_sectors * blk::kSectorSize;
@@ -163,8 +161,8 @@ class BlkDriver {
   std::uint32_t max_in_flight() const noexcept { return slots_per_queue_; }
   // Data segments one request may carry (seg_max, bounded by the queue size).
   std::uint32_t max_data_segments() const noexcept;
-  GuestMemoryArena& arena() noexcept { return *arena_; }
-  VhostUserFrontend& frontend() noexcept { return *frontend_; }
+  GuestMemoryArena& arena() noexcept { return session_.arena(); }
+  VhostUserFrontend& frontend() noexcept { return session_.frontend(); }
   DriverQueue& queue(std::uint16_t q) noexcept { return *queues_[q].vq; }
 
   // ---- Requests (queue q's thread) ----
@@ -214,8 +212,8 @@ class BlkDriver {
     std::uint64_t cookie = 0;
   };
   struct Queue {
-    std::unique_ptr<DriverQueue> vq;
-    ArenaBlock slot_area;  // per slot: header, status, ranges
+    DriverQueue* vq = nullptr;  // owned by session_
+    ArenaBlock slot_area;       // per slot: header, status, ranges
     std::vector<std::uint32_t> free_slots;
     std::vector<Slot> slots;
     std::vector<DriverCompletion> reaped;  // scratch for poll()
@@ -233,17 +231,11 @@ class BlkDriver {
                            const BlkRange* ranges, std::size_t nranges) noexcept;
   std::byte* slot_base(std::uint16_t q, std::uint32_t slot) const noexcept;
 
-  std::unique_ptr<VhostUserFrontend> frontend_;
-  std::unique_ptr<GuestMemoryArena> arena_;
+  // Connection, arena and rings; stops the rings when destroyed.
+  DeviceSession session_;
   std::vector<Queue> queues_;
-  virtio::FeatureSet offered_;
-  virtio::FeatureSet acked_;
-  std::uint64_t offered_protocol_ = 0;
-  std::uint32_t backend_queues_ = 1;
   BlkConfig config_;
   std::uint32_t slots_per_queue_ = 0;
-  bool stopped_ = false;
-  std::optional<Result<std::vector<std::uint32_t>>> stop_result_;
 };
 
 // ---- Data patterns ----

@@ -5,15 +5,9 @@
 // the expected content of every granule is always known.
 #include "integration/frontend/blk_workload.h"
 
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -21,14 +15,6 @@
 namespace viopool::frontend {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-std::uint64_t now_ns() noexcept {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-          .count());
-}
 
 // xoshiro256** (Blackman & Vigna), seeded through splitmix64.
 class Rng {
@@ -127,7 +113,6 @@ class Runner {
                     Shape shape);
   bool pick_verify_range(QueueState& qs, std::uint64_t& off, std::uint32_t& len);
   bool pick_readback_range(QueueState& qs, std::uint64_t& off, std::uint32_t& len);
-  Result<void> wait_interrupts(const std::vector<QueueState*>& mine);
   void fail_thread(ThreadOut& out, const Error& e, std::string why);
 
   BlkDriver& d_;
@@ -414,36 +399,6 @@ void Runner::complete(QueueState& qs, const BlkCompletion& c, Phase phase, Threa
   --qs.in_flight;
 }
 
-Result<void> Runner::wait_interrupts(const std::vector<QueueState*>& mine) {
-  std::array<pollfd, 64> fds{};
-  std::size_t n = 0;
-  for (QueueState* qs : mine) {
-    // Re-arms used_event (EVENT_IDX) or clears NO_INTERRUPT.
-    d_.queue(qs->q).set_interrupts(virtio::Notifications::kEnabled);
-  }
-  // Orders the arming stores before the used->idx loads below (store->load).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  for (QueueState* qs : mine) {
-    if (d_.queue(qs->q).has_used()) {
-      return {};
-    }
-    if (n < fds.size()) {
-      fds[n++] = pollfd{d_.queue(qs->q).call_fd(), POLLIN, 0};
-    }
-  }
-  const int r = ::poll(fds.data(), n, 50);
-  if (r < 0 && errno != EINTR) {
-    return fail(Errc::kIo, "poll on the call eventfds failed", errno);
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (fds[i].revents & POLLIN) {
-      std::uint64_t v = 0;
-      (void)!::read(fds[i].fd, &v, sizeof(v));
-    }
-  }
-  return {};
-}
-
 void Runner::fail_thread(ThreadOut& out, const Error& e, std::string why) {
   out.failed = true;
   out.error = e;
@@ -454,19 +409,18 @@ void Runner::fail_thread(ThreadOut& out, const Error& e, std::string why) {
 void Runner::run_thread(unsigned t, std::uint64_t end_ns, ThreadOut& out) {
   const unsigned threads = std::min<unsigned>(std::max(1u, o_.threads), queues_.size());
   if (!o_.cpus.empty()) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(o_.cpus[t % o_.cpus.size()], &set);
-    if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0) {
+    const int cpu = o_.cpus[t % o_.cpus.size()];
+    if (auto p = pin_current_thread(cpu); !p) {
       fail_thread(out, make_error(Errc::kInvalidArgument, "cannot pin the thread"),
-                  "cannot pin thread " + std::to_string(t) + " to CPU " +
-                      std::to_string(o_.cpus[t % o_.cpus.size()]));
+                  "cannot pin thread " + std::to_string(t) + " to CPU " + std::to_string(cpu));
       return;
     }
   }
   std::vector<QueueState*> mine;
+  std::vector<DriverQueue*> mine_vqs;  // the same queues, for wait_for_interrupts()
   for (std::size_t q = t; q < queues_.size(); q += threads) {
     mine.push_back(&queues_[q]);
+    mine_vqs.push_back(&d_.queue(static_cast<std::uint16_t>(q)));
   }
   const auto notif = o_.wait_mode == WaitMode::kInterrupt ? virtio::Notifications::kEnabled
                                                           : virtio::Notifications::kDisabled;
@@ -554,7 +508,7 @@ void Runner::run_thread(unsigned t, std::uint64_t end_ns, ThreadOut& out) {
           }
         }
         if (o_.wait_mode == WaitMode::kInterrupt && active) {
-          if (auto w = wait_interrupts(mine); !w) {
+          if (auto w = wait_for_interrupts(mine_vqs, std::chrono::milliseconds(50)); !w) {
             fail_thread(out, w.error(), to_string(w.error()));
             return;
           }

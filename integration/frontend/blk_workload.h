@@ -12,14 +12,12 @@
 
 #include "integration/frontend/blk_driver.h"
 #include "integration/frontend/latency_histogram.h"
+#include "integration/frontend/workload_common.h"
 #include "vhost-backend/base/result.h"
 
 namespace viopool::frontend {
 
 enum class RwMode : std::uint8_t { kRead, kWrite, kRandRead, kRandWrite, kRandRw, kVerify };
-// kPoll busy-polls the used rings (interrupts off: measures the backend, not
-// eventfd wake-ups); kInterrupt sleeps on the call eventfds.
-enum class WaitMode : std::uint8_t { kPoll, kInterrupt };
 
 // "randread" -> kRandRead, ...; false for an unknown name.
 bool parse_rw_mode(const std::string& name, RwMode& out);

@@ -1,7 +1,8 @@
 // "Guest RAM" for the vhost-user frontend: one memfd-backed region mapped here
 // and shared with the backend through SET_MEM_TABLE, placed at a guest-physical
 // base far from its host address so that a backend mixing up GPA and VA fails.
-// driver_queue.h allocates rings from it and blk_driver.h request buffers.
+// driver_queue.h allocates rings from it, blk_driver.h and crypto_driver.h
+// request slots and buffers.
 #pragma once
 
 #include <cstddef>
@@ -38,6 +39,16 @@ struct ArenaBlock {
   std::span<std::byte> bytes() const noexcept { return {host, static_cast<std::size_t>(len)}; }
   explicit operator bool() const noexcept { return host != nullptr; }
 };
+
+// A buffer of a request in guest memory (usually an ArenaBlock or a piece of
+// one), as the device drivers take their data (BlkBuffer is this type).
+struct GuestBuffer {
+  GuestAddr addr;
+  std::uint32_t len = 0;
+};
+inline GuestBuffer to_guest_buffer(const ArenaBlock& b) {
+  return GuestBuffer{b.gpa, static_cast<std::uint32_t>(b.len)};
+}
 
 // Owns the memfd and its mapping. alloc/free are thread-safe (a mutex; control
 // path and set-up, not per I/O); address conversions are lock-free and const.

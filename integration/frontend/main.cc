@@ -1,7 +1,9 @@
 // viopool-frontend: a vhost-user frontend on the command line. `blk` runs an
 // fio-like workload against a vhost-user-blk backend and prints IOPS, MB/s and
-// latency percentiles; `info` prints what the backend negotiates. Parsing and
-// printing only: the work is in blk_driver.h and blk_workload.h.
+// latency percentiles; `crypto` runs a closed-loop encrypt / hash benchmark
+// against a vhost-user virtio-crypto backend; `info` prints what a blk backend
+// negotiates. Parsing and printing only: the work is in blk_driver.h,
+// blk_workload.h, crypto_driver.h and crypto_workload.h.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -15,6 +17,8 @@
 
 #include "integration/frontend/blk_driver.h"
 #include "integration/frontend/blk_workload.h"
+#include "integration/frontend/crypto_driver.h"
+#include "integration/frontend/crypto_workload.h"
 #include "vhost-backend/base/log.h"
 
 namespace {
@@ -23,7 +27,7 @@ using nlohmann::json;
 using namespace viopool::frontend;
 
 constexpr int kExitOk = 0;
-constexpr int kExitIoErrors = 1;  // request errors or verify mismatches
+constexpr int kExitIoErrors = 1;  // request errors, verify mismatches, crypto errors
 constexpr int kExitSetup = 2;     // could not connect, negotiate or start the run
 
 struct Args {
@@ -50,6 +54,10 @@ struct Args {
   double io_timeout_s = 10;
   bool json_out = false;
   std::string log_level = "warn";
+  // crypto
+  std::string algo = "aes-gcm";
+  std::uint32_t key_size = 16;
+  std::uint32_t aad_len = 0;
 };
 
 // "4096", "4k", "64K", "1m", "2MiB", "1g" (binary multiples). False if malformed.
@@ -92,11 +100,12 @@ std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0));
 }
 
-json feature_names(viopool::virtio::FeatureSet f) {
+json feature_names(viopool::virtio::FeatureSet f,
+                   const char* (*name_of)(unsigned) = blk_feature_name) {
   json a = json::array();
   for (unsigned bit = 0; bit < 64; ++bit) {
     if (f.has(bit)) {
-      const char* n = blk_feature_name(bit);
+      const char* n = name_of(bit);
       a.push_back(n ? std::string(n) : "bit" + std::to_string(bit));
     }
   }
@@ -142,6 +151,42 @@ json device_json(BlkDriver& d) {
               {"protocol_features", protocol_names(d.protocol_features())}};
 }
 
+// Names of the set bits of a 64-bit algorithm mask (lo: bits 0-31, hi: 32-63).
+json mask_names(std::uint32_t lo, std::uint32_t hi, const char* (*name_of)(std::uint32_t)) {
+  json a = json::array();
+  const std::uint64_t mask = (std::uint64_t{hi} << 32) | lo;
+  for (std::uint32_t bit = 0; bit < 64; ++bit) {
+    if ((mask >> bit) & 1) {
+      const char* n = name_of(bit);
+      a.push_back(n ? std::string(n) : "bit" + std::to_string(bit));
+    }
+  }
+  return a;
+}
+
+json crypto_device_json(CryptoDriver& d) {
+  const CryptoConfig& c = d.config();
+  return json{{"status", c.status},
+              {"hw_ready", c.hw_ready()},
+              {"max_dataqueues", c.max_dataqueues},
+              {"control_ring", d.control_ring_index()},
+              {"backend_queues", d.backend_queue_count()},
+              {"services", mask_names(c.crypto_services, 0, crypto_service_name)},
+              {"ciphers", mask_names(c.cipher_algo_l, c.cipher_algo_h, crypto_cipher_name)},
+              {"hashes", mask_names(c.hash_algo, 0, crypto_hash_name)},
+              {"macs", mask_names(c.mac_algo_l, c.mac_algo_h, crypto_mac_name)},
+              {"aeads", mask_names(c.aead_algo, 0, crypto_aead_name)},
+              {"akcipher_algo", c.akcipher_algo},
+              {"max_cipher_key_len", c.max_cipher_key_len},
+              {"max_auth_key_len", c.max_auth_key_len},
+              {"max_size", c.max_size},
+              {"ring", d.ring_layout() == RingLayout::kPacked ? "packed" : "split"},
+              {"offered_features", feature_names(d.offered_features(), crypto_feature_name)},
+              {"features", feature_names(d.features(), crypto_feature_name)},
+              {"offered_protocol_features", protocol_names(d.offered_protocol_features())},
+              {"protocol_features", protocol_names(d.protocol_features())}};
+}
+
 json latency_json(const LatencyHistogram& h) {
   auto us = [](double ns) { return ns / 1000.0; };
   return json{{"min", us(static_cast<double>(h.min()))},
@@ -169,31 +214,33 @@ void print_op(const char* name, const json& j) {
       l["p99"].get<double>(), l["p999"].get<double>(), l["max"].get<double>());
 }
 
-BlkDriverOptions driver_options(const Args& a, std::uint32_t bs, std::string& err) {
-  BlkDriverOptions o;
+// Fills what BlkDriverOptions and CryptoDriverOptions share. A request takes
+// up to `descs_per_request` descriptors without indirect tables, which sizes
+// the default ring; `need` is the guest memory the run's buffers take.
+template <typename Options>
+void fill_common_options(const Args& a, std::uint32_t descs_per_request, std::uint64_t need,
+                         Options& o, std::string& err) {
   o.socket_path = a.socket;
   o.num_queues = a.queues;
   std::uint32_t qsize = a.queue_size;
   if (qsize == 0) {
-    // Each request takes header + data + status descriptors without indirect
-    // tables: make the ring large enough that --qd, not the ring, limits.
+    // Make the ring large enough that --qd, not the ring, limits.
     qsize = 256;
-    while (qsize < 1024 && qsize < a.qd * 3) {
+    while (qsize < 1024 && qsize < a.qd * descs_per_request) {
       qsize *= 2;
     }
   }
   if (qsize == 0 || qsize > 32768 || (qsize & (qsize - 1)) != 0) {
     err = "--queue-size must be a power of two up to 32768";
-    return o;
+    return;
   }
   o.queue_size = static_cast<std::uint16_t>(qsize);
   std::uint64_t mem = 0;
   if (!parse_bytes(a.mem, mem) || mem == 0) {
     err = "--mem: not a size: " + a.mem;
-    return o;
+    return;
   }
   // Rings, slots and buffers must fit: grow guest memory for large runs.
-  const std::uint64_t need = std::uint64_t{a.queues} * (std::uint64_t{a.qd} * bs + (4u << 20));
   o.arena.size = std::max(mem, need + need / 4);
   o.arena.huge_pages = a.hugepages ? HugePages::kYes : HugePages::kNo;
   o.frontend.timeout = seconds_to_ms(a.timeout_s);
@@ -203,6 +250,24 @@ BlkDriverOptions driver_options(const Args& a, std::uint32_t bs, std::string& er
   if (a.no_event_idx) {
     o.exclude = o.exclude.with(viopool::virtio::kFeatureRingEventIdx);
   }
+}
+
+BlkDriverOptions driver_options(const Args& a, std::uint32_t bs, std::string& err) {
+  BlkDriverOptions o;
+  // Header, data, status.
+  const std::uint64_t need = std::uint64_t{a.queues} * (std::uint64_t{a.qd} * bs + (4u << 20));
+  fill_common_options(a, 3, need, o, err);
+  return o;
+}
+
+CryptoDriverOptions crypto_driver_options(const Args& a, std::uint32_t bs, std::string& err) {
+  CryptoDriverOptions o;
+  // Header, iv, src, aad, dst (+ hash result), status; src and dst buffers
+  // per operation plus slots, rings and indirect tables per queue, and one
+  // more queue's worth for the control queue.
+  const std::uint64_t need = (std::uint64_t{a.queues} + 1) *
+                             (std::uint64_t{a.qd} * (2 * std::uint64_t{bs} + 256) + (4u << 20));
+  fill_common_options(a, 6, need, o, err);
   return o;
 }
 
@@ -375,6 +440,129 @@ int run_blk(const Args& a) {
   return bad ? kExitIoErrors : kExitOk;
 }
 
+int run_crypto(const Args& a) {
+  CryptoWorkloadOptions w;
+  if (!parse_crypto_algo(a.algo, w.algo)) {
+    std::fprintf(stderr, "viopool-frontend: unknown --algo %s\n", a.algo.c_str());
+    return kExitSetup;
+  }
+  std::uint64_t bs = 0;
+  const std::string bs_text = a.bs.empty() ? "4k" : a.bs;
+  if (!parse_bytes(bs_text, bs) || bs == 0 || bs > (1u << 30)) {
+    std::fprintf(stderr, "viopool-frontend: --bs must be 1 byte to 1 GiB: %s\n", bs_text.c_str());
+    return kExitSetup;
+  }
+  if (a.wait_mode != "poll" && a.wait_mode != "interrupt") {
+    std::fprintf(stderr, "viopool-frontend: --wait-mode is poll or interrupt\n");
+    return kExitSetup;
+  }
+  w.block_size = static_cast<std::uint32_t>(bs);
+  w.key_size = a.key_size;
+  w.aad_len = a.aad_len;
+  w.queue_depth = a.qd;
+  w.runtime = seconds_to_ms(a.runtime_s);
+  w.wait_mode = a.wait_mode == "poll" ? WaitMode::kPoll : WaitMode::kInterrupt;
+  w.threads = a.threads;
+  w.cpus = a.cpus;
+  w.seed = a.seed;
+  w.io_timeout = seconds_to_ms(a.io_timeout_s);
+
+  std::string err;
+  const CryptoDriverOptions o = crypto_driver_options(a, w.block_size, err);
+  if (!err.empty()) {
+    std::fprintf(stderr, "viopool-frontend: %s\n", err.c_str());
+    return kExitSetup;
+  }
+  std::string why;
+  auto d = CryptoDriver::connect(o, &why);
+  if (!d) {
+    std::fprintf(stderr, "viopool-frontend: %s\n", why.c_str());
+    return kExitSetup;
+  }
+  CryptoDriver& drv = **d;
+  auto rep = run_crypto_workload(drv, w, &why);
+  if (!rep) {
+    std::fprintf(stderr, "viopool-frontend: %s\n",
+                 why.empty() ? viopool::to_string(rep.error()).c_str() : why.c_str());
+    return kExitSetup;
+  }
+  const CryptoWorkloadReport& r = *rep;
+  const auto& h = r.latency;
+  json statuses = json::object();
+  for (std::size_t st = 0; st < r.status_counts.size(); ++st) {
+    if (r.status_counts[st] != 0) {
+      statuses[crypto_status_name(static_cast<std::uint8_t>(st))] = r.status_counts[st];
+    }
+  }
+  std::string first_error = r.first_error;
+  if (first_error.empty() && r.destroy_status != viopool::crypto::kStatusOk) {
+    first_error = std::string("destroy session: status ") + crypto_status_name(r.destroy_status);
+  }
+  json j{{"algo", crypto_algo_name(w.algo)},
+         {"key_size", w.key_size},
+         {"bs", w.block_size},
+         {"aad_len", w.aad_len},
+         {"qd", w.queue_depth},
+         {"queues", drv.num_queues()},
+         {"threads", std::min<unsigned>(std::max(1u, w.threads), drv.num_queues())},
+         {"wait_mode", a.wait_mode},
+         {"runtime_s", r.seconds},
+         {"device", crypto_device_json(drv)},
+         {"session_id", r.session_id},
+         {"ops", r.ops},
+         {"ops_per_sec", r.ops_per_sec()},
+         {"gbps", r.gbps()},
+         {"payload_bytes", r.payload_bytes},
+         {"errors", r.errors},
+         {"status_counts", statuses},
+         {"lat_ns", json{{"min", h.min()},
+                         {"mean", h.mean()},
+                         {"p50", h.percentile(0.50)},
+                         {"p99", h.percentile(0.99)},
+                         {"p999", h.percentile(0.999)},
+                         {"max", h.max()}}},
+         {"destroy_status", crypto_status_name(r.destroy_status)},
+         {"kicks", r.kicks},
+         {"kicks_suppressed", r.kicks_suppressed},
+         {"first_error", first_error}};
+  const bool bad = r.errors != 0 || r.destroy_status != viopool::crypto::kStatusOk;
+
+  if (a.json_out) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf(
+        "viopool-frontend crypto: algo=%s key=%u bs=%u qd=%u queues=%u wait=%s "
+        "runtime=%.2fs\n",
+        crypto_algo_name(w.algo), w.key_size, w.block_size, w.queue_depth, drv.num_queues(),
+        a.wait_mode.c_str(), r.seconds);
+    std::printf("  device: max_dataqueues=%u services=%s features=%s\n",
+                drv.config().max_dataqueues, join(j["device"]["services"]).c_str(),
+                join(j["device"]["features"]).c_str());
+    std::printf("  ops=%llu ops/s=%.0f Gbps=%.3f errors=%llu lat(ns) p50=%llu p99=%llu p999=%llu\n",
+                static_cast<unsigned long long>(r.ops), r.ops_per_sec(), r.gbps(),
+                static_cast<unsigned long long>(r.errors),
+                static_cast<unsigned long long>(h.percentile(0.50)),
+                static_cast<unsigned long long>(h.percentile(0.99)),
+                static_cast<unsigned long long>(h.percentile(0.999)));
+    std::string st;
+    for (const auto& [name, count] : statuses.items()) {
+      st += (st.empty() ? "" : " ") + name + "=" + std::to_string(count.get<unsigned long long>());
+    }
+    std::printf("  status: %s\n", st.empty() ? "none" : st.c_str());
+    if (!first_error.empty()) {
+      std::printf("  first error: %s\n", first_error.c_str());
+    }
+  }
+  if (!first_error.empty() && a.json_out) {
+    std::fprintf(stderr, "viopool-frontend: %s\n", first_error.c_str());
+  }
+  if (auto s = drv.stop(); !s) {
+    std::fprintf(stderr, "viopool-frontend: stopping the queues failed: %s\n",
+                 drv.frontend().last_error_detail().c_str());
+  }
+  return bad ? kExitIoErrors : kExitOk;
+}
+
 void add_connection_options(CLI::App* c, Args& a) {
   c->add_option("--socket,-s", a.socket, "vhost-user unix socket the backend listens on")
       ->required();
@@ -415,17 +603,20 @@ int main(int argc, char** argv) {
   Args a;
   CLI::App app{
       "viopool-frontend: a vhost-user frontend (the VMM/driver side) for testing and "
-      "benchmarking vhost-user backends.\n"
+      "benchmarking vhost-user backends (virtio-blk and virtio-crypto).\n"
       "It connects to a backend's unix socket, negotiates features (VERSION_1, EVENT_IDX, "
-      "INDIRECT_DESC, virtio-blk SEG_MAX/BLK_SIZE/FLUSH/MQ/DISCARD/WRITE_ZEROES/RO/...) and "
-      "protocol features (MQ, REPLY_ACK, CONFIG), shares memfd-backed guest memory placed at "
-      "guest-physical 4 GiB, sets up split virtqueues (packed ones with --packed) and drives them "
-      "as a guest driver would."};
+      "INDIRECT_DESC, virtio-blk SEG_MAX/BLK_SIZE/FLUSH/MQ/DISCARD/WRITE_ZEROES/RO/...; for "
+      "virtio-crypto never REVISION_1) and protocol features (MQ, REPLY_ACK, CONFIG), shares "
+      "memfd-backed guest memory placed at guest-physical 4 GiB, sets up split virtqueues "
+      "(packed ones with --packed) and drives them as a guest driver would."};
   app.footer(
-      "Exit status: 0 success; 1 a request failed or verify found a mismatch; 2 the backend "
-      "could not be reached, negotiated with or driven (message on stderr).\n"
-      "Example: viopool-frontend blk --socket /run/vblk0.sock --rw randread --bs 4k --qd 32 "
-      "--runtime 10 --json");
+      "Exit status: 0 success; 1 a request failed (a blk I/O error or verify mismatch, a crypto "
+      "operation or session teardown with a status other than OK); 2 the backend could not be "
+      "reached, negotiated with or driven, or refused the crypto session (message on stderr).\n"
+      "Examples: viopool-frontend blk --socket /run/vblk0.sock --rw randread --bs 4k --qd 32 "
+      "--runtime 10 --json\n"
+      "          viopool-frontend crypto --socket /run/vcrypto0.sock --algo aes-gcm --bs 4k "
+      "--qd 32 --runtime 10 --json");
   app.require_subcommand(1);
 
   auto* blk = app.add_subcommand(
@@ -472,6 +663,50 @@ int main(int argc, char** argv) {
                   "fails as stalled")
       ->default_val(10);
 
+  auto* cry = app.add_subcommand(
+      "crypto",
+      "benchmark a vhost-user virtio-crypto backend: create one session (an encrypt session for "
+      "the ciphers, a hash or MAC session otherwise) on the control queue, keep --qd operations "
+      "of --bs bytes in flight on each data queue for --runtime seconds (a fresh IV each), then "
+      "destroy the session. Prints operations/s, payload Gbps (10^9 bits/s of source data of "
+      "operations that completed OK), latency p50/p99/p99.9 in nanoseconds (fixed-memory "
+      "log-linear histogram, within 1.6 %), errors and the count of each completion status. The "
+      "used rings are busy-polled with interrupts suppressed unless --wait-mode interrupt. "
+      "Nothing is pinned unless --cpus is given. The control queue is the vring at index "
+      "max_dataqueues from the config space.");
+  add_connection_options(cry, a);
+  cry->add_option("--algo", a.algo,
+                  "aes-gcm: AEAD encrypt (12-byte IV, 16-byte tag appended to the output); "
+                  "aes-cbc | aes-ctr: cipher encrypt (16-byte IV; CBC needs --bs a multiple of "
+                  "16); sha256: hash; hmac-sha256: MAC (--key-size key bytes); 32-byte results")
+      ->default_val("aes-gcm");
+  cry->add_option("--key-size", a.key_size,
+                  "key bytes: 16, 24 or 32 for AES; 1..128 for HMAC; ignored for sha256")
+      ->default_val(16);
+  cry->add_option("--bs", a.bs,
+                  "source bytes per operation (k/m/g suffixes, binary), e.g. 64, 1k, 4k. "
+                  "Default 4k");
+  cry->add_option("--aad-len", a.aad_len, "aes-gcm: additional authenticated data bytes (0-512)")
+      ->default_val(0);
+  cry->add_option("--qd", a.qd, "operations in flight per data queue")->default_val(32);
+  cry->add_option("--queues", a.queues, "data queues to use (at most the config's max_dataqueues)")
+      ->default_val(1);
+  cry->add_option("--threads", a.threads,
+                  "threads driving the data queues (queue i runs on thread i mod N)")
+      ->default_val(1);
+  cry->add_option("--runtime", a.runtime_s, "seconds of operations (fractions allowed)")
+      ->default_val(10);
+  cry->add_option("--wait-mode", a.wait_mode,
+                  "poll: busy-poll the used rings; interrupt: sleep on the call eventfds")
+      ->default_val("poll");
+  cry->add_option("--cpus", a.cpus, "pin thread i to CPU cpus[i mod n], e.g. --cpus 1,2")
+      ->delimiter(',');
+  cry->add_option("--seed", a.seed, "seed for the key, IVs and payload bytes")->default_val(1);
+  cry->add_option("--io-timeout", a.io_timeout_s,
+                  "seconds without any completion, with operations in flight, before the run "
+                  "fails as stalled")
+      ->default_val(10);
+
   auto* info = app.add_subcommand(
       "info",
       "connect to a vhost-user-blk backend, negotiate, and print its features, protocol "
@@ -483,6 +718,9 @@ int main(int argc, char** argv) {
                      viopool::log::parse_level(a.log_level, viopool::log::Level::kWarn));
   if (*blk) {
     return run_blk(a);
+  }
+  if (*cry) {
+    return run_crypto(a);
   }
   return run_info(a);
 }

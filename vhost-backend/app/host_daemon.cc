@@ -296,10 +296,25 @@ std::string HostDaemon::metrics() {
       }
       ++qi;
     }
+    // Device-wide session counts (crypto).
+    const json ses = st.value("sessions", json());
+    if (ses.is_object()) {
+      for (auto it = ses.begin(); it != ses.end(); ++it) {
+        if (!it.value().is_number_unsigned()) {
+          continue;
+        }
+        const bool gauge = it.key() == "active" || it.key() == "max";
+        const std::string fam =
+            "viopool_" + type + "_sessions_" + it.key() + (gauge ? "" : "_total");
+        families[fam] += fam + "{device=\"" + dname + "\"} " +
+                         std::to_string(it.value().get<std::uint64_t>()) + "\n";
+      }
+    }
   }
   std::string out;
   for (const auto& [fam, lines] : families) {
-    out += "# TYPE " + fam + " counter\n" + lines;
+    const bool counter = fam.size() > 6 && fam.compare(fam.size() - 6, 6, "_total") == 0;
+    out += "# TYPE " + fam + (counter ? " counter\n" : " gauge\n") + lines;
   }
   out += "# TYPE viopool_poll_loop_sleeps_total counter\n";
   for (const auto& l : loops_) {
