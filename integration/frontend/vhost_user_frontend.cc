@@ -26,6 +26,10 @@ const char* request_name(Request r) noexcept {
   switch (r) {
     case Request::kGetFeatures:
       return "GET_FEATURES";
+    case Request::kCreateCryptoSession:
+      return "CREATE_CRYPTO_SESSION";
+    case Request::kCloseCryptoSession:
+      return "CLOSE_CRYPTO_SESSION";
     case Request::kSetFeatures:
       return "SET_FEATURES";
     case Request::kSetOwner:
@@ -76,7 +80,7 @@ const char* protocol_feature_name(unsigned bit) noexcept {
       return "BACKEND_REQ";
     case 6:
       return "CROSS_ENDIAN";
-    case 7:
+    case kProtocolCryptoSession:
       return "CRYPTO_SESSION";
     case 8:
       return "PAGEFAULT";
@@ -455,6 +459,40 @@ Result<void> VhostUserFrontend::get_config(std::uint32_t offset, std::span<std::
   }
   std::memcpy(out.data(), reply.data() + sizeof(hdr), size);
   return {};
+}
+
+Result<std::int64_t> VhostUserFrontend::create_crypto_session(std::span<const std::byte> payload) {
+  if (((protocol_features_ >> vhost_user::kProtocolCryptoSession) & 1) == 0) {
+    return failed(Request::kCreateCryptoSession,
+                  make_error(Errc::kUnsupported, "CRYPTO_SESSION protocol feature not negotiated"),
+                  false);
+  }
+  if (payload.size() != vhost_user::kCryptoSessionBytes) {
+    return failed(Request::kCreateCryptoSession,
+                  make_error(Errc::kInvalidArgument, "session payload must be 632 bytes"), false);
+  }
+  std::array<std::byte, vhost_user::kMaxPayload> reply{};
+  std::uint32_t got = 0;
+  VIOPOOL_TRY(request_with_reply(Request::kCreateCryptoSession, payload.data(),
+                                 vhost_user::kCryptoSessionBytes, reply, got));
+  if (got != vhost_user::kCryptoSessionBytes) {
+    // QEMU refuses such a reply too.
+    return failed(Request::kCreateCryptoSession,
+                  make_error(Errc::kProtocol, "session reply has the wrong size"), true);
+  }
+  std::int64_t id = 0;
+  std::memcpy(&id, reply.data(), sizeof(id));
+  return id;
+}
+
+Result<void> VhostUserFrontend::close_crypto_session(std::uint64_t session_id) {
+  if (((protocol_features_ >> vhost_user::kProtocolCryptoSession) & 1) == 0) {
+    return failed(Request::kCloseCryptoSession,
+                  make_error(Errc::kUnsupported, "CRYPTO_SESSION protocol feature not negotiated"),
+                  false);
+  }
+  return request_no_reply(Request::kCloseCryptoSession, &session_id, sizeof(session_id), {},
+                          false);
 }
 
 Result<void> VhostUserFrontend::set_mem_table(std::span<const MemTableEntry> regions) {

@@ -38,6 +38,8 @@ enum class Request : std::uint32_t {
   kGetQueueNum = 17,
   kSetVringEnable = 18,
   kGetConfig = 24,
+  kCreateCryptoSession = 26,
+  kCloseCryptoSession = 27,
 };
 const char* request_name(Request r) noexcept;
 
@@ -52,6 +54,7 @@ inline constexpr unsigned kProtocolMq = 0;
 inline constexpr unsigned kProtocolLogShmfd = 1;
 inline constexpr unsigned kProtocolReplyAck = 3;
 inline constexpr unsigned kProtocolBackendReq = 5;
+inline constexpr unsigned kProtocolCryptoSession = 7;
 inline constexpr unsigned kProtocolConfig = 9;
 inline constexpr unsigned kProtocolInflightShmfd = 12;
 inline constexpr unsigned kProtocolConfigureMemSlots = 15;
@@ -127,9 +130,14 @@ struct ConfigHeader {
 };
 static_assert(sizeof(ConfigHeader) == 12);
 
-// Largest payload we send or accept in a reply: GET_CONFIG with the biggest config.
-inline constexpr std::uint32_t kMaxPayload = sizeof(ConfigHeader) + kMaxConfigBytes;
+// CREATE_CRYPTO_SESSION payload (QEMU's VhostUserCryptoSession): int64
+// session_id, the session description, a 64-byte cipher key at 56 and a
+// 512-byte auth key at 120.
+inline constexpr std::uint32_t kCryptoSessionBytes = 632;
+// Largest payload we send or accept in a reply: a crypto session.
+inline constexpr std::uint32_t kMaxPayload = kCryptoSessionBytes;
 static_assert(kMaxPayload >= sizeof(MemTable));
+static_assert(kMaxPayload >= sizeof(ConfigHeader) + kMaxConfigBytes);
 
 }  // namespace vhost_user
 
@@ -186,6 +194,13 @@ class VhostUserFrontend {
   // Needs CONFIG negotiated. kProtocol if the backend refuses (empty reply) or
   // answers with another size. qemu-storage-daemon ignores `offset`: read from 0.
   Result<void> get_config(std::uint32_t offset, std::span<std::byte> out);
+
+  // QEMU's cryptodev-vhost-user session messages. Create sends the
+  // kCryptoSessionBytes payload and returns the reply's session_id (negative:
+  // the backend refused); close expects no reply, as QEMU does. Need the
+  // CRYPTO_SESSION protocol feature negotiated.
+  Result<std::int64_t> create_crypto_session(std::span<const std::byte> payload);
+  Result<void> close_crypto_session(std::uint64_t session_id);
 
   // Memory and rings. The fds are borrowed: the backend gets its own copies.
   Result<void> set_mem_table(std::span<const MemTableEntry> regions);

@@ -56,7 +56,8 @@ Result<void> DeviceSession::open(const DeviceSessionOptions& o, std::string* why
   offered_protocol_ = *proto;
   const std::uint64_t want_proto = (std::uint64_t{1} << vhost_user::kProtocolMq) |
                                    (std::uint64_t{1} << vhost_user::kProtocolReplyAck) |
-                                   (std::uint64_t{1} << vhost_user::kProtocolConfig);
+                                   (std::uint64_t{1} << vhost_user::kProtocolConfig) |
+                                   (std::uint64_t{1} << vhost_user::kProtocolCryptoSession);
   if (auto r = frontend_->set_protocol_features(offered_protocol_ & want_proto); !r) {
     return failed_step(why, "set protocol features", r.error());
   }

@@ -521,6 +521,7 @@ bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
   if (qu.pending.empty()) {
     crypto::CryptoJob* batch[kBurst];
     std::uint32_t nb = 0;
+    std::uint64_t burst_start = 0;  // one clock read per burst
     while (nb < kBurst && !qu.free.empty()) {
       auto popped = ring.vq->pop_into(chain_);
       if (!popped) {
@@ -572,7 +573,10 @@ bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
         case crypto::SessionKind::kAead: st.aead_ops.add(1); break;
       }
       st.bytes.add(req.job.data_len);
-      req.start_ns = now_ns();
+      if (burst_start == 0) {
+        burst_start = now_ns();
+      }
+      req.start_ns = burst_start;
       batch[nb++] = &req.job;
     }
     if (nb) {

@@ -553,3 +553,55 @@ BOOST_AUTO_TEST_CASE(sessions_are_capped_per_device) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(crypto_vhost_user_sessions)
+
+namespace {
+
+// A CREATE_CRYPTO_SESSION payload as QEMU 7.2's cryptodev-vhost-user builds it
+// (CryptoDevBackendSymSessionInfo at 8, keys at 56 and 120).
+Bytes qemu_cipher_session(std::uint32_t algo, const Bytes& key, std::uint8_t dir) {
+  Bytes p(vhost_user::kCryptoSessionBytes);
+  auto put32 = [&](std::size_t off, std::uint32_t v) { std::memcpy(p.data() + off, &v, 4); };
+  put32(8, algo);
+  put32(12, static_cast<std::uint32_t>(key.size()));
+  p[32] = std::byte{crypto::kSymOpCipher};
+  p[33] = std::byte{dir};
+  std::memcpy(p.data() + 56, key.data(), key.size());
+  return p;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(qemu_style_sessions_serve_the_data_queues) {
+  CryptoHost h("crypto_aesni_mb_t5", 1, 8);
+  auto d = h.connect();
+  BOOST_REQUIRE(((d->protocol_features() >> vhost_user::kProtocolCryptoSession) & 1) == 1);
+  auto& fe = d->frontend();
+  auto id = fe.create_crypto_session(
+      qemu_cipher_session(crypto::kCipherAesCbc, kAesKey, crypto::kDirEncrypt));
+  BOOST_REQUIRE(id.has_value());
+  BOOST_REQUIRE(*id > 0);
+  auto r = run(*d, 0,
+               cipher_op(static_cast<std::uint64_t>(*id), true, kCbcIv, crypto::kCipherAesCbc),
+               kPlain, 64);
+  BOOST_TEST(r.status == crypto::kStatusOk);
+  BOOST_TEST(to_hex(r.dst) == to_hex(kCbcCipher));
+  // Refusals come back as a negative id; the connection stays up.
+  auto bad = fe.create_crypto_session(
+      qemu_cipher_session(crypto::kCipherAesCbc, hex("00112233"), crypto::kDirEncrypt));
+  BOOST_REQUIRE(bad.has_value());
+  BOOST_TEST(*bad == -static_cast<std::int64_t>(crypto::kStatusBadMsg));
+  // Close: no answer; the id is dead for the data queue afterwards, and
+  // closing an unknown id costs nothing.
+  BOOST_REQUIRE(fe.close_crypto_session(static_cast<std::uint64_t>(*id)).has_value());
+  BOOST_REQUIRE(fe.close_crypto_session(0xdeadbeef).has_value());
+  r = run(*d, 0, cipher_op(static_cast<std::uint64_t>(*id), true, kCbcIv, crypto::kCipherAesCbc),
+          kPlain, 64);
+  BOOST_TEST(r.status == crypto::kStatusInvSess);
+  // Control-queue sessions and message sessions share the table.
+  create_ok(*d, CryptoSessionSpec::make_hash(crypto::kHashSha256, 32));
+  BOOST_TEST(h.host->stats("c0")["sessions"].value("created", 0ull) == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

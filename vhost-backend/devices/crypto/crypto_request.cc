@@ -34,6 +34,20 @@ bool take(ChainStream& s, std::uint32_t n, Iovs& out) noexcept {
   return s.take_iov(n, out.v.data(), kMaxFieldSegs, out.n, 0, too_many, too_big);
 }
 
+// Keeps the first `len` bytes of `v`.
+void trim(Iovs& v, std::uint32_t len) noexcept {
+  std::uint32_t left = len;
+  std::uint32_t i = 0;
+  for (; i < v.n && left > 0; ++i) {
+    if (v.v[i].iov_len > left) {
+      v.v[i].iov_len = left;
+    }
+    left -= static_cast<std::uint32_t>(v.v[i].iov_len);
+  }
+  v.n = i;
+  v.bytes = len;
+}
+
 // out = bytes [off, off + len) of `in`.
 void slice(const Iovs& in, std::uint32_t off, std::uint32_t len, Iovs& out) noexcept {
   out.n = 0;
@@ -440,26 +454,36 @@ void parse_data(const virtio::DescChain& chain, const virtio::GuestMemory& mem,
   req.reject = DataReject::kNone;
   req.immediate_status = kStatusOk;
   req.session_ref = nullptr;
-  req.job = CryptoJob{};
-  req.job.cookie = &req;
   req.head = chain.id();
   req.desc_count = chain.desc_count();
   req.src_len = req.dst_len = req.aad_len = req.hash_len = 0;
+  // The job is reset field by field: zeroing its iovec arrays (1 KiB) per
+  // request would cost more than parsing it.
+  auto& job = req.job;
+  job.session = nullptr;
+  job.iv_len = 0;
+  job.src.n = job.dst.n = job.aad.n = job.digest.n = 0;
+  job.src.bytes = job.dst.bytes = job.aad.bytes = job.digest.bytes = 0;
+  job.cipher_offset = job.cipher_len = job.auth_offset = job.auth_len = job.data_len = 0;
+  job.cookie = &req;
 
-  // Until the lengths are known the status goes to the last writable byte.
-  locate_status(chain, mem, chain.writable_bytes(), req);
+  // A request rejected before its lengths are known answers in the last
+  // writable byte.
+  auto early_reject = [&](DataReject why, std::uint8_t status) {
+    locate_status(chain, mem, chain.writable_bytes(), req);
+    reject(req, req.status ? why : DataReject::kNoStatus, status);
+  };
   if (!chain.ok()) {
-    return reject(req, req.status ? DataReject::kBadChain : DataReject::kNoStatus, kStatusBadMsg);
+    return early_reject(DataReject::kBadChain, kStatusBadMsg);
   }
   ChainStream in(chain.readable(), mem);
   DataRequest r{};
   if (!in.copy_out(&r, sizeof(r))) {
-    return reject(req, req.status ? DataReject::kBadHeader : DataReject::kNoStatus, kStatusBadMsg);
+    return early_reject(DataReject::kBadHeader, kStatusBadMsg);
   }
   req.opcode = r.header.opcode;
   req.session_id = r.header.session_id;
   std::uint32_t iv_len = 0;
-  auto& job = req.job;
   switch (r.header.opcode) {
     case kOpCipherEncrypt:
     case kOpCipherDecrypt:
@@ -482,8 +506,7 @@ void parse_data(const virtio::DescChain& chain, const virtio::GuestMemory& mem,
         job.auth_offset = c.hash_start_src_offset;
         job.auth_len = c.len_to_hash;
       } else {
-        return reject(req, req.status ? DataReject::kUnsupported : DataReject::kNoStatus,
-                      kStatusNotSupp);
+        return early_reject(DataReject::kUnsupported, kStatusNotSupp);
       }
       break;
     case kOpHash:
@@ -502,13 +525,10 @@ void parse_data(const virtio::DescChain& chain, const virtio::GuestMemory& mem,
       req.dst_len = r.u.aead.dst_data_len;
       break;
     default:
-      return reject(req, req.status ? DataReject::kUnsupported : DataReject::kNoStatus,
-                    kStatusNotSupp);
+      return early_reject(DataReject::kUnsupported, kStatusNotSupp);
   }
   // Now the status byte's place is known: right after dst and hash_result.
   const std::uint64_t status_at = std::uint64_t{req.dst_len} + req.hash_len;
-  req.status = nullptr;
-  req.used_len = 0;
   locate_status(chain, mem, status_at, req);
   if (req.status == nullptr) {
     return reject(req, DataReject::kNoStatus, kStatusBadMsg);
@@ -559,7 +579,7 @@ std::uint8_t bind_session(CryptoRequest& req, const SessionInfo& s, const Crypto
       }
       job.data_len = job.cipher_len = req.src_len;
       job.cipher_offset = 0;
-      slice(Iovs(job.dst), 0, req.src_len, job.dst);
+      trim(job.dst, req.src_len);
       break;
     case SessionKind::kHash:
     case SessionKind::kMac:
@@ -583,7 +603,7 @@ std::uint8_t bind_session(CryptoRequest& req, const SessionInfo& s, const Crypto
         return kStatusBadMsg;
       }
       job.data_len = req.src_len;
-      slice(Iovs(job.dst), 0, req.src_len, job.dst);
+      trim(job.dst, req.src_len);
       break;
     case SessionKind::kAead: {
       c = &caps_of(caps.aead, p.aead_algo);
@@ -598,19 +618,17 @@ std::uint8_t bind_session(CryptoRequest& req, const SessionInfo& s, const Crypto
           return kStatusBadMsg;
         }
         job.data_len = req.src_len;
-        const Iovs dst = job.dst;
-        slice(dst, 0, req.src_len, job.dst);
-        slice(dst, req.src_len, tag, job.digest);
+        slice(job.dst, req.src_len, tag, job.digest);
+        trim(job.dst, req.src_len);
       } else {
         if (req.src_len < tag || req.dst_len < req.src_len - tag) {
           why = "src shorter than the tag or dst too short";
           return kStatusBadMsg;
         }
         job.data_len = req.src_len - tag;
-        const Iovs src = job.src;
-        slice(src, 0, job.data_len, job.src);
-        slice(src, job.data_len, tag, job.digest);
-        slice(Iovs(job.dst), 0, job.data_len, job.dst);
+        slice(job.src, job.data_len, tag, job.digest);
+        trim(job.src, job.data_len);
+        trim(job.dst, job.data_len);
       }
       job.cipher_offset = 0;
       job.cipher_len = job.data_len;
