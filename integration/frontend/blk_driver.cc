@@ -224,6 +224,7 @@ Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
       q.free_slots[s] = slots_per_queue_ - 1 - s;
     }
     q.reaped.resize(slots_per_queue_);
+    q.segs.resize(kMaxChain);
     return {};
   };
   VIOPOOL_TRY(session_.setup_queues(rings, qo, alloc_slots, why));
@@ -304,7 +305,7 @@ Result<void> BlkDriver::submit_slot(std::uint16_t q, std::uint32_t type, std::ui
   }
 
   const GuestAddr slot_gpa{qu.slot_area.gpa.value + kSlotBytes * slot};
-  std::array<DriverSegment, kMaxChain> segs;
+  auto& segs = qu.segs;
   std::size_t n = 0;
   segs[n++] =
       DriverSegment{GuestAddr{slot_gpa.value + kSlotHeader}, sizeof(BlkOutHdr), Writable::kNo};

@@ -217,6 +217,9 @@ class BlkDriver {
     std::vector<std::uint32_t> free_slots;
     std::vector<Slot> slots;
     std::vector<DriverCompletion> reaped;  // scratch for poll()
+    // Scratch for submit_slot(): sized once, so a request does not zero a
+    // whole chain's worth of segments on the stack each time.
+    std::vector<DriverSegment> segs;
   };
   BlkDriver() = default;
   Result<void> setup(const BlkDriverOptions& options, std::string* why);

@@ -671,6 +671,7 @@ Result<void> CryptoDriver::setup(const CryptoDriverOptions& o, std::string* why)
       q.free_slots[s] = slots_per_queue_ - 1 - s;
     }
     q.reaped.resize(slots_per_queue_);
+    q.segs.resize(kCryptoMaxChain);
     return {};
   };
   VIOPOOL_TRY(session_.setup_queues(rings, qo, alloc, why));
@@ -951,7 +952,7 @@ Result<void> CryptoDriver::submit(std::uint16_t q, const CryptoOp& op,
   }
   std::memset(base + kSlotHashResult, 0, op.hash_result_len);
 
-  std::array<DriverSegment, kCryptoMaxChain> segs;
+  auto& segs = queues_[q].segs;
   std::size_t n = 0;
   bool overflow = false;
   const auto push = [&](GuestAddr addr, std::uint32_t len, Writable w) {

@@ -378,6 +378,9 @@ class CryptoDriver {
     std::vector<std::uint32_t> free_slots;
     std::vector<Slot> slots;
     std::vector<DriverCompletion> reaped;  // scratch for poll()
+    // Scratch for submit(): sized once, so a request does not zero a
+    // kCryptoMaxChain array on the stack each time.
+    std::vector<DriverSegment> segs;
   };
   CryptoDriver() = default;
   Result<void> setup(const CryptoDriverOptions& options, std::string* why);
