@@ -15,8 +15,7 @@ VIOPOOL_LOG_MODULE("blk")
 
 namespace viopool::vhost {
 VhostBlkDevice::VhostBlkDevice(control::DeviceConfig cfg,
-                               std::unique_ptr<blk::BlockBackend> backend,
-                               runtime::PollLoop& loop)
+                               std::unique_ptr<blk::BlockBackend> backend, runtime::PollLoop& loop)
     : VhostDevice(std::move(cfg), loop), backend_(std::move(backend)) {
   for (std::uint16_t q = 0; q < log_ids_.size(); ++q) {
     log_ids_[q] = "dev=" + cfg_.name + " q=" + std::to_string(q);
@@ -51,10 +50,12 @@ Result<void> VhostBlkDevice::start(std::string& why) {
   o.role = cfg_.mode == control::SocketMode::kServer ? SocketRole::kServer : SocketRole::kClient;
   o.features = offered_features_;
   o.builtin_net = false;
-  o.protocol_features_add = proto_bit(kProtoConfig) | proto_bit(kProtoMq) | proto_bit(kProtoReplyAck);
+  o.protocol_features_add =
+      proto_bit(kProtoConfig) | proto_bit(kProtoMq) | proto_bit(kProtoReplyAck);
   // Net-only and unimplemented ones are not offered.
-  o.protocol_features_remove = proto_bit(kProtoRarp) | proto_bit(kProtoNetMtu) | proto_bit(kProtoCryptoSession) |
-                               proto_bit(kProtoPagefault) | proto_bit(kProtoHostNotifier);
+  o.protocol_features_remove = proto_bit(kProtoRarp) | proto_bit(kProtoNetMtu) |
+                               proto_bit(kProtoCryptoSession) | proto_bit(kProtoPagefault) |
+                               proto_bit(kProtoHostNotifier);
   auto offered = register_socket(o, this, why);
   if (!offered) {
     backend_->stop();
@@ -130,7 +131,9 @@ nlohmann::json VhostBlkDevice::stats() const {
   }
   const bool running = ready_.load(std::memory_order_acquire);
   return nlohmann::json{{"type", "blk"},
-                        {"state", !started_ ? "stopped" : running ? "running" : "waiting"},
+                        {"state", !started_ ? "stopped"
+                                  : running ? "running"
+                                            : "waiting"},
                         {"queues", queues},
                         {"total", total}};
 }
@@ -163,8 +166,8 @@ int VhostBlkDevice::on_new_device(int vid) noexcept {
   for (std::uint16_t q = 0; q < nq; ++q) {
     which[q] = q;
   }
-  auto features = rings_.attach(vid, std::span<const std::uint16_t>(which.data(), nq), log_ids_,
-                                cfg_.name);
+  auto features =
+      rings_.attach(vid, std::span<const std::uint16_t>(which.data(), nq), log_ids_, cfg_.name);
   if (!features) {
     return -1;
   }
@@ -190,8 +193,8 @@ int VhostBlkDevice::on_new_device(int vid) noexcept {
   // Release: the queues set up above are visible to the poller once it sees ready_.
   ready_.store(true, std::memory_order_release);
   loop_.quiesce();
-  VIOPOOL_LOG_INFO("device ready dev={} vid={} features={:#x} queues={} regions={}", cfg_.name,
-                   vid, *features, nq, rings_.regions());
+  VIOPOOL_LOG_INFO("device ready dev={} vid={} features={:#x} queues={} regions={}", cfg_.name, vid,
+                   *features, nq, rings_.regions());
   return 0;
 }
 
@@ -207,8 +210,8 @@ void VhostBlkDevice::drain(std::uint16_t nq) noexcept {
         continue;
       }
       if (!qu.pending.empty()) {
-        const auto k = backend_->submit(q, qu.pending.data(),
-                                        static_cast<std::uint32_t>(qu.pending.size()));
+        const auto k =
+            backend_->submit(q, qu.pending.data(), static_cast<std::uint32_t>(qu.pending.size()));
         qu.pending.erase(qu.pending.begin(), qu.pending.begin() + k);
       }
       blk::BlkCompletion comps[kBurst];
@@ -250,9 +253,10 @@ void VhostBlkDevice::on_destroy_device(int vid) noexcept {
 int VhostBlkDevice::on_vring_state_changed(int vid, std::uint16_t vring, int enable) noexcept {
   if (vring >= cfg_.queues) {
     if (enable) {
-      VIOPOOL_LOG_WARN_RL("frontend enabled a queue beyond the configured ones dev={} vid={} "
-                          "vring={} queues={}; it is not served",
-                          cfg_.name, vid, vring, cfg_.queues);
+      VIOPOOL_LOG_WARN_RL(
+          "frontend enabled a queue beyond the configured ones dev={} vid={} "
+          "vring={} queues={}; it is not served",
+          cfg_.name, vid, vring, cfg_.queues);
     }
     return 0;
   }
@@ -340,13 +344,26 @@ bool VhostBlkDevice::poll_queue(std::uint16_t q) noexcept {
       auto& req = qu.slots[slot];
       blk::parse_request(chain_, rings_.memory(), limits_, cfg_.serial, req);
       switch (req.type) {
-        case blk::kTypeIn: st.reads.add(1); break;
-        case blk::kTypeOut: st.writes.add(1); break;
-        case blk::kTypeFlush: st.flushes.add(1); break;
-        case blk::kTypeDiscard: st.discards.add(1); break;
-        case blk::kTypeWriteZeroes: st.write_zeroes.add(1); break;
-        case blk::kTypeGetId: st.get_ids.add(1); break;
-        default: break;
+        case blk::kTypeIn:
+          st.reads.add(1);
+          break;
+        case blk::kTypeOut:
+          st.writes.add(1);
+          break;
+        case blk::kTypeFlush:
+          st.flushes.add(1);
+          break;
+        case blk::kTypeDiscard:
+          st.discards.add(1);
+          break;
+        case blk::kTypeWriteZeroes:
+          st.write_zeroes.add(1);
+          break;
+        case blk::kTypeGetId:
+          st.get_ids.add(1);
+          break;
+        default:
+          break;
       }
       if (!req.needs_io) {
         if (req.reject == blk::BlkReject::kUnsupported) {

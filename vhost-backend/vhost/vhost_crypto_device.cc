@@ -144,18 +144,19 @@ nlohmann::json VhostCryptoDevice::stats() const {
     queues.push_back(std::move(j));
   }
   const bool running = ready_.load(std::memory_order_acquire);
-  return nlohmann::json{
-      {"type", "crypto"},
-      {"state", !started_ ? "stopped" : running ? "running" : "waiting"},
-      {"queues", queues},
-      {"total", total},
-      {"sessions",
-       {{"active", sessions_ ? sessions_->active() : 0},
-        {"max", cfg_.crypto.max_sessions},
-        {"created", session_stats_.created.get()},
-        {"closed", session_stats_.closed.get()},
-        {"refused", session_stats_.refused.get()},
-        {"exhausted", session_stats_.exhausted.get()}}}};
+  return nlohmann::json{{"type", "crypto"},
+                        {"state", !started_ ? "stopped"
+                                  : running ? "running"
+                                            : "waiting"},
+                        {"queues", queues},
+                        {"total", total},
+                        {"sessions",
+                         {{"active", sessions_ ? sessions_->active() : 0},
+                          {"max", cfg_.crypto.max_sessions},
+                          {"created", session_stats_.created.get()},
+                          {"closed", session_stats_.closed.get()},
+                          {"refused", session_stats_.refused.get()},
+                          {"exhausted", session_stats_.exhausted.get()}}}};
 }
 
 // ---- Sessions (polling lcore or rte_vhost thread) --------------------------------
@@ -309,8 +310,8 @@ int VhostCryptoDevice::on_new_device(int vid) noexcept {
   if (control) {
     which[n++] = cfg_.queues;
   }
-  auto features = rings_.attach(vid, std::span<const std::uint16_t>(which.data(), n), log_ids_,
-                                cfg_.name);
+  auto features =
+      rings_.attach(vid, std::span<const std::uint16_t>(which.data(), n), log_ids_, cfg_.name);
   if (!features) {
     return -1;
   }
@@ -336,8 +337,9 @@ int VhostCryptoDevice::on_new_device(int vid) noexcept {
   }
   ready_.store(true, std::memory_order_release);
   loop_.quiesce();
-  VIOPOOL_LOG_INFO("device ready dev={} vid={} features={:#x} queues={} control_queue={} regions={}",
-                   cfg_.name, vid, *features, nq, control, rings_.regions());
+  VIOPOOL_LOG_INFO(
+      "device ready dev={} vid={} features={:#x} queues={} control_queue={} regions={}", cfg_.name,
+      vid, *features, nq, control, rings_.regions());
   return 0;
 }
 
@@ -393,9 +395,10 @@ void VhostCryptoDevice::on_destroy_device(int vid) noexcept {
 int VhostCryptoDevice::on_vring_state_changed(int vid, std::uint16_t vring, int enable) noexcept {
   if (vring > cfg_.queues) {
     if (enable) {
-      VIOPOOL_LOG_WARN_RL("frontend enabled a queue beyond the configured ones dev={} vid={} "
-                          "vring={} queues={}; it is not served",
-                          cfg_.name, vid, vring, cfg_.queues);
+      VIOPOOL_LOG_WARN_RL(
+          "frontend enabled a queue beyond the configured ones dev={} vid={} "
+          "vring={} queues={}; it is not served",
+          cfg_.name, vid, vring, cfg_.queues);
     }
     return 0;
   }
@@ -566,11 +569,21 @@ bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
         continue;
       }
       switch (req.kind) {
-        case crypto::SessionKind::kCipher: st.cipher_ops.add(1); break;
-        case crypto::SessionKind::kHash: st.hash_ops.add(1); break;
-        case crypto::SessionKind::kMac: st.mac_ops.add(1); break;
-        case crypto::SessionKind::kChain: st.chain_ops.add(1); break;
-        case crypto::SessionKind::kAead: st.aead_ops.add(1); break;
+        case crypto::SessionKind::kCipher:
+          st.cipher_ops.add(1);
+          break;
+        case crypto::SessionKind::kHash:
+          st.hash_ops.add(1);
+          break;
+        case crypto::SessionKind::kMac:
+          st.mac_ops.add(1);
+          break;
+        case crypto::SessionKind::kChain:
+          st.chain_ops.add(1);
+          break;
+        case crypto::SessionKind::kAead:
+          st.aead_ops.add(1);
+          break;
       }
       st.bytes.add(req.job.data_len);
       if (burst_start == 0) {

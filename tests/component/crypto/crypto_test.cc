@@ -64,11 +64,14 @@ Bytes random_bytes(std::mt19937_64& rng, std::size_t n) {
 // ---- OpenSSL references ----
 const EVP_CIPHER* evp_cipher(std::uint32_t algo, std::size_t key_len) {
   if (algo == crypto::kCipherAesCbc) {
-    return key_len == 16 ? EVP_aes_128_cbc() : key_len == 24 ? EVP_aes_192_cbc() : EVP_aes_256_cbc();
+    return key_len == 16   ? EVP_aes_128_cbc()
+           : key_len == 24 ? EVP_aes_192_cbc()
+                           : EVP_aes_256_cbc();
   }
   return key_len == 16 ? EVP_aes_128_ctr() : key_len == 24 ? EVP_aes_192_ctr() : EVP_aes_256_ctr();
 }
-Bytes ossl_cipher(std::uint32_t algo, const Bytes& key, const Bytes& iv, const Bytes& in, bool enc) {
+Bytes ossl_cipher(std::uint32_t algo, const Bytes& key, const Bytes& iv, const Bytes& in,
+                  bool enc) {
   EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
   EVP_CipherInit_ex(c, evp_cipher(algo, key.size()), nullptr,
                     reinterpret_cast<const unsigned char*>(key.data()),
@@ -103,8 +106,7 @@ Bytes ossl_gcm_encrypt(const Bytes& key, const Bytes& iv, const Bytes& aad, cons
                     reinterpret_cast<const unsigned char*>(pt.data()), static_cast<int>(pt.size()));
   int m = 0;
   EVP_EncryptFinal_ex(c, reinterpret_cast<unsigned char*>(out.data()) + n, &m);
-  EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, static_cast<int>(tag_len),
-                      out.data() + pt.size());
+  EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, static_cast<int>(tag_len), out.data() + pt.size());
   EVP_CIPHER_CTX_free(c);
   return out;
 }
@@ -186,27 +188,27 @@ CryptoOp cipher_op(std::uint64_t sid, bool enc, const Bytes& iv, std::uint32_t a
 
 // NIST SP 800-38A F.2.1 / F.5.1 (AES-128).
 const Bytes kAesKey = hex("2b7e151628aed2a6abf7158809cf4f3c");
-const Bytes kPlain = hex(
-    "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
-    "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710");
+const Bytes kPlain =
+    hex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+        "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710");
 const Bytes kCbcIv = hex("000102030405060708090a0b0c0d0e0f");
-const Bytes kCbcCipher = hex(
-    "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
-    "73bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7");
+const Bytes kCbcCipher =
+    hex("7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
+        "73bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7");
 const Bytes kCtrIv = hex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
-const Bytes kCtrCipher = hex(
-    "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff"
-    "5ae4df3edbd5d35e5b4f09020db03eab1e031dda2fbe03d1792170a0f3009cee");
+const Bytes kCtrCipher =
+    hex("874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff"
+        "5ae4df3edbd5d35e5b4f09020db03eab1e031dda2fbe03d1792170a0f3009cee");
 // GCM specification test case 4 (in SP 800-38D's validation set).
 const Bytes kGcmKey = hex("feffe9928665731c6d6a8f9467308308");
 const Bytes kGcmIv = hex("cafebabefacedbaddecaf888");
 const Bytes kGcmAad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
-const Bytes kGcmPlain = hex(
-    "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
-    "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
-const Bytes kGcmCipher = hex(
-    "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e"
-    "21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091");
+const Bytes kGcmPlain =
+    hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+        "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+const Bytes kGcmCipher =
+    hex("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e"
+        "21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091");
 const Bytes kGcmTag = hex("5bc94fbc3221a5db94fae95ae7121a47");
 
 }  // namespace
@@ -225,10 +227,10 @@ BOOST_DATA_TEST_CASE(known_answers_through_the_whole_path, boost::unit_test::dat
   BOOST_TEST(cfg.has_mac(crypto::kMacHmacSha256));
 
   // AES-128-CBC both ways.
-  auto enc = create_ok(*d, CryptoSessionSpec::make_cipher(crypto::kCipherAesCbc, kAesKey,
-                                                          crypto::kDirEncrypt));
-  auto dec = create_ok(*d, CryptoSessionSpec::make_cipher(crypto::kCipherAesCbc, kAesKey,
-                                                          crypto::kDirDecrypt));
+  auto enc = create_ok(
+      *d, CryptoSessionSpec::make_cipher(crypto::kCipherAesCbc, kAesKey, crypto::kDirEncrypt));
+  auto dec = create_ok(
+      *d, CryptoSessionSpec::make_cipher(crypto::kCipherAesCbc, kAesKey, crypto::kDirDecrypt));
   auto r = run(*d, 0, cipher_op(enc, true, kCbcIv, crypto::kCipherAesCbc), kPlain, 64);
   BOOST_TEST(r.status == crypto::kStatusOk);
   BOOST_TEST(to_hex(r.dst) == to_hex(kCbcCipher));
@@ -236,15 +238,15 @@ BOOST_DATA_TEST_CASE(known_answers_through_the_whole_path, boost::unit_test::dat
   BOOST_TEST(to_hex(r.dst) == to_hex(kPlain));
 
   // AES-128-CTR.
-  auto ctr = create_ok(*d, CryptoSessionSpec::make_cipher(crypto::kCipherAesCtr, kAesKey,
-                                                          crypto::kDirEncrypt));
+  auto ctr = create_ok(
+      *d, CryptoSessionSpec::make_cipher(crypto::kCipherAesCtr, kAesKey, crypto::kDirEncrypt));
   r = run(*d, 0, cipher_op(ctr, true, kCtrIv, crypto::kCipherAesCtr), kPlain, 64);
   BOOST_TEST(r.status == crypto::kStatusOk);
   BOOST_TEST(to_hex(r.dst) == to_hex(kCtrCipher));
 
   // AES-128-GCM: ciphertext then tag in dst; decrypt verifies the tag.
-  auto genc = create_ok(*d, CryptoSessionSpec::make_aead(crypto::kAeadGcm, kGcmKey, 16, 20,
-                                                         crypto::kDirEncrypt));
+  auto genc = create_ok(
+      *d, CryptoSessionSpec::make_aead(crypto::kAeadGcm, kGcmKey, 16, 20, crypto::kDirEncrypt));
   CryptoOp g;
   g.opcode = crypto::kOpAeadEncrypt;
   g.algo = crypto::kAeadGcm;
@@ -254,8 +256,8 @@ BOOST_DATA_TEST_CASE(known_answers_through_the_whole_path, boost::unit_test::dat
   r = run(*d, 0, g, kGcmPlain, 60 + 16);
   BOOST_TEST(r.status == crypto::kStatusOk);
   BOOST_TEST(to_hex(r.dst) == to_hex(cat(kGcmCipher, kGcmTag)));
-  auto gdec = create_ok(*d, CryptoSessionSpec::make_aead(crypto::kAeadGcm, kGcmKey, 16, 20,
-                                                         crypto::kDirDecrypt));
+  auto gdec = create_ok(
+      *d, CryptoSessionSpec::make_aead(crypto::kAeadGcm, kGcmKey, 16, 20, crypto::kDirDecrypt));
   g.opcode = crypto::kOpAeadDecrypt;
   g.session_id = gdec;
   r = run(*d, 0, g, cat(kGcmCipher, kGcmTag), 60);
@@ -315,11 +317,12 @@ BOOST_AUTO_TEST_CASE(random_inputs_match_openssl) {
     for (std::uint32_t algo : {crypto::kCipherAesCbc, crypto::kCipherAesCtr}) {
       auto enc = create_ok(*d, CryptoSessionSpec::make_cipher(algo, key, crypto::kDirEncrypt));
       auto dec = create_ok(*d, CryptoSessionSpec::make_cipher(algo, key, crypto::kDirDecrypt));
-      auto r = run(*d, 0, cipher_op(enc, true, iv, algo), pt, static_cast<std::uint32_t>(pt.size()));
+      auto r =
+          run(*d, 0, cipher_op(enc, true, iv, algo), pt, static_cast<std::uint32_t>(pt.size()));
       BOOST_TEST(r.status == crypto::kStatusOk);
       BOOST_TEST(to_hex(r.dst) == to_hex(ossl_cipher(algo, key, iv, pt, true)));
-      auto back = run(*d, 0, cipher_op(dec, false, iv, algo), r.dst,
-                      static_cast<std::uint32_t>(pt.size()));
+      auto back =
+          run(*d, 0, cipher_op(dec, false, iv, algo), r.dst, static_cast<std::uint32_t>(pt.size()));
       BOOST_TEST(to_hex(back.dst) == to_hex(pt));
       BOOST_TEST(d->destroy_session(crypto::kOpCipherDestroySession, enc).value() ==
                  crypto::kStatusOk);
@@ -331,9 +334,9 @@ BOOST_AUTO_TEST_CASE(random_inputs_match_openssl) {
     const Bytes giv = random_bytes(rng, 12);
     const Bytes aad = random_bytes(rng, rng() % 64);
     const Bytes gpt = random_bytes(rng, 1 + rng() % 3000);
-    auto g = create_ok(*d, CryptoSessionSpec::make_aead(
-                               crypto::kAeadGcm, gkey, 16, static_cast<std::uint32_t>(aad.size()),
-                               crypto::kDirEncrypt));
+    auto g = create_ok(*d, CryptoSessionSpec::make_aead(crypto::kAeadGcm, gkey, 16,
+                                                        static_cast<std::uint32_t>(aad.size()),
+                                                        crypto::kDirEncrypt));
     CryptoOp op;
     op.opcode = crypto::kOpAeadEncrypt;
     op.algo = crypto::kAeadGcm;
@@ -408,8 +411,8 @@ BOOST_AUTO_TEST_CASE(packed_rings_and_several_queues_at_once) {
   auto d = h.connect(2, RingLayout::kPacked);
   BOOST_TEST(((h.host->device("c0")["features"].value("negotiated", 0ull) >> 34) & 1u) == 1u);
   const Bytes key = hex("000102030405060708090a0b0c0d0e0f");
-  auto s = create_ok(*d, CryptoSessionSpec::make_aead(crypto::kAeadGcm, key, 16, 8,
-                                                      crypto::kDirEncrypt));
+  auto s = create_ok(
+      *d, CryptoSessionSpec::make_aead(crypto::kAeadGcm, key, 16, 8, crypto::kDirEncrypt));
   std::atomic<int> bad{0};
   auto worker = [&](std::uint16_t q) {
     std::mt19937_64 rng(q + 1);
@@ -448,16 +451,16 @@ BOOST_AUTO_TEST_SUITE(crypto_bad_input)
 BOOST_AUTO_TEST_CASE(malformed_requests_get_their_status_and_others_go_on) {
   CryptoHost h("crypto_aesni_mb_t3");
   auto d = h.connect();
-  auto good = create_ok(*d, CryptoSessionSpec::make_cipher(crypto::kCipherAesCbc, kAesKey,
-                                                           crypto::kDirEncrypt));
+  auto good = create_ok(
+      *d, CryptoSessionSpec::make_cipher(crypto::kCipherAesCbc, kAesKey, crypto::kDirEncrypt));
   auto check_good = [&] {
     auto r = run(*d, 0, cipher_op(good, true, kCbcIv, crypto::kCipherAesCbc), kPlain, 64);
     BOOST_TEST(r.status == crypto::kStatusOk);
     BOOST_TEST(to_hex(r.dst) == to_hex(kCbcCipher));
   };
   // Sessions the engine cannot or must not take.
-  auto bad_key = d->create_session(
-      CryptoSessionSpec::make_cipher(crypto::kCipherAesCbc, hex("0011223344"), crypto::kDirEncrypt));
+  auto bad_key = d->create_session(CryptoSessionSpec::make_cipher(
+      crypto::kCipherAesCbc, hex("0011223344"), crypto::kDirEncrypt));
   BOOST_REQUIRE(bad_key.has_value());
   BOOST_TEST(bad_key->status == crypto::kStatusBadMsg);
   auto unsupported = d->create_session(CryptoSessionSpec::make_cipher(
@@ -468,8 +471,8 @@ BOOST_AUTO_TEST_CASE(malformed_requests_get_their_status_and_others_go_on) {
   check_good();
 
   // Wrong IV length, unknown session, dst too short, wrong direction.
-  auto r = run(*d, 0, cipher_op(good, true, hex("0001020304050607"), crypto::kCipherAesCbc),
-               kPlain, 64);
+  auto r =
+      run(*d, 0, cipher_op(good, true, hex("0001020304050607"), crypto::kCipherAesCbc), kPlain, 64);
   BOOST_TEST(r.status == crypto::kStatusBadMsg);
   r = run(*d, 0, cipher_op(good + 12345, true, kCbcIv, crypto::kCipherAesCbc), kPlain, 64);
   BOOST_TEST(r.status == crypto::kStatusInvSess);
@@ -478,9 +481,8 @@ BOOST_AUTO_TEST_CASE(malformed_requests_get_their_status_and_others_go_on) {
   r = run(*d, 0, cipher_op(good, false, kCbcIv, crypto::kCipherAesCbc), kPlain, 64);
   BOOST_TEST(r.status == crypto::kStatusBadMsg);
   // Not a whole number of AES blocks for CBC.
-  r = run(*d, 0, cipher_op(good, true, kCbcIv, crypto::kCipherAesCbc), Bytes(kPlain.begin(),
-                                                                              kPlain.end() - 3),
-          61);
+  r = run(*d, 0, cipher_op(good, true, kCbcIv, crypto::kCipherAesCbc),
+          Bytes(kPlain.begin(), kPlain.end() - 3), 61);
   BOOST_TEST(r.status == crypto::kStatusBadMsg);
   // A raw request with a truncated header and one with an unknown opcode.
   crypto::DataRequest raw{};
@@ -547,8 +549,8 @@ BOOST_AUTO_TEST_CASE(sessions_are_capped_per_device) {
   // A reconnecting driver starts with no sessions.
   d.reset();
   auto d2 = h.connect();
-  BOOST_TEST(wait_until([&] { return h.host->stats("c0")["sessions"].value("active", 9ull) == 0u; },
-                        5s));
+  BOOST_TEST(
+      wait_until([&] { return h.host->stats("c0")["sessions"].value("active", 9ull) == 0u; }, 5s));
   create_ok(*d2, CryptoSessionSpec::make_hash(crypto::kHashSha256, 32));
 }
 
@@ -582,9 +584,9 @@ BOOST_AUTO_TEST_CASE(qemu_style_sessions_serve_the_data_queues) {
       qemu_cipher_session(crypto::kCipherAesCbc, kAesKey, crypto::kDirEncrypt));
   BOOST_REQUIRE(id.has_value());
   BOOST_REQUIRE(*id > 0);
-  auto r = run(*d, 0,
-               cipher_op(static_cast<std::uint64_t>(*id), true, kCbcIv, crypto::kCipherAesCbc),
-               kPlain, 64);
+  auto r =
+      run(*d, 0, cipher_op(static_cast<std::uint64_t>(*id), true, kCbcIv, crypto::kCipherAesCbc),
+          kPlain, 64);
   BOOST_TEST(r.status == crypto::kStatusOk);
   BOOST_TEST(to_hex(r.dst) == to_hex(kCbcCipher));
   // Refusals come back as a negative id; the connection stays up.

@@ -21,8 +21,8 @@ BOOST_AUTO_TEST_CASE(config_space_advertises_exactly_the_engine) {
   const Config c = make_config(CryptoDeviceOptions{4, true}, caps);
   BOOST_TEST(c.status == kConfigStatusHwReady);
   BOOST_TEST(c.max_dataqueues == 4u);
-  BOOST_TEST(c.crypto_services == ((1u << kServiceCipher) | (1u << kServiceMac) |
-                                   (1u << kServiceAead)));
+  BOOST_TEST(c.crypto_services ==
+             ((1u << kServiceCipher) | (1u << kServiceMac) | (1u << kServiceAead)));
   BOOST_TEST(c.cipher_algo_l == (1u << kCipherAesCbc));
   BOOST_TEST(c.hash_algo == 0u);
   BOOST_TEST(c.mac_algo_l == (1u << kMacCmacAes));
@@ -55,8 +55,8 @@ BOOST_AUTO_TEST_CASE(session_table_caps_and_defers_destroy_while_in_use) {
   BOOST_REQUIRE(e != nullptr);
   BackendSession now = nullptr;
   BOOST_TEST(t.close(id1, now) == kStatusOk);
-  BOOST_TEST(now == nullptr);                 // still in use
-  BOOST_TEST(t.acquire(id1) == nullptr);      // but no new requests
+  BOOST_TEST(now == nullptr);             // still in use
+  BOOST_TEST(t.acquire(id1) == nullptr);  // but no new requests
   BOOST_TEST(t.close(id1, now) == kStatusInvSess);
   BOOST_TEST(t.release(e) == static_cast<BackendSession>(&a));  // last user destroys
   BOOST_TEST(t.active() == 1u);

@@ -36,10 +36,10 @@ struct SizeRange {
 
 // What an engine does with one algorithm.
 struct AlgoCaps {
-  SizeRange key;     // cipher / AEAD / MAC key
-  SizeRange digest;  // hash, MAC or AEAD tag
-  SizeRange iv;      // cipher / AEAD IV
-  SizeRange aad;     // AEAD only
+  SizeRange key;                 // cipher / AEAD / MAC key
+  SizeRange digest;              // hash, MAC or AEAD tag
+  SizeRange iv;                  // cipher / AEAD IV
+  SizeRange aad;                 // AEAD only
   std::uint16_t block_size = 1;  // data length multiple for block modes (CBC, ECB)
 };
 
@@ -56,8 +56,8 @@ struct CryptoCapabilities {
 enum class SessionKind : std::uint8_t { kCipher, kHash, kMac, kChain, kAead };
 const char* to_string(SessionKind k) noexcept;
 
-inline constexpr std::uint32_t kMaxKeyBytes = 64;      // cipher / AEAD key (AES-256-XTS)
-inline constexpr std::uint32_t kMaxAuthKeyBytes = 128; // HMAC key (one SHA-512 block)
+inline constexpr std::uint32_t kMaxKeyBytes = 64;       // cipher / AEAD key (AES-256-XTS)
+inline constexpr std::uint32_t kMaxAuthKeyBytes = 128;  // HMAC key (one SHA-512 block)
 inline constexpr std::uint32_t kMaxIvBytes = 16;
 inline constexpr std::uint32_t kMaxDigestBytes = 64;
 inline constexpr std::uint32_t kMaxAadBytes = 256;
@@ -149,9 +149,11 @@ class CryptoBackend {
 
   // Polling thread of queue q. Accepts up to n jobs; returns how many (the
   // rest are offered again later). Never blocks.
-  virtual std::uint32_t submit(std::uint16_t q, CryptoJob* const* jobs, std::uint32_t n) noexcept = 0;
+  virtual std::uint32_t submit(std::uint16_t q, CryptoJob* const* jobs,
+                               std::uint32_t n) noexcept = 0;
   // Polling thread of queue q. Up to max completions; never blocks.
-  virtual std::uint32_t poll(std::uint16_t q, CryptoCompletion* out, std::uint32_t max) noexcept = 0;
+  virtual std::uint32_t poll(std::uint16_t q, CryptoCompletion* out,
+                             std::uint32_t max) noexcept = 0;
   virtual std::uint32_t in_flight(std::uint16_t q) const noexcept = 0;
 };
 

@@ -75,13 +75,20 @@ const std::optional<AlgoCaps>& caps_of(const std::array<std::optional<AlgoCaps>,
 
 const char* status_name(std::uint8_t s) noexcept {
   switch (s) {
-    case kStatusOk: return "OK";
-    case kStatusErr: return "ERR";
-    case kStatusBadMsg: return "BADMSG";
-    case kStatusNotSupp: return "NOTSUPP";
-    case kStatusInvSess: return "INVSESS";
-    case kStatusNoSpc: return "NOSPC";
-    default: return "INVALID";
+    case kStatusOk:
+      return "OK";
+    case kStatusErr:
+      return "ERR";
+    case kStatusBadMsg:
+      return "BADMSG";
+    case kStatusNotSupp:
+      return "NOTSUPP";
+    case kStatusInvSess:
+      return "INVSESS";
+    case kStatusNoSpc:
+      return "NOSPC";
+    default:
+      return "INVALID";
   }
 }
 
@@ -108,25 +115,38 @@ std::uint32_t aead_iv_len(std::uint32_t aead_algo) noexcept {
 
 const char* to_string(SessionKind k) noexcept {
   switch (k) {
-    case SessionKind::kCipher: return "cipher";
-    case SessionKind::kHash: return "hash";
-    case SessionKind::kMac: return "mac";
-    case SessionKind::kChain: return "chain";
-    case SessionKind::kAead: return "aead";
+    case SessionKind::kCipher:
+      return "cipher";
+    case SessionKind::kHash:
+      return "hash";
+    case SessionKind::kMac:
+      return "mac";
+    case SessionKind::kChain:
+      return "chain";
+    case SessionKind::kAead:
+      return "aead";
   }
   return "?";
 }
 
 const char* to_string(DataReject r) noexcept {
   switch (r) {
-    case DataReject::kNone: return "none";
-    case DataReject::kNoStatus: return "no_status";
-    case DataReject::kBadChain: return "bad_chain";
-    case DataReject::kBadHeader: return "bad_header";
-    case DataReject::kBadLength: return "bad_length";
-    case DataReject::kBadAddress: return "bad_address";
-    case DataReject::kUnsupported: return "unsupported";
-    case DataReject::kBadSession: return "bad_session";
+    case DataReject::kNone:
+      return "none";
+    case DataReject::kNoStatus:
+      return "no_status";
+    case DataReject::kBadChain:
+      return "bad_chain";
+    case DataReject::kBadHeader:
+      return "bad_header";
+    case DataReject::kBadLength:
+      return "bad_length";
+    case DataReject::kBadAddress:
+      return "bad_address";
+    case DataReject::kUnsupported:
+      return "unsupported";
+    case DataReject::kBadSession:
+      return "bad_session";
   }
   return "?";
 }
@@ -174,7 +194,8 @@ void parse_ctrl(const virtio::DescChain& chain, const virtio::GuestMemory& mem,
       } else if (sym.op_type == kSymOpChain) {
         const auto& c = sym.u.chain;
         p.kind = SessionKind::kChain;
-        if (c.alg_chain_order != kChainCipherThenHash && c.alg_chain_order != kChainHashThenCipher) {
+        if (c.alg_chain_order != kChainCipherThenHash &&
+            c.alg_chain_order != kChainHashThenCipher) {
           return invalid(out, kStatusBadMsg, "unknown chain order");
         }
         p.cipher_first = c.alg_chain_order == kChainCipherThenHash;
@@ -350,9 +371,8 @@ std::uint8_t parse_vhost_user_session(const std::uint8_t* payload, std::size_t s
   };
   // QEMU 7.1+: op_type at 32 (1 or 2) and padding at 36. Older layout: aad_len
   // (normally 0) at 32 and op_type at 36.
-  const bool old_layout =
-      (payload[36] == kSymOpCipher || payload[36] == kSymOpChain) &&
-      !(payload[32] == kSymOpCipher || payload[32] == kSymOpChain);
+  const bool old_layout = (payload[36] == kSymOpCipher || payload[36] == kSymOpChain) &&
+                          !(payload[32] == kSymOpCipher || payload[32] == kSymOpChain);
   const std::size_t b = old_layout ? 12 : 8;  // offset of cipher_alg
   const std::uint32_t cipher_alg = u32(b);
   const std::uint32_t key_len = u32(b + 4);
@@ -423,8 +443,8 @@ void reject(CryptoRequest& req, DataReject why, std::uint8_t status) noexcept {
 
 // Points req.status at writable byte `at` (or the last writable byte when the
 // chain is shorter) and sets used_len.
-void locate_status(const virtio::DescChain& chain, const virtio::GuestMemory& mem,
-                   std::uint64_t at, CryptoRequest& req) noexcept {
+void locate_status(const virtio::DescChain& chain, const virtio::GuestMemory& mem, std::uint64_t at,
+                   CryptoRequest& req) noexcept {
   const std::uint64_t w = chain.writable_bytes();
   if (w == 0) {
     return;
@@ -533,9 +553,9 @@ void parse_data(const virtio::DescChain& chain, const virtio::GuestMemory& mem,
   if (req.status == nullptr) {
     return reject(req, DataReject::kNoStatus, kStatusBadMsg);
   }
-  if (iv_len > kMaxIvBytes || req.src_len > kMaxRequestBytes || req.dst_len > kMaxRequestBytes + kMaxDigestBytes ||
-      req.aad_len > kMaxAadBytes || req.hash_len > kMaxDigestBytes ||
-      chain.writable_bytes() < status_at + 1) {
+  if (iv_len > kMaxIvBytes || req.src_len > kMaxRequestBytes ||
+      req.dst_len > kMaxRequestBytes + kMaxDigestBytes || req.aad_len > kMaxAadBytes ||
+      req.hash_len > kMaxDigestBytes || chain.writable_bytes() < status_at + 1) {
     return reject(req, DataReject::kBadLength, kStatusBadMsg);
   }
   // Readable: iv, src, aad (hash / MAC: src only).

@@ -25,8 +25,8 @@ enum class CtrlKind : std::uint8_t { kCreate, kDestroy, kInvalid };
 
 struct CtrlCommand {
   CtrlKind kind = CtrlKind::kInvalid;
-  SessionParams params;          // kCreate
-  std::uint64_t session_id = 0;  // kDestroy
+  SessionParams params;             // kCreate
+  std::uint64_t session_id = 0;     // kDestroy
   std::uint8_t status = kStatusOk;  // kInvalid: the answer
   const char* why = "";             // kInvalid: for the log
   // Where the answer goes: a SessionInput (create) or one status byte (destroy).

@@ -7,8 +7,8 @@
 
 namespace viopool::crypto {
 
-using net::Counter;
 using blk::LatencyHistogram;
+using net::Counter;
 
 struct CryptoQueueStats {
   Counter cipher_ops;
@@ -16,11 +16,11 @@ struct CryptoQueueStats {
   Counter mac_ops;
   Counter chain_ops;
   Counter aead_ops;
-  Counter bytes;           // payload bytes processed (src)
-  Counter bad_requests;    // BADMSG / NOTSUPP without reaching the engine
-  Counter invalid_session; // INVSESS
-  Counter auth_failures;   // AEAD tag mismatch (BADMSG from the engine)
-  Counter engine_errors;   // ERR from the engine
+  Counter bytes;            // payload bytes processed (src)
+  Counter bad_requests;     // BADMSG / NOTSUPP without reaching the engine
+  Counter invalid_session;  // INVSESS
+  Counter auth_failures;    // AEAD tag mismatch (BADMSG from the engine)
+  Counter engine_errors;    // ERR from the engine
   Counter kicks;
   Counter notifications;
   LatencyHistogram latency;  // parse to completion, ns
@@ -30,7 +30,7 @@ struct CryptoQueueStats {
 struct CryptoSessionStats {
   Counter created;
   Counter closed;
-  Counter refused;  // invalid parameters, unsupported, or the cap (NOSPC)
+  Counter refused;    // invalid parameters, unsupported, or the cap (NOSPC)
   Counter exhausted;  // NOSPC
 };
 

@@ -36,9 +36,9 @@ struct OpPriv {
   rte_mbuf_ext_shared_info shinfo_src;
   rte_mbuf_ext_shared_info shinfo_dst;
   CryptoJob* job;
-  std::int32_t staging;   // staging buffer index or -1
-  bool digest_copy_out;   // digest went to `digest`, copy to the guest on completion
-  bool dst_copy_out;      // result is in the staging buffer, copy to job->dst
+  std::int32_t staging;  // staging buffer index or -1
+  bool digest_copy_out;  // digest went to `digest`, copy to the guest on completion
+  bool dst_copy_out;     // result is in the staging buffer, copy to job->dst
 };
 constexpr std::uint32_t kIvOffset = sizeof(rte_crypto_op) + sizeof(rte_crypto_sym_op);
 static_assert(alignof(OpPriv) <= 8 && kIvOffset % alignof(OpPriv) == 0);
@@ -154,9 +154,10 @@ class CryptodevBackend final : public CryptoBackend {
       return fail(Errc::kUnsupported, "cryptodev: engine has no symmetric crypto");
     }
     if (info.max_nb_queue_pairs < queues) {
-      VIOPOOL_LOG_ERROR("cryptodev has too few queue pairs {} want={} have={} (raise "
-                        "max_nb_queue_pairs in devargs)",
-                        o_.log_id, queues, info.max_nb_queue_pairs);
+      VIOPOOL_LOG_ERROR(
+          "cryptodev has too few queue pairs {} want={} have={} (raise "
+          "max_nb_queue_pairs in devargs)",
+          o_.log_id, queues, info.max_nb_queue_pairs);
       cleanup();
       return fail(Errc::kResourceExhausted, "cryptodev: fewer queue pairs than data queues");
     }
@@ -406,9 +407,8 @@ class CryptodevBackend final : public CryptoBackend {
             a.key = range(s.cipher.key_size);
             a.iv = range(s.cipher.iv_size);
             // Only the block modes need whole blocks (CTR and XTS do not).
-            a.block_size = (m.virtio == kCipherAesCbc || m.virtio == kCipherAesEcb)
-                               ? s.cipher.block_size
-                               : 1;
+            a.block_size =
+                (m.virtio == kCipherAesCbc || m.virtio == kCipherAesEcb) ? s.cipher.block_size : 1;
             caps_.cipher[m.virtio] = a;
           }
         }
