@@ -59,8 +59,11 @@ Result<void> VhostCryptoDevice::start(std::string& why) {
   o.builtin_net = false;
   o.protocol_features_add = proto_bit(kProtoConfig) | proto_bit(kProtoMq) |
                             proto_bit(kProtoReplyAck) | proto_bit(kProtoCryptoSession);
+  // No STATUS: with it rte_vhost waits for DRIVER_OK, which QEMU's
+  // cryptodev-vhost-user never sends.
   o.protocol_features_remove = proto_bit(kProtoRarp) | proto_bit(kProtoNetMtu) |
-                               proto_bit(kProtoPagefault) | proto_bit(kProtoHostNotifier);
+                               proto_bit(kProtoPagefault) | proto_bit(kProtoHostNotifier) |
+                               proto_bit(kProtoStatus);
   auto offered = register_socket(o, this, why);
   if (!offered) {
     backend_->stop();
@@ -278,6 +281,23 @@ MessageResult VhostCryptoDevice::on_message(int vid, VhostUserMessage& m) noexce
   if (m.request == kVhostUserCloseCryptoSession) {
     return on_close_session_message(vid, m);
   }
+  if (m.request == kVhostUserSetFeatures && m.size >= sizeof(std::uint64_t)) {
+    // QEMU's cryptodev-vhost-user acks VHOST_USER_F_PROTOCOL_FEATURES (so
+    // rings start disabled) but passes none of the guest's features and never
+    // sends SET_VRING_ENABLE (QEMU 7.2 starts it with vrings=false). Such a
+    // frontend is recognised by a VERSION_1-less ack; its rings are taken as
+    // enabled once kicked, as vhost-user has them without protocol features.
+    const auto acked = m.get<std::uint64_t>();
+    const std::uint64_t proto = std::uint64_t{1} << virtio::kFeatureProtocolFeatures;
+    const std::uint64_t v1 = std::uint64_t{1} << virtio::kFeatureVersion1;
+    if ((acked & proto) != 0 && (acked & v1) == 0 && (offered_features_ & proto) != 0) {
+      m.put<std::uint64_t>(acked & ~proto);
+      rings_enabled_at_kick_ = true;
+      VIOPOOL_LOG_INFO("frontend never enables rings (QEMU cryptodev-vhost-user): serving them "
+                       "once kicked dev={} vid={} acked={:#x}",
+                       cfg_.name, vid, acked);
+    }
+  }
   // Data queues plus the control queue.
   return handle_common_message(vid, m, offered_features_,
                                static_cast<std::uint16_t>(cfg_.queues + 1));
@@ -293,6 +313,7 @@ int VhostCryptoDevice::on_new_connection(int vid) noexcept {
 void VhostCryptoDevice::on_destroy_connection(int vid) noexcept {
   // Sessions belong to the driver instance: a new connection starts clean.
   destroy_all_sessions();
+  rings_enabled_at_kick_ = false;
   std::lock_guard<std::mutex> lock(mu_);
   ++disconnects_;
   VIOPOOL_LOG_INFO("frontend disconnected dev={} vid={}", cfg_.name, vid);
@@ -327,6 +348,11 @@ int VhostCryptoDevice::on_new_device(int vid) noexcept {
     qu.pending.reserve(nslots);
     qu.used.clear();
     qu.used.reserve(nslots);
+  }
+  if (rings_enabled_at_kick_) {
+    for (std::uint16_t i = 0; i < n; ++i) {
+      enabled_[which[i]].store(true, std::memory_order_release);
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -82,6 +82,9 @@ class VhostCryptoDevice final : public VhostDevice {
   int vid_ = -1;
   std::uint16_t nq_ = 0;          // data queues set up at new_device
   bool has_control_ = false;      // the frontend set up the control queue
+  // The frontend acked protocol features but never enables rings (QEMU's
+  // cryptodev-vhost-user): rte_vhost thread only.
+  bool rings_enabled_at_kick_ = false;
   std::uint64_t negotiated_ = 0;  // guarded by mu_
   std::uint64_t connections_ = 0;
   std::uint64_t disconnects_ = 0;

@@ -47,6 +47,7 @@ inline constexpr unsigned kProtoCryptoSession = 7;
 inline constexpr unsigned kProtoPagefault = 8;
 inline constexpr unsigned kProtoConfig = 9;
 inline constexpr unsigned kProtoHostNotifier = 11;
+inline constexpr unsigned kProtoStatus = 16;
 constexpr std::uint64_t proto_bit(unsigned b) noexcept { return std::uint64_t{1} << b; }
 
 // What a pre-message hook did with a message (maps to rte_vhost_msg_result).

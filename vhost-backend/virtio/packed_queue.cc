@@ -206,8 +206,8 @@ void PackedQueue::walk_indirect(const PackedDesc& d, DescChain& out,
     return;
   }
   const std::uint32_t entries = d.len / sizeof(PackedDesc);
-  if (entries > size_) {
-    out.set_error(Errc::kProtocol, "indirect table has more entries than the queue");
+  if (entries > std::max<std::uint32_t>(size_, kMaxIndirectEntries)) {
+    out.set_error(Errc::kProtocol, "indirect table has more entries than the queue or 1024");
     return;
   }
   // One region only: the table is read through a single host pointer.

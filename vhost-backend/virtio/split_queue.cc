@@ -191,8 +191,8 @@ Result<void> SplitQueue::walk_chain(std::uint16_t head, DescChain& out) const no
         return {};
       }
       const std::uint32_t entries = d.len / sizeof(VringDesc);
-      if (entries > size_) {
-        out.set_error(Errc::kProtocol, "indirect table has more entries than the queue");
+      if (entries > std::max<std::uint32_t>(size_, kMaxIndirectEntries)) {
+        out.set_error(Errc::kProtocol, "indirect table has more entries than the queue or 1024");
         return {};
       }
       // One region only: the table is read through a single host pointer.

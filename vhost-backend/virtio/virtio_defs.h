@@ -61,6 +61,12 @@ inline constexpr std::size_t kUsedRingOffset = sizeof(VringUsed);
 // Largest split queue size the spec allows (2.7: "Queue Size ... maximum 32768").
 inline constexpr std::uint32_t kMaxQueueSize = 32768;
 
+// Entries an indirect table may have even when the queue is smaller. The spec
+// bounds a chain by the queue size, but Linux's virtio_blk puts seg_max + 2
+// descriptors in one table whatever the queue size (130 on QEMU's default
+// 128-entry vhost-user-blk queue); QEMU and DPDK accept up to 1024, as we do.
+inline constexpr std::uint32_t kMaxIndirectEntries = 1024;
+
 // Alignment the spec requires of each area (2.7, table "Virtqueue Part Alignment").
 inline constexpr std::size_t kDescTableAlign = 16;
 inline constexpr std::size_t kAvailAlign = 2;

@@ -688,12 +688,13 @@ BOOST_DATA_TEST_CASE(pop_flags_indirect_table_of_bad_length, bdata::make({0u, 8u
   require_bad_chain_then_recovery(r, Errc::kProtocol, 3, 1);
 }
 
-BOOST_AUTO_TEST_CASE(pop_flags_indirect_table_larger_than_queue) {
+BOOST_AUTO_TEST_CASE(pop_flags_indirect_table_over_1024_entries) {
   Ring r(opts(4));
-  std::vector<PackedDesc> table(5, PackedDesc{r.drv.alloc(8).value, 8, 0, 0});
+  const std::size_t n = virtio::kMaxIndirectEntries + 1;
+  std::vector<PackedDesc> table(n, PackedDesc{r.drv.alloc(8).value, 8, 0, 0});
   const GuestAddr t = r.drv.make_indirect_table(table);
   const PackedDesc ring[] = {
-      {t.value, static_cast<std::uint32_t>(5 * sizeof(PackedDesc)), 2, virtio::kDescIndirect}};
+      {t.value, static_cast<std::uint32_t>(n * sizeof(PackedDesc)), 2, virtio::kDescIndirect}};
   r.drv.add_raw(ring);
   require_bad_chain_then_recovery(r, Errc::kProtocol, 2, 1);
 }

@@ -487,10 +487,11 @@ void parse_data(const virtio::DescChain& chain, const virtio::GuestMemory& mem,
   job.cipher_offset = job.cipher_len = job.auth_offset = job.auth_len = job.data_len = 0;
   job.cookie = &req;
 
-  // A request rejected before its lengths are known answers in the last
-  // writable byte.
+  // The status is the last writable byte: Linux's driver hands over its
+  // whole dst scatterlist, which may be longer than dst_data_len, and QEMU's
+  // device takes the status from the end as well.
+  locate_status(chain, mem, chain.writable_bytes(), req);
   auto early_reject = [&](DataReject why, std::uint8_t status) {
-    locate_status(chain, mem, chain.writable_bytes(), req);
     reject(req, req.status ? why : DataReject::kNoStatus, status);
   };
   if (!chain.ok()) {
@@ -547,9 +548,8 @@ void parse_data(const virtio::DescChain& chain, const virtio::GuestMemory& mem,
     default:
       return early_reject(DataReject::kUnsupported, kStatusNotSupp);
   }
-  // Now the status byte's place is known: right after dst and hash_result.
+  // dst and hash_result come first in the writable part, the status last.
   const std::uint64_t status_at = std::uint64_t{req.dst_len} + req.hash_len;
-  locate_status(chain, mem, status_at, req);
   if (req.status == nullptr) {
     return reject(req, DataReject::kNoStatus, kStatusBadMsg);
   }
