@@ -1,14 +1,16 @@
 # Entry points for people and CI. Every target installs what is missing first
 # (scripts/install-deps is idempotent) and then builds with CMake presets.
 #   make demo   viopool-host + a dpdk-testpmd frontend, live per-queue rates
-#   make test   the whole CTest suite (dev build), then the unit and component
-#               tiers again under AddressSanitizer/UBSan
+#   make test   the whole CTest suite (dev build: unit, component and system,
+#               the last with a real Linux guest under QEMU), then the unit and
+#               component tiers again under AddressSanitizer/UBSan
+#   make images the guest images (vm-images/) into build/vm-images/
 #   make build  just build (preset dev, into build/)
 #   make bench  the side-by-side benchmarks in bench/
 SHELL := /bin/bash
 DURATION ?= 20
 
-.PHONY: deps build build-asan demo test test-dev test-asan bench clean
+.PHONY: deps build build-asan demo test test-dev test-asan bench images clean
 
 deps:
 	bash scripts/install-deps
@@ -34,6 +36,11 @@ test: test-dev test-asan
 
 bench: build
 	bash bench/net_loopback
+	bash bench/blk
+	bash bench/crypto
+
+images: build
+	cmake --build --preset dev --target images
 
 clean:
 	rm -rf build build-asan build-release build-nodpdk

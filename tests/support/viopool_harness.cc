@@ -26,14 +26,15 @@ ApiResult api_call(const std::string& socket, const std::string& op, const nlohm
   return ApiResult{r->status, j.is_object() ? j : nlohmann::json::object()};
 }
 
-HostProc::HostProc(const TempDir& dir, nlohmann::json config, const std::string& tag) {
+HostProc::HostProc(const TempDir& dir, nlohmann::json config, const std::string& tag,
+                   const std::string& netns) {
   socket_ = dir.file(tag + ".sock");
   config["control_socket"] = socket_;
   const std::string cfg = dir.file(tag + ".json");
   write_file(cfg, config.dump(2));
   proc_ = Process({build_path("vhost-backend/app/viopool-host"), "--config", cfg, "--no-huge",
                    "--memory", "256"},
-                  SpawnOptions{dir.file(tag + ".log")});
+                  SpawnOptions{dir.file(tag + ".log"), netns});
   const bool up = wait_until(
       [&] { return api_call(socket_, "device_list", nlohmann::json::object()).status == 200; },
       std::chrono::seconds(20));

@@ -20,9 +20,10 @@ ApiResult api_call(const std::string& socket, const std::string& op, const nlohm
 
 class HostProc {
  public:
-  // Writes `config` (control_socket is filled in) and starts viopool-host;
-  // waits until the control socket answers.
-  HostProc(const TempDir& dir, nlohmann::json config, const std::string& tag = "host");
+  // Writes `config` (control_socket is filled in) and starts viopool-host
+  // (inside `netns` if given); waits until the control socket answers.
+  HostProc(const TempDir& dir, nlohmann::json config, const std::string& tag = "host",
+           const std::string& netns = "");
   ApiResult api(const std::string& op, const nlohmann::json& body = nlohmann::json::object()) const;
   nlohmann::json device(const std::string& name) const;      // from device_list
   nlohmann::json stats(const std::string& name) const;       // device_stats entry
