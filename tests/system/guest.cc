@@ -33,7 +33,14 @@ std::vector<std::string> base_args(const std::string& accel, unsigned memory_mb,
 
 // The last VIOPOOL-RESULT line of a console log, parsed.
 nlohmann::json parse_result(const std::string& text) {
-  nlohmann::json out = nlohmann::json::object();
+  auto all = parse_results(text);
+  return all.empty() ? nlohmann::json::object() : all.back();
+}
+
+}  // namespace
+
+std::vector<nlohmann::json> parse_results(const std::string& text) {
+  std::vector<nlohmann::json> out;
   std::size_t pos = 0;
   while ((pos = text.find(kResultTag, pos)) != std::string::npos) {
     pos += std::string(kResultTag).size();
@@ -42,13 +49,11 @@ nlohmann::json parse_result(const std::string& text) {
                                                                                : end - pos),
                                    nullptr, false);
     if (j.is_object()) {
-      out = j;
+      out.push_back(std::move(j));
     }
   }
   return out;
 }
-
-}  // namespace
 
 std::string Guest::image_dir() { return build_path("vm-images/tiny"); }
 

@@ -44,6 +44,9 @@ class Guest {
   Process proc_;
 };
 
+// Every VIOPOOL-RESULT object of a console log, in order.
+std::vector<nlohmann::json> parse_results(const std::string& console_text);
+
 // The kernel arguments and QEMU arguments of a vhost-user device.
 std::vector<std::string> vhost_user_net_args(const std::string& socket, const std::string& mac);
 std::vector<std::string> vhost_user_blk_args(const std::string& socket);
