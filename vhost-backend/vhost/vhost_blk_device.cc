@@ -16,19 +16,9 @@ VIOPOOL_LOG_MODULE("blk")
 namespace viopool::vhost {
 VhostBlkDevice::VhostBlkDevice(control::DeviceConfig cfg,
                                std::unique_ptr<blk::BlockBackend> backend, runtime::PollLoop& loop)
-    : VhostDevice(std::move(cfg), loop), backend_(std::move(backend)) {
-  for (std::uint16_t q = 0; q < log_ids_.size(); ++q) {
-    log_ids_[q] = "dev=" + cfg_.name + " q=" + std::to_string(q);
-  }
-}
+    : VhostRingDevice(std::move(cfg), loop), backend_(std::move(backend)) {}
 
 VhostBlkDevice::~VhostBlkDevice() { stop(); }
-
-std::uint64_t VhostBlkDevice::now_ns() const noexcept {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
 
 Result<void> VhostBlkDevice::start(std::string& why) {
   if (auto r = backend_->start(cfg_.queues); !r) {
@@ -83,16 +73,7 @@ void VhostBlkDevice::stop() noexcept {
 }
 
 nlohmann::json VhostBlkDevice::describe() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  nlohmann::json j = control::to_json(cfg_);
-  const bool running = ready_.load(std::memory_order_acquire);
-  j["state"] = !started_ ? "stopped" : running ? "running" : "waiting";
-  j["vid"] = running ? vid_ : -1;
-  j["active_queues"] = running ? nq_ : 0;
-  j["features"] = {{"offered", offered_features_}, {"negotiated", negotiated_}};
-  j["connections"] = connections_;
-  j["disconnects"] = disconnects_;
-  j["loop"] = loop_.name();
+  nlohmann::json j = describe_common();
   j["capacity_bytes"] = opts_.backend.capacity_bytes;
   j["block_size"] = opts_.backend.block_size;
   j["effective_read_only"] = limits_.read_only;
@@ -118,24 +99,11 @@ nlohmann::json VhostBlkDevice::stats() const {
                         {"unsupported", s.unsupported.get()},
                         {"kicks", s.kicks.get()},
                         {"notifications", s.notifications.get()}};
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key() != "queue") {
-        total[it.key()] = total.value(it.key(), std::uint64_t{0}) + it.value().get<std::uint64_t>();
-      }
-    }
-    j["latency_ns"] = {{"count", s.latency.count()},
-                       {"p50", s.latency.percentile(50)},
-                       {"p99", s.latency.percentile(99)},
-                       {"p999", s.latency.percentile(99.9)}};
+    add_queue_stats(j, total, s.latency);
     queues.push_back(std::move(j));
   }
-  const bool running = ready_.load(std::memory_order_acquire);
-  return nlohmann::json{{"type", "blk"},
-                        {"state", !started_ ? "stopped"
-                                  : running ? "running"
-                                            : "waiting"},
-                        {"queues", queues},
-                        {"total", total}};
+  return nlohmann::json{
+      {"type", "blk"}, {"state", state_name()}, {"queues", queues}, {"total", total}};
 }
 
 // ---- rte_vhost thread ----------------------------------------------------------
@@ -145,19 +113,6 @@ MessageResult VhostBlkDevice::on_message(int vid, VhostUserMessage& m) noexcept 
     return r;
   }
   return handle_common_message(vid, m, offered_features_, cfg_.queues);
-}
-
-int VhostBlkDevice::on_new_connection(int vid) noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
-  ++connections_;
-  VIOPOOL_LOG_INFO("frontend connected dev={} vid={}", cfg_.name, vid);
-  return 0;
-}
-
-void VhostBlkDevice::on_destroy_connection(int vid) noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
-  ++disconnects_;
-  VIOPOOL_LOG_INFO("frontend disconnected dev={} vid={}", cfg_.name, vid);
 }
 
 int VhostBlkDevice::on_new_device(int vid) noexcept {
@@ -172,27 +127,9 @@ int VhostBlkDevice::on_new_device(int vid) noexcept {
     return -1;
   }
   for (std::uint16_t q = 0; q < nq; ++q) {
-    auto& qu = queues_[q];
-    const std::uint32_t nslots = std::min<std::uint32_t>(rings_.ring(q).vq->size(), kMaxSlots);
-    qu.slots.assign(nslots, blk::BlkRequest{});
-    qu.free.clear();
-    for (std::uint32_t i = nslots; i > 0; --i) {
-      qu.free.push_back(i - 1);
-    }
-    qu.pending.clear();
-    qu.pending.reserve(nslots);
-    qu.used.clear();
-    qu.used.reserve(nslots);
+    queues_[q].reset(std::min<std::uint32_t>(rings_.ring(q).vq->size(), kMaxSlots));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    vid_ = vid;
-    nq_ = nq;
-    negotiated_ = *features;
-  }
-  // Release: the queues set up above are visible to the poller once it sees ready_.
-  ready_.store(true, std::memory_order_release);
-  loop_.quiesce();
+  publish_ready(vid, nq, *features);
   VIOPOOL_LOG_INFO("device ready dev={} vid={} features={:#x} queues={} regions={}", cfg_.name, vid,
                    *features, nq, rings_.regions());
   return 0;
@@ -235,33 +172,16 @@ void VhostBlkDevice::drain(std::uint16_t nq) noexcept {
 }
 
 void VhostBlkDevice::on_destroy_device(int vid) noexcept {
-  ready_.store(false, std::memory_order_release);
-  // rte_vhost requires the data path to stop touching the vid before this
-  // returns: wait for the loop's current iteration, then finish in-flight I/O.
-  loop_.quiesce();
+  withdraw();
   const std::uint16_t nq = nq_;
-  drain(nq);
+  drain(nq);  // in-flight I/O writes into guest memory, still mapped here
   rings_.detach(vid);
   for (std::uint16_t q = 0; q < nq; ++q) {
-    enabled_[q].store(false, std::memory_order_relaxed);
+    set_ring_enabled(q, false);
   }
   std::lock_guard<std::mutex> lock(mu_);
   nq_ = 0;
   VIOPOOL_LOG_INFO("device detached dev={} vid={}", cfg_.name, vid);
-}
-
-int VhostBlkDevice::on_vring_state_changed(int vid, std::uint16_t vring, int enable) noexcept {
-  if (vring >= cfg_.queues) {
-    if (enable) {
-      VIOPOOL_LOG_WARN_RL(
-          "frontend enabled a queue beyond the configured ones dev={} vid={} "
-          "vring={} queues={}; it is not served",
-          cfg_.name, vid, vring, cfg_.queues);
-    }
-    return 0;
-  }
-  enabled_[vring].store(enable != 0, std::memory_order_release);
-  return 0;
 }
 
 // ---- polling lcore ----------------------------------------------------------------
@@ -271,7 +191,7 @@ void VhostBlkDevice::finish(Queue& qu, std::uint16_t q, blk::BlkRequest& req,
   (void)q;
   const std::uint32_t len = blk::complete_request(req, status);
   qu.used.push_back(virtio::UsedElem{req.head, len, req.desc_count});
-  qu.free.push_back(static_cast<std::uint32_t>(&req - qu.slots.data()));
+  qu.release(req);
 }
 
 void VhostBlkDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
@@ -288,7 +208,7 @@ void VhostBlkDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
 bool VhostBlkDevice::poll_queue(std::uint16_t q) noexcept {
   auto& qu = queues_[q];
   auto& ring = rings_.ring(q);
-  if (!ring.vq || !enabled_[q].load(std::memory_order_acquire)) {
+  if (!ring.vq || !ring_enabled(q)) {
     return false;
   }
   auto& st = stats_[q];
@@ -415,7 +335,7 @@ bool VhostBlkDevice::arm(runtime::WaitSet& ws) noexcept {
   for (std::uint16_t q = 0; q < nq_; ++q) {
     auto& qu = queues_[q];
     qu.completion_slot = -1;
-    if (!rings_.ring(q).vq || !enabled_[q].load(std::memory_order_acquire)) {
+    if (!rings_.ring(q).vq || !ring_enabled(q)) {
       continue;
     }
     if (rings_.arm(vid_, q, ws) && !qu.free.empty()) {

@@ -14,23 +14,10 @@
 VIOPOOL_LOG_MODULE("crypto")
 
 namespace viopool::vhost {
-namespace {
-
-std::uint64_t now_ns() noexcept {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
-
-}  // namespace
-
 VhostCryptoDevice::VhostCryptoDevice(control::DeviceConfig cfg,
                                      std::unique_ptr<crypto::CryptoBackend> backend,
                                      runtime::PollLoop& loop)
-    : VhostDevice(std::move(cfg), loop), backend_(std::move(backend)) {
-  for (std::uint16_t q = 0; q < log_ids_.size(); ++q) {
-    log_ids_[q] = "dev=" + cfg_.name + " q=" + std::to_string(q);
-  }
+    : VhostRingDevice(std::move(cfg), loop), backend_(std::move(backend)) {
   log_ids_[cfg_.queues] = "dev=" + cfg_.name + " q=ctrl";
 }
 
@@ -93,17 +80,8 @@ void VhostCryptoDevice::stop() noexcept {
 }
 
 nlohmann::json VhostCryptoDevice::describe() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  nlohmann::json j = control::to_json(cfg_);
-  const bool running = ready_.load(std::memory_order_acquire);
-  j["state"] = !started_ ? "stopped" : running ? "running" : "waiting";
-  j["vid"] = running ? vid_ : -1;
-  j["active_queues"] = running ? nq_ : 0;
-  j["control_queue"] = running && has_control_;
-  j["features"] = {{"offered", offered_features_}, {"negotiated", negotiated_}};
-  j["connections"] = connections_;
-  j["disconnects"] = disconnects_;
-  j["loop"] = loop_.name();
+  nlohmann::json j = describe_common();
+  j["control_queue"] = ready_.load(std::memory_order_acquire) && has_control_;
   j["engine"] = backend_->name();
   j["config"] = {{"crypto_services", config_.crypto_services},
                  {"cipher_algo_l", config_.cipher_algo_l},
@@ -293,9 +271,10 @@ MessageResult VhostCryptoDevice::on_message(int vid, VhostUserMessage& m) noexce
     if ((acked & proto) != 0 && (acked & v1) == 0 && (offered_features_ & proto) != 0) {
       m.put<std::uint64_t>(acked & ~proto);
       rings_enabled_at_kick_ = true;
-      VIOPOOL_LOG_INFO("frontend never enables rings (QEMU cryptodev-vhost-user): serving them "
-                       "once kicked dev={} vid={} acked={:#x}",
-                       cfg_.name, vid, acked);
+      VIOPOOL_LOG_INFO(
+          "frontend never enables rings (QEMU cryptodev-vhost-user): serving them "
+          "once kicked dev={} vid={} acked={:#x}",
+          cfg_.name, vid, acked);
     }
   }
   // Data queues plus the control queue.
@@ -303,20 +282,11 @@ MessageResult VhostCryptoDevice::on_message(int vid, VhostUserMessage& m) noexce
                                static_cast<std::uint16_t>(cfg_.queues + 1));
 }
 
-int VhostCryptoDevice::on_new_connection(int vid) noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
-  ++connections_;
-  VIOPOOL_LOG_INFO("frontend connected dev={} vid={}", cfg_.name, vid);
-  return 0;
-}
-
-void VhostCryptoDevice::on_destroy_connection(int vid) noexcept {
+void VhostCryptoDevice::connection_closed(int vid) noexcept {
+  (void)vid;
   // Sessions belong to the driver instance: a new connection starts clean.
   destroy_all_sessions();
   rings_enabled_at_kick_ = false;
-  std::lock_guard<std::mutex> lock(mu_);
-  ++disconnects_;
-  VIOPOOL_LOG_INFO("frontend disconnected dev={} vid={}", cfg_.name, vid);
 }
 
 int VhostCryptoDevice::on_new_device(int vid) noexcept {
@@ -337,32 +307,15 @@ int VhostCryptoDevice::on_new_device(int vid) noexcept {
     return -1;
   }
   for (std::uint16_t q = 0; q < nq; ++q) {
-    auto& qu = queues_[q];
-    const std::uint32_t nslots = std::min<std::uint32_t>(rings_.ring(q).vq->size(), kMaxSlots);
-    qu.slots.assign(nslots, crypto::CryptoRequest{});
-    qu.free.clear();
-    for (std::uint32_t i = nslots; i > 0; --i) {
-      qu.free.push_back(i - 1);
-    }
-    qu.pending.clear();
-    qu.pending.reserve(nslots);
-    qu.used.clear();
-    qu.used.reserve(nslots);
+    queues_[q].reset(std::min<std::uint32_t>(rings_.ring(q).vq->size(), kMaxSlots));
   }
   if (rings_enabled_at_kick_) {
     for (std::uint16_t i = 0; i < n; ++i) {
-      enabled_[which[i]].store(true, std::memory_order_release);
+      set_ring_enabled(which[i], true);
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    vid_ = vid;
-    nq_ = nq;
-    has_control_ = control;
-    negotiated_ = *features;
-  }
-  ready_.store(true, std::memory_order_release);
-  loop_.quiesce();
+  has_control_ = control;
+  publish_ready(vid, nq, *features);
   VIOPOOL_LOG_INFO(
       "device ready dev={} vid={} features={:#x} queues={} control_queue={} regions={}", cfg_.name,
       vid, *features, nq, control, rings_.regions());
@@ -405,31 +358,16 @@ void VhostCryptoDevice::drain(std::uint16_t nq) noexcept {
 }
 
 void VhostCryptoDevice::on_destroy_device(int vid) noexcept {
-  ready_.store(false, std::memory_order_release);
-  loop_.quiesce();
-  drain(nq_);
+  withdraw();
+  drain(nq_);  // in-flight ops write into guest memory, still mapped here
   rings_.detach(vid);
-  for (auto& e : enabled_) {
-    e.store(false, std::memory_order_relaxed);
+  for (std::uint16_t q = 0; q < served_rings(); ++q) {
+    set_ring_enabled(q, false);
   }
   std::lock_guard<std::mutex> lock(mu_);
   nq_ = 0;
   has_control_ = false;
   VIOPOOL_LOG_INFO("device detached dev={} vid={}", cfg_.name, vid);
-}
-
-int VhostCryptoDevice::on_vring_state_changed(int vid, std::uint16_t vring, int enable) noexcept {
-  if (vring > cfg_.queues) {
-    if (enable) {
-      VIOPOOL_LOG_WARN_RL(
-          "frontend enabled a queue beyond the configured ones dev={} vid={} "
-          "vring={} queues={}; it is not served",
-          cfg_.name, vid, vring, cfg_.queues);
-    }
-    return 0;
-  }
-  enabled_[vring].store(enable != 0, std::memory_order_release);
-  return 0;
 }
 
 // ---- polling lcore ----------------------------------------------------------------
@@ -446,7 +384,7 @@ void VhostCryptoDevice::finish(Queue& qu, crypto::CryptoRequest& req,
   }
   const std::uint32_t len = crypto::complete_data(req, status);
   qu.used.push_back(virtio::UsedElem{req.head, len, req.desc_count});
-  qu.free.push_back(static_cast<std::uint32_t>(&req - qu.slots.data()));
+  qu.release(req);
 }
 
 void VhostCryptoDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
@@ -463,7 +401,7 @@ void VhostCryptoDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
 bool VhostCryptoDevice::poll_control() noexcept {
   const std::uint16_t cq = cfg_.queues;
   auto& ring = rings_.ring(cq);
-  if (!has_control_ || !ring.vq || !enabled_[cq].load(std::memory_order_acquire)) {
+  if (!has_control_ || !ring.vq || !ring_enabled(cq)) {
     return false;
   }
   bool work = false;
@@ -513,7 +451,7 @@ bool VhostCryptoDevice::poll_control() noexcept {
 bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
   auto& qu = queues_[q];
   auto& ring = rings_.ring(q);
-  if (!ring.vq || !enabled_[q].load(std::memory_order_acquire)) {
+  if (!ring.vq || !ring_enabled(q)) {
     return false;
   }
   auto& st = stats_[q];
@@ -646,7 +584,7 @@ bool VhostCryptoDevice::arm(runtime::WaitSet& ws) noexcept {
   }
   bool pending = false;
   for (std::uint16_t q = 0; q < nq_; ++q) {
-    if (!rings_.ring(q).vq || !enabled_[q].load(std::memory_order_acquire)) {
+    if (!rings_.ring(q).vq || !ring_enabled(q)) {
       continue;
     }
     if (rings_.arm(vid_, q, ws) && !queues_[q].free.empty()) {
@@ -659,7 +597,7 @@ bool VhostCryptoDevice::arm(runtime::WaitSet& ws) noexcept {
     }
   }
   const std::uint16_t cq = cfg_.queues;
-  if (has_control_ && rings_.ring(cq).vq && enabled_[cq].load(std::memory_order_acquire)) {
+  if (has_control_ && rings_.ring(cq).vq && ring_enabled(cq)) {
     pending = rings_.arm(vid_, cq, ws) || pending;
   }
   return !pending;

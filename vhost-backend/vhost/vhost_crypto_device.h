@@ -17,12 +17,11 @@
 #include "vhost-backend/devices/crypto/crypto_device.h"
 #include "vhost-backend/devices/crypto/crypto_request.h"
 #include "vhost-backend/devices/crypto/crypto_stats.h"
-#include "vhost-backend/vhost/vhost_device.h"
-#include "vhost-backend/vhost/vhost_rings.h"
+#include "vhost-backend/vhost/vhost_ring_device.h"
 
 namespace viopool::vhost {
 
-class VhostCryptoDevice final : public VhostDevice {
+class VhostCryptoDevice final : public VhostRingDevice {
  public:
   static constexpr std::uint32_t kBurst = 32;
   static constexpr std::uint32_t kMaxSlots = 1024;
@@ -41,19 +40,11 @@ class VhostCryptoDevice final : public VhostDevice {
   void disarm(const runtime::WaitSet& ws) noexcept override;
 
   MessageResult on_message(int vid, VhostUserMessage& m) noexcept override;
-  int on_new_connection(int vid) noexcept override;
-  void on_destroy_connection(int vid) noexcept override;
   int on_new_device(int vid) noexcept override;
   void on_destroy_device(int vid) noexcept override;
-  int on_vring_state_changed(int vid, std::uint16_t vring, int enable) noexcept override;
 
  private:
-  struct Queue {
-    std::vector<crypto::CryptoRequest> slots;
-    std::vector<std::uint32_t> free;
-    std::vector<crypto::CryptoJob*> pending;  // bound, not yet taken by the backend
-    std::vector<virtio::UsedElem> used;
-  };
+  using Queue = SlotQueue<crypto::CryptoRequest, crypto::CryptoJob>;
 
   bool poll_queue(std::uint16_t q) noexcept;
   bool poll_control() noexcept;
@@ -67,34 +58,24 @@ class VhostCryptoDevice final : public VhostDevice {
   void destroy_all_sessions() noexcept;
   MessageResult on_create_session_message(int vid, VhostUserMessage& m) noexcept;
   MessageResult on_close_session_message(int vid, VhostUserMessage& m) noexcept;
+  // Data queues and the control queue.
+  std::uint16_t served_rings() const noexcept override { return cfg_.queues + 1; }
+  void connection_closed(int vid) noexcept override;
 
   const std::unique_ptr<crypto::CryptoBackend> backend_;
   crypto::CryptoDeviceOptions opts_;
   crypto::Config config_{};
   std::array<std::uint8_t, crypto::kConfigSpaceBytes> config_bytes_{};
-  std::uint64_t offered_features_ = 0;
   std::unique_ptr<crypto::SessionTable> sessions_;
   std::mutex create_mu_;  // serialises engine session creation across threads
   crypto::CryptoSessionStats session_stats_;
 
-  mutable std::mutex mu_;
-  std::atomic<bool> ready_{false};
-  int vid_ = -1;
-  std::uint16_t nq_ = 0;          // data queues set up at new_device
-  bool has_control_ = false;      // the frontend set up the control queue
+  std::atomic<bool> has_control_{false};  // the frontend set up the control queue
   // The frontend acked protocol features but never enables rings (QEMU's
   // cryptodev-vhost-user): rte_vhost thread only.
   bool rings_enabled_at_kick_ = false;
-  std::uint64_t negotiated_ = 0;  // guarded by mu_
-  std::uint64_t connections_ = 0;
-  std::uint64_t disconnects_ = 0;
-  bool started_ = false;
-  VhostRings rings_;
-  std::array<std::atomic<bool>, kMaxRings> enabled_{};
   std::array<Queue, control::kMaxQueuePairs> queues_;
   std::array<crypto::CryptoQueueStats, control::kMaxQueuePairs> stats_{};
-  std::array<std::string, kMaxRings> log_ids_;
-  virtio::DescChain chain_;
 };
 
 }  // namespace viopool::vhost
