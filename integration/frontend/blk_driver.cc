@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <thread>
 
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/virtio/virtio_defs.h"
@@ -46,15 +45,6 @@ constexpr unsigned kWantedBits[] = {
     blk::kFeatDiscard,
     blk::kFeatWriteZeroes,
 };
-
-template <typename T>
-T le_at(std::span<const std::byte> raw, std::size_t off) noexcept {
-  T v{};
-  if (off + sizeof(T) <= raw.size()) {
-    std::memcpy(&v, raw.data() + off, sizeof(T));  // little-endian host (virtio_defs.h)
-  }
-  return v;
-}
 
 std::uint64_t mix64(std::uint64_t z) noexcept {
   z ^= z >> 30;
@@ -128,35 +118,35 @@ const char* blk_status_name(std::uint8_t status) noexcept {
 BlkConfig parse_blk_config(std::span<const std::byte> raw, virtio::FeatureSet offered) noexcept {
   // Offsets from virtio 1.2, 5.2.4 (struct virtio_blk_config).
   BlkConfig c;
-  c.capacity_sectors = le_at<std::uint64_t>(raw, 0);
+  c.capacity_sectors = config_le<std::uint64_t>(raw, 0);
   if (offered.has(blk::kFeatSizeMax)) {
-    c.size_max = le_at<std::uint32_t>(raw, 8);
+    c.size_max = config_le<std::uint32_t>(raw, 8);
   }
   if (offered.has(blk::kFeatSegMax)) {
-    c.seg_max = le_at<std::uint32_t>(raw, 12);
+    c.seg_max = config_le<std::uint32_t>(raw, 12);
   }
   if (offered.has(blk::kFeatBlkSize)) {
-    c.blk_size = le_at<std::uint32_t>(raw, 20);
+    c.blk_size = config_le<std::uint32_t>(raw, 20);
   }
   if (offered.has(blk::kFeatTopology)) {
-    c.physical_block_exp = le_at<std::uint8_t>(raw, 24);
-    c.alignment_offset = le_at<std::uint8_t>(raw, 25);
-    c.min_io_size = le_at<std::uint16_t>(raw, 26);
-    c.opt_io_size = le_at<std::uint32_t>(raw, 28);
+    c.physical_block_exp = config_le<std::uint8_t>(raw, 24);
+    c.alignment_offset = config_le<std::uint8_t>(raw, 25);
+    c.min_io_size = config_le<std::uint16_t>(raw, 26);
+    c.opt_io_size = config_le<std::uint32_t>(raw, 28);
   }
-  c.writeback = le_at<std::uint8_t>(raw, 32);
+  c.writeback = config_le<std::uint8_t>(raw, 32);
   if (offered.has(blk::kFeatMq)) {
-    c.num_queues = le_at<std::uint16_t>(raw, 34);
+    c.num_queues = config_le<std::uint16_t>(raw, 34);
   }
   if (offered.has(blk::kFeatDiscard)) {
-    c.max_discard_sectors = le_at<std::uint32_t>(raw, 36);
-    c.max_discard_seg = le_at<std::uint32_t>(raw, 40);
-    c.discard_sector_alignment = le_at<std::uint32_t>(raw, 44);
+    c.max_discard_sectors = config_le<std::uint32_t>(raw, 36);
+    c.max_discard_seg = config_le<std::uint32_t>(raw, 40);
+    c.discard_sector_alignment = config_le<std::uint32_t>(raw, 44);
   }
   if (offered.has(blk::kFeatWriteZeroes)) {
-    c.max_write_zeroes_sectors = le_at<std::uint32_t>(raw, 48);
-    c.max_write_zeroes_seg = le_at<std::uint32_t>(raw, 52);
-    c.write_zeroes_may_unmap = le_at<std::uint8_t>(raw, 56);
+    c.max_write_zeroes_sectors = config_le<std::uint32_t>(raw, 48);
+    c.max_write_zeroes_seg = config_le<std::uint32_t>(raw, 52);
+    c.write_zeroes_may_unmap = config_le<std::uint8_t>(raw, 56);
   }
   return c;
 }
@@ -168,19 +158,12 @@ Result<std::unique_ptr<BlkDriver>> BlkDriver::connect(const BlkDriverOptions& op
   return d;
 }
 
-// session_'s destructor stops the rings (if they came up and stop() was not
+// SlotDriver's session_ stops the rings (if they came up and stop() was not
 // called) and frees them before the arena.
 BlkDriver::~BlkDriver() = default;
 
 Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
-  DeviceSessionOptions so;
-  so.socket_path = o.socket_path;
-  so.arena = o.arena;
-  so.frontend = o.frontend;
-  so.use_indirect = o.use_indirect;
-  so.ring_layout = o.ring_layout;
-  so.exclude = o.exclude;
-  VIOPOOL_TRY(session_.open(so, why));
+  VIOPOOL_TRY(session_.open(session_options(o), why));
 
   std::array<std::byte, kBlkConfigBytes> raw{};
   VIOPOOL_TRY(session_.read_config(raw, why));
@@ -200,8 +183,7 @@ Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
   VIOPOOL_TRY(session_.negotiate(kWantedBits, why));
   VIOPOOL_TRY(session_.setup_memory(why));
 
-  slots_per_queue_ = o.queue_size;
-  queues_.resize(o.num_queues);
+  init_queues(o.num_queues, o.queue_size, kSlotBytes, kMaxChain);
   std::vector<std::uint16_t> rings(o.num_queues);
   for (std::uint16_t i = 0; i < o.num_queues; ++i) {
     rings[i] = i;
@@ -210,22 +192,8 @@ Result<void> BlkDriver::setup(const BlkDriverOptions& o, std::string* why) {
   qo.size = o.queue_size;
   qo.max_indirect = static_cast<std::uint16_t>(max_data_segments() + 3);
   // Each queue's request slots are allocated right after its ring.
-  auto alloc_slots = [this](std::size_t i, DriverQueue& vq, std::string* w) -> Result<void> {
-    Queue& q = queues_[i];
-    q.vq = &vq;
-    auto area = session_.arena().alloc(kSlotBytes * slots_per_queue_, 64);
-    if (!area) {
-      return session_.failed_step(w, "request slots", area.error());
-    }
-    q.slot_area = *area;
-    q.slots.resize(slots_per_queue_);
-    q.free_slots.resize(slots_per_queue_);
-    for (std::uint32_t s = 0; s < slots_per_queue_; ++s) {
-      q.free_slots[s] = slots_per_queue_ - 1 - s;
-    }
-    q.reaped.resize(slots_per_queue_);
-    q.segs.resize(kMaxChain);
-    return {};
+  auto alloc_slots = [this](std::size_t i, DriverQueue& vq, std::string* w) {
+    return attach_queue(i, vq, w);
   };
   VIOPOOL_TRY(session_.setup_queues(rings, qo, alloc_slots, why));
   VIOPOOL_LOG_DEBUG("connected socket={} features={} ring={} queues={} capacity={}", o.socket_path,
@@ -244,14 +212,10 @@ std::uint32_t BlkDriver::max_data_segments() const noexcept {
   }
   // Without indirect tables the whole chain (plus header and status) must
   // fit in the ring.
-  if (slots_per_queue_ > 2) {
-    n = std::min<std::uint32_t>(n, slots_per_queue_ - 2);
+  if (max_in_flight() > 2) {
+    n = std::min<std::uint32_t>(n, max_in_flight() - 2);
   }
   return n;
-}
-
-std::byte* BlkDriver::slot_base(std::uint16_t q, std::uint32_t slot) const noexcept {
-  return queues_[q].slot_area.host + kSlotBytes * slot;
 }
 
 Result<void> BlkDriver::check_data(std::span<const BlkBuffer> data) const noexcept {
@@ -282,18 +246,16 @@ Result<void> BlkDriver::submit_slot(std::uint16_t q, std::uint32_t type, std::ui
                                     std::span<const BlkBuffer> out, std::uint32_t range_bytes,
                                     std::span<const BlkBuffer> in, std::uint64_t cookie,
                                     const BlkRange* ranges, std::size_t nranges) noexcept {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  Queue& qu = queues_[q];
+  VIOPOOL_TRY(check_queue(q));
   const std::size_t nseg = 2 + out.size() + (range_bytes ? 1 : 0) + in.size();
   if (nseg > kMaxChain) {
     return fail(Errc::kInvalidArgument, "request has too many buffers");
   }
-  if (qu.free_slots.empty()) {
-    return fail(Errc::kResourceExhausted, "queue is full");
+  auto next = next_slot(q);
+  if (!next) {
+    return unexpected(next.error());
   }
-  const std::uint32_t slot = qu.free_slots.back();
+  const std::uint32_t slot = *next;
   std::byte* base = slot_base(q, slot);
   const BlkOutHdr hdr{type, 0, sector};
   std::memcpy(base + kSlotHeader, &hdr, sizeof(hdr));
@@ -304,26 +266,21 @@ Result<void> BlkDriver::submit_slot(std::uint16_t q, std::uint32_t type, std::ui
     std::memcpy(base + kSlotRanges + i * sizeof(r), &r, sizeof(r));
   }
 
-  const GuestAddr slot_gpa{qu.slot_area.gpa.value + kSlotBytes * slot};
-  auto& segs = qu.segs;
+  const GuestAddr gpa = slot_gpa(q, slot);
+  const std::span<DriverSegment> segs = segment_scratch(q);
   std::size_t n = 0;
-  segs[n++] =
-      DriverSegment{GuestAddr{slot_gpa.value + kSlotHeader}, sizeof(BlkOutHdr), Writable::kNo};
+  segs[n++] = DriverSegment{GuestAddr{gpa.value + kSlotHeader}, sizeof(BlkOutHdr), Writable::kNo};
   for (const auto& b : out) {
     segs[n++] = DriverSegment{b.addr, b.len, Writable::kNo};
   }
   if (range_bytes != 0) {
-    segs[n++] = DriverSegment{GuestAddr{slot_gpa.value + kSlotRanges}, range_bytes, Writable::kNo};
+    segs[n++] = DriverSegment{GuestAddr{gpa.value + kSlotRanges}, range_bytes, Writable::kNo};
   }
   for (const auto& b : in) {
     segs[n++] = DriverSegment{b.addr, b.len, Writable::kYes};
   }
-  segs[n++] = DriverSegment{GuestAddr{slot_gpa.value + kSlotStatus}, 1, Writable::kYes};
-
-  VIOPOOL_TRY(qu.vq->add(std::span<const DriverSegment>(segs.data(), n), slot));
-  qu.free_slots.pop_back();
-  qu.slots[slot].cookie = cookie;
-  return {};
+  segs[n++] = DriverSegment{GuestAddr{gpa.value + kSlotStatus}, 1, Writable::kYes};
+  return commit_slot(q, slot, segs.first(n), BlkSlot{cookie});
 }
 
 Result<void> BlkDriver::read(std::uint16_t q, std::uint64_t sector, std::span<const BlkBuffer> data,
@@ -374,93 +331,36 @@ Result<void> BlkDriver::write_zeroes(std::uint16_t q, std::span<const BlkRange> 
 Result<void> BlkDriver::submit_raw(std::uint16_t q, std::uint32_t type, std::uint64_t sector,
                                    std::span<const BlkBuffer> out, std::span<const BlkBuffer> in,
                                    std::uint64_t cookie) noexcept {
-  for (const auto& b : out) {
-    if (b.len == 0 || session_.arena().host(b.addr, b.len) == nullptr) {
-      return fail(Errc::kInvalidArgument, "buffer empty or outside guest memory");
-    }
-  }
-  for (const auto& b : in) {
-    if (b.len == 0 || session_.arena().host(b.addr, b.len) == nullptr) {
-      return fail(Errc::kInvalidArgument, "buffer empty or outside guest memory");
-    }
-  }
+  VIOPOOL_TRY(check_buffers(out));
+  VIOPOOL_TRY(check_buffers(in));
   return submit_slot(q, type, sector, out, 0, in, cookie, nullptr, 0);
 }
 
-Result<bool> BlkDriver::kick(std::uint16_t q) noexcept {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  return queues_[q].vq->kick();
-}
-
 Result<std::size_t> BlkDriver::poll(std::uint16_t q, std::span<BlkCompletion> out) noexcept {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  Queue& qu = queues_[q];
-  const std::size_t want = std::min(out.size(), qu.reaped.size());
-  auto n = qu.vq->reap(std::span<DriverCompletion>(qu.reaped.data(), want));
-  if (!n) {
-    return unexpected(n.error());
-  }
-  for (std::size_t i = 0; i < *n; ++i) {
-    const auto slot = static_cast<std::uint32_t>(qu.reaped[i].cookie);
-    // The status byte was written by the device before it published the used
-    // entry; reap()'s acquire load of used->idx makes it visible here.
-    const auto status = static_cast<std::uint8_t>(slot_base(q, slot)[kSlotStatus]);
-    out[i] = BlkCompletion{qu.slots[slot].cookie, status, qu.reaped[i].len};
-    qu.free_slots.push_back(slot);
-  }
-  return *n;
+  return reap_slots(q, out,
+                    [this, q](std::uint32_t slot, const BlkSlot& s, std::uint32_t used_len,
+                              BlkCompletion& c) noexcept {
+                      // The status byte was written by the device before it published the
+                      // used entry; reap()'s acquire load of used->idx makes it visible here.
+                      const auto status =
+                          static_cast<std::uint8_t>(slot_base(q, slot)[kSlotStatus]);
+                      c = BlkCompletion{s.cookie, status, used_len};
+                    });
 }
 
 Result<std::size_t> BlkDriver::wait(std::uint16_t q, std::span<BlkCompletion> out,
                                     std::chrono::milliseconds limit) noexcept {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  auto ready = queues_[q].vq->wait_used(limit);
-  if (!ready) {
-    return unexpected(ready.error());
-  }
-  if (!*ready) {
-    return std::size_t{0};
-  }
-  return poll(q, out);
-}
-
-std::uint32_t BlkDriver::in_flight(std::uint16_t q) const noexcept {
-  return q < queues_.size() ? queues_[q].vq->in_flight() : 0;
+  return wait_then_poll(q, limit, [&]() noexcept { return poll(q, out); });
 }
 
 Result<BlkCompletion> BlkDriver::execute(std::uint16_t q, std::uint32_t type, std::uint64_t sector,
                                          std::span<const BlkBuffer> out,
                                          std::span<const BlkBuffer> in,
                                          std::chrono::milliseconds limit) {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  if (in_flight(q) != 0) {
-    return fail(Errc::kBusy, "execute() needs an idle queue");
-  }
+  VIOPOOL_TRY(check_idle(q, "execute() needs an idle queue"));
   VIOPOOL_TRY(submit_raw(q, type, sector, out, in, 0));
-  VIOPOOL_TRY(kick(q));
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  BlkCompletion c;
-  for (;;) {
-    auto n = poll(q, std::span<BlkCompletion>(&c, 1));
-    if (!n) {
-      return unexpected(n.error());
-    }
-    if (*n == 1) {
-      return c;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return fail(Errc::kTimeout, "request did not complete in time");
-    }
-    std::this_thread::yield();
-  }
+  return kick_and_poll_one<BlkCompletion>(
+      q, limit, [this, q](std::span<BlkCompletion> c) noexcept { return poll(q, c); });
 }
 
 void fill_pattern(std::span<std::byte> buf, std::uint64_t device_offset,

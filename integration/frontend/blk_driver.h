@@ -18,6 +18,7 @@
 
 #include "integration/frontend/driver_queue.h"
 #include "integration/frontend/guest_memory_arena.h"
+#include "integration/frontend/slot_driver.h"
 #include "integration/frontend/vhost_user_frontend.h"
 #include "integration/frontend/virtio_driver_session.h"
 #include "vhost-backend/base/result.h"
@@ -113,6 +114,12 @@ struct BlkCompletion {
   std::uint32_t used_len = 0;  // bytes the device says it wrote, status byte included
 };
 
+// A request's bookkeeping in host memory (its bytes in guest memory are
+// blk_driver.cc's slot layout).
+struct BlkSlot {
+  std::uint64_t cookie = 0;
+};
+
 // Ownership and threads: connect() and stop() are control-path calls that block
 // on the socket (each exchange bounded by options.frontend.timeout). Each queue
 // is driven by one thread at a time; different queues may run on different
@@ -120,7 +127,7 @@ struct BlkCompletion {
 // arena, slot and descriptor counts) and the limits the device advertised
 // (seg_max, size_max); they do not refuse writes to a read-only device or
 // requests the device did not offer, so tests can see the device reject them.
-class BlkDriver {
+class BlkDriver : public SlotDriver<BlkSlot> {
  public:
   // Performs the whole vhost-user set-up: SET_OWNER, feature and protocol
   // feature negotiation (MQ, REPLY_ACK, CONFIG), GET_QUEUE_NUM, GET_CONFIG,
@@ -134,36 +141,20 @@ class BlkDriver {
   // Calls stop() if it was not called (so it may block, bounded by the
   // message timeout; a broken connection fails at once).
   ~BlkDriver();
-  BlkDriver(const BlkDriver&) = delete;
-  BlkDriver& operator=(const BlkDriver&) = delete;
 
   // Stops every queue with GET_VRING_BASE and returns the bases the backend
   // reported (its next avail index per queue; packed: offset | wrap << 15). Requests still in
   // flight are abandoned. Idempotent; later calls return the first result.
   Result<std::vector<std::uint32_t>> stop();
 
-  // ---- Negotiated state ----
-  virtio::FeatureSet offered_features() const noexcept { return session_.offered_features(); }
-  virtio::FeatureSet features() const noexcept { return session_.features(); }
-  bool has_feature(unsigned bit) const noexcept { return session_.has_feature(bit); }
-  RingLayout ring_layout() const noexcept { return session_.ring_layout(); }
-  std::uint64_t offered_protocol_features() const noexcept {
-    return session_.offered_protocol_features();
-  }
-  std::uint64_t protocol_features() const noexcept { return session_.protocol_features(); }
-  std::uint32_t backend_queue_count() const noexcept { return session_.backend_queue_count(); }
+  // ---- Negotiated state (the rest, and queue(), kick() and in_flight(),
+  // are SlotDriver's) ----
   const BlkConfig& config() const noexcept { return config_; }
   std::uint64_t capacity_bytes() const noexcept {
     return config_.capacity_sectors * blk::kSectorSize;
   }
-  std::uint16_t num_queues() const noexcept { return static_cast<std::uint16_t>(queues_.size()); }
-  // Largest number of requests that may be in flight on one queue.
-  std::uint32_t max_in_flight() const noexcept { return slots_per_queue_; }
   // Data segments one request may carry (seg_max, bounded by the queue size).
   std::uint32_t max_data_segments() const noexcept;
-  GuestMemoryArena& arena() noexcept { return session_.arena(); }
-  VhostUserFrontend& frontend() noexcept { return session_.frontend(); }
-  DriverQueue& queue(std::uint16_t q) noexcept { return *queues_[q].vq; }
 
   // ---- Requests (queue q's thread) ----
   // Each adds one request and returns at once; nothing reaches the device
@@ -188,8 +179,6 @@ class BlkDriver {
                           std::span<const BlkBuffer> out, std::span<const BlkBuffer> in,
                           std::uint64_t cookie) noexcept;
 
-  // Publishes queued requests and notifies the device if it wants it.
-  Result<bool> kick(std::uint16_t q) noexcept;
   // Completed requests, without waiting (busy-poll). Returns the count.
   Result<std::size_t> poll(std::uint16_t q, std::span<BlkCompletion> out) noexcept;
   // Waits on the call eventfd up to `limit` for completions, then polls.
@@ -197,7 +186,6 @@ class BlkDriver {
   // queue(q).set_interrupts(kDisabled) to go back to pure busy-polling.
   Result<std::size_t> wait(std::uint16_t q, std::span<BlkCompletion> out,
                            std::chrono::milliseconds limit) noexcept;
-  std::uint32_t in_flight(std::uint16_t q) const noexcept;
 
   // Convenience for tests and set-up: submit_raw + kick, then polls until the
   // request completes or `limit` passes (kTimeout). Needs an idle queue.
@@ -208,19 +196,6 @@ class BlkDriver {
   static constexpr std::size_t kMaxRanges = 16;
 
  private:
-  struct Slot {
-    std::uint64_t cookie = 0;
-  };
-  struct Queue {
-    DriverQueue* vq = nullptr;  // owned by session_
-    ArenaBlock slot_area;       // per slot: header, status, ranges
-    std::vector<std::uint32_t> free_slots;
-    std::vector<Slot> slots;
-    std::vector<DriverCompletion> reaped;  // scratch for poll()
-    // Scratch for submit_slot(): sized once, so a request does not zero a
-    // whole chain's worth of segments on the stack each time.
-    std::vector<DriverSegment> segs;
-  };
   BlkDriver() = default;
   Result<void> setup(const BlkDriverOptions& options, std::string* why);
   Result<void> check_data(std::span<const BlkBuffer> data) const noexcept;
@@ -232,13 +207,8 @@ class BlkDriver {
                            std::span<const BlkBuffer> out, std::uint32_t range_bytes,
                            std::span<const BlkBuffer> in, std::uint64_t cookie,
                            const BlkRange* ranges, std::size_t nranges) noexcept;
-  std::byte* slot_base(std::uint16_t q, std::uint32_t slot) const noexcept;
 
-  // Connection, arena and rings; stops the rings when destroyed.
-  DeviceSession session_;
-  std::vector<Queue> queues_;
   BlkConfig config_;
-  std::uint32_t slots_per_queue_ = 0;
 };
 
 // ---- Data patterns ----

@@ -10,7 +10,6 @@
 #include <atomic>
 #include <cstdio>
 #include <memory>
-#include <thread>
 
 namespace viopool::frontend {
 
@@ -68,32 +67,24 @@ enum class Phase : std::uint8_t { kMain, kReadback };
 // How split() cuts a request's buffer into data segments.
 enum class Shape : std::uint8_t { kSingle, kVaried };
 
-struct QueueState {
-  std::uint16_t q = 0;
+// q, free (indices into reqs), in_flight and last_progress_ns are the loop's.
+struct QueueState : ClosedLoopQueue {
   std::vector<Req> reqs;
-  std::vector<std::uint32_t> free;
-  std::uint32_t in_flight = 0;
   std::uint64_t region_start = 0;  // bytes; sequential and verify modes use a partition
   std::uint64_t region_len = 0;
   std::uint64_t cursor = 0;
   bool any_written = false;
   std::uint32_t next_seed = 1;
-  std::uint64_t last_progress_ns = 0;
   Rng rng{1};
 };
 
-struct ThreadOut {
+struct ThreadOut : ClosedLoopThreadOut {
   OpStats read;
   OpStats write;
   LatencyHistogram all;
   std::uint64_t verify_bytes = 0;
   std::uint64_t verify_mismatches = 0;
   std::uint64_t readback_ios = 0;
-  std::uint64_t main_done_ns = 0;
-  std::string first_error;
-  bool failed = false;
-  Error error{};
-  std::string why;
 };
 
 class Runner {
@@ -113,7 +104,6 @@ class Runner {
                     Shape shape);
   bool pick_verify_range(QueueState& qs, std::uint64_t& off, std::uint32_t& len);
   bool pick_readback_range(QueueState& qs, std::uint64_t& off, std::uint32_t& len);
-  void fail_thread(ThreadOut& out, const Error& e, std::string why);
 
   BlkDriver& d_;
   const WorkloadOptions& o_;
@@ -177,13 +167,8 @@ Result<void> Runner::prepare(std::string* why) {
     qs.next_seed = (static_cast<std::uint32_t>(q) << 27) + 1;
     qs.reqs.resize(o_.queue_depth);
     for (std::uint32_t i = 0; i < o_.queue_depth; ++i) {
-      auto b = d_.arena().alloc(o_.block_size, 4096);
+      auto b = alloc_request_buffer(d_.arena(), o_.block_size, nq, o_.queue_depth, why);
       if (!b) {
-        if (why) {
-          *why = "guest memory too small for " + std::to_string(nq) + " x " +
-                 std::to_string(o_.queue_depth) + " buffers of " + std::to_string(o_.block_size) +
-                 " bytes: raise --mem";
-        }
         return unexpected(b.error());
       }
       qs.reqs[i].buf = *b;
@@ -399,123 +384,32 @@ void Runner::complete(QueueState& qs, const BlkCompletion& c, Phase phase, Threa
   --qs.in_flight;
 }
 
-void Runner::fail_thread(ThreadOut& out, const Error& e, std::string why) {
-  out.failed = true;
-  out.error = e;
-  out.why = std::move(why);
-  abort_.store(true);
-}
-
 void Runner::run_thread(unsigned t, std::uint64_t end_ns, ThreadOut& out) {
-  const unsigned threads = std::min<unsigned>(std::max(1u, o_.threads), queues_.size());
-  if (!o_.cpus.empty()) {
-    const int cpu = o_.cpus[t % o_.cpus.size()];
-    if (auto p = pin_current_thread(cpu); !p) {
-      fail_thread(out, make_error(Errc::kInvalidArgument, "cannot pin the thread"),
-                  "cannot pin thread " + std::to_string(t) + " to CPU " + std::to_string(cpu));
-      return;
-    }
+  ClosedLoopThread<BlkDriver, QueueState, BlkCompletion> loop(
+      d_, closed_loop_options(o_, "requests"), abort_, out);
+  if (!loop.start(t, queues_)) {
+    return;
   }
-  std::vector<QueueState*> mine;
-  std::vector<DriverQueue*> mine_vqs;  // the same queues, for wait_for_interrupts()
-  for (std::size_t q = t; q < queues_.size(); q += threads) {
-    mine.push_back(&queues_[q]);
-    mine_vqs.push_back(&d_.queue(static_cast<std::uint16_t>(q)));
+  const bool main_done = loop.run(
+      [end_ns](const QueueState&, std::uint64_t now) { return now < end_ns; },
+      [this](QueueState& qs) { return submit_next(qs, Phase::kMain); },
+      [this, &out](QueueState& qs, const BlkCompletion& c) { complete(qs, c, Phase::kMain, out); });
+  if (!main_done) {
+    return;
   }
-  const auto notif = o_.wait_mode == WaitMode::kInterrupt ? virtio::Notifications::kEnabled
-                                                          : virtio::Notifications::kDisabled;
-  const std::uint64_t io_timeout_ns =
-      static_cast<std::uint64_t>(std::chrono::nanoseconds(o_.io_timeout).count());
-  for (QueueState* qs : mine) {
-    d_.queue(qs->q).set_interrupts(notif);
-    qs->last_progress_ns = now_ns();
+  out.main_done_ns = now_ns();
+  if (o_.rw != RwMode::kVerify) {
+    return;
   }
-
-  std::array<BlkCompletion, 64> comps;
-  const Phase phases[] = {Phase::kMain, Phase::kReadback};
-  for (Phase phase : phases) {
-    if (phase == Phase::kReadback) {
-      out.main_done_ns = now_ns();
-      if (o_.rw != RwMode::kVerify) {
-        break;
-      }
-      for (QueueState* qs : mine) {
-        qs->cursor = 0;
-      }
-    }
-    for (;;) {
-      if (abort_.load(std::memory_order_relaxed)) {
-        return;
-      }
-      const std::uint64_t now = now_ns();
-      bool generating_any = false;
-      bool active = false;
-      bool progressed = false;
-      for (QueueState* qs : mine) {
-        const bool gen = phase == Phase::kMain ? now < end_ns : qs->cursor < qs->region_len;
-        generating_any |= gen;
-        while (gen && !qs->free.empty()) {
-          auto s = submit_next(*qs, phase);
-          if (!s) {
-            fail_thread(
-                out, s.error(),
-                "submitting on queue " + std::to_string(qs->q) + ": " + to_string(s.error()));
-            return;
-          }
-          if (!*s) {
-            break;
-          }
-        }
-        if (auto k = d_.kick(qs->q); !k) {
-          fail_thread(out, k.error(),
-                      "kick on queue " + std::to_string(qs->q) + ": " + to_string(k.error()));
-          return;
-        }
-        for (;;) {
-          auto n = d_.poll(qs->q, comps);
-          if (!n) {
-            fail_thread(out, n.error(),
-                        "queue " + std::to_string(qs->q) + ": " + to_string(n.error()));
-            return;
-          }
-          for (std::size_t i = 0; i < *n; ++i) {
-            complete(*qs, comps[i], phase, out);
-          }
-          if (*n > 0) {
-            progressed = true;
-            qs->last_progress_ns = now;
-          }
-          if (*n < comps.size()) {
-            break;
-          }
-        }
-        active |= qs->in_flight > 0;
-      }
-      if (!active && !generating_any) {
-        break;
-      }
-      if (!progressed) {
-        const std::uint64_t t_check = now_ns();
-        for (QueueState* qs : mine) {
-          // last_progress_ns may be later than `now` (set at a submission).
-          if (qs->in_flight > 0 && t_check > qs->last_progress_ns &&
-              t_check - qs->last_progress_ns > io_timeout_ns) {
-            fail_thread(out, make_error(Errc::kTimeout, "backend stalled"),
-                        "backend stalled: queue " + std::to_string(qs->q) + " has " +
-                            std::to_string(qs->in_flight) + " requests in flight and no " +
-                            "completion for " + std::to_string(o_.io_timeout.count()) + " ms");
-            return;
-          }
-        }
-        if (o_.wait_mode == WaitMode::kInterrupt && active) {
-          if (auto w = wait_for_interrupts(mine_vqs, std::chrono::milliseconds(50)); !w) {
-            fail_thread(out, w.error(), to_string(w.error()));
-            return;
-          }
-        }
-      }
-    }
+  // Read back every block written, each queue its own partition.
+  for (QueueState* qs : loop.queues()) {
+    qs->cursor = 0;
   }
+  (void)loop.run([](const QueueState& qs, std::uint64_t) { return qs.cursor < qs.region_len; },
+                 [this](QueueState& qs) { return submit_next(qs, Phase::kReadback); },
+                 [this, &out](QueueState& qs, const BlkCompletion& c) {
+                   complete(qs, c, Phase::kReadback, out);
+                 });
 }
 
 }  // namespace
@@ -557,29 +451,14 @@ Result<WorkloadReport> run_blk_workload(BlkDriver& driver, const WorkloadOptions
                                         std::string* why) {
   auto runner = std::make_unique<Runner>(driver, options);
   VIOPOOL_TRY(runner->prepare(why));
-  const unsigned threads =
-      std::min<unsigned>(std::max(1u, options.threads), runner->queues().size());
-  std::vector<ThreadOut> outs(threads);
-  const std::uint64_t start = now_ns();
-  const std::uint64_t end =
-      start + static_cast<std::uint64_t>(std::chrono::nanoseconds(options.runtime).count());
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) {
-    pool.emplace_back([&, t] { runner->run_thread(t, end, outs[t]); });
-  }
-  runner->run_thread(0, end, outs[0]);
-  for (auto& th : pool) {
-    th.join();
+  std::vector<ThreadOut> outs;
+  auto seconds = run_closed_loop_threads(*runner, options, outs, why);
+  if (!seconds) {
+    return unexpected(seconds.error());
   }
 
   WorkloadReport rep;
-  std::uint64_t main_done = start;
-  for (auto& o : outs) {
-    if (o.failed) {
-      if (why) *why = o.why;
-      return unexpected(o.error);
-    }
-  }
+  rep.seconds = *seconds;
   for (auto& o : outs) {
     rep.read.ios += o.read.ios;
     rep.read.bytes += o.read.bytes;
@@ -596,13 +475,8 @@ Result<WorkloadReport> run_blk_workload(BlkDriver& driver, const WorkloadOptions
     if (rep.first_error.empty()) {
       rep.first_error = o.first_error;
     }
-    main_done = std::max(main_done, o.main_done_ns);
   }
-  rep.seconds = static_cast<double>(main_done - start) / 1e9;
-  for (std::uint16_t q = 0; q < driver.num_queues(); ++q) {
-    rep.kicks += driver.queue(q).kicks();
-    rep.kicks_suppressed += driver.queue(q).kicks_suppressed();
-  }
+  add_kick_counts(driver, rep);
   // Gives the buffers back so the driver can run another workload.
   for (auto& qs : runner->queues()) {
     for (auto& r : qs.reqs) {

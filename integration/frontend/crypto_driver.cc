@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
-#include <thread>
 
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/virtio/virtio_defs.h"
@@ -58,15 +57,6 @@ constexpr unsigned kWantedBits[] = {
 
 // vhost-user SET_VRING_KICK / CALL carry the ring index in 8 bits.
 constexpr std::uint32_t kMaxVringIndex = vhost_user::kVringIndexMask;
-
-template <typename T>
-T le_at(std::span<const std::byte> raw, std::size_t off) noexcept {
-  T v{};
-  if (off + sizeof(T) <= raw.size()) {
-    std::memcpy(&v, raw.data() + off, sizeof(T));  // little-endian host (virtio_defs.h)
-  }
-  return v;
-}
 
 void note(std::string* why, const std::string& s) {
   if (why != nullptr) {
@@ -369,19 +359,19 @@ bool CryptoConfig::has_aead(std::uint32_t algo) const noexcept { return bit_of(a
 CryptoConfig parse_crypto_config(std::span<const std::byte> raw) noexcept {
   using C = crypto::Config;
   CryptoConfig c{};
-  c.status = le_at<std::uint32_t>(raw, offsetof(C, status));
-  c.max_dataqueues = le_at<std::uint32_t>(raw, offsetof(C, max_dataqueues));
-  c.crypto_services = le_at<std::uint32_t>(raw, offsetof(C, crypto_services));
-  c.cipher_algo_l = le_at<std::uint32_t>(raw, offsetof(C, cipher_algo_l));
-  c.cipher_algo_h = le_at<std::uint32_t>(raw, offsetof(C, cipher_algo_h));
-  c.hash_algo = le_at<std::uint32_t>(raw, offsetof(C, hash_algo));
-  c.mac_algo_l = le_at<std::uint32_t>(raw, offsetof(C, mac_algo_l));
-  c.mac_algo_h = le_at<std::uint32_t>(raw, offsetof(C, mac_algo_h));
-  c.aead_algo = le_at<std::uint32_t>(raw, offsetof(C, aead_algo));
-  c.max_cipher_key_len = le_at<std::uint32_t>(raw, offsetof(C, max_cipher_key_len));
-  c.max_auth_key_len = le_at<std::uint32_t>(raw, offsetof(C, max_auth_key_len));
-  c.akcipher_algo = le_at<std::uint32_t>(raw, offsetof(C, akcipher_algo));
-  c.max_size = le_at<std::uint64_t>(raw, offsetof(C, max_size));
+  c.status = config_le<std::uint32_t>(raw, offsetof(C, status));
+  c.max_dataqueues = config_le<std::uint32_t>(raw, offsetof(C, max_dataqueues));
+  c.crypto_services = config_le<std::uint32_t>(raw, offsetof(C, crypto_services));
+  c.cipher_algo_l = config_le<std::uint32_t>(raw, offsetof(C, cipher_algo_l));
+  c.cipher_algo_h = config_le<std::uint32_t>(raw, offsetof(C, cipher_algo_h));
+  c.hash_algo = config_le<std::uint32_t>(raw, offsetof(C, hash_algo));
+  c.mac_algo_l = config_le<std::uint32_t>(raw, offsetof(C, mac_algo_l));
+  c.mac_algo_h = config_le<std::uint32_t>(raw, offsetof(C, mac_algo_h));
+  c.aead_algo = config_le<std::uint32_t>(raw, offsetof(C, aead_algo));
+  c.max_cipher_key_len = config_le<std::uint32_t>(raw, offsetof(C, max_cipher_key_len));
+  c.max_auth_key_len = config_le<std::uint32_t>(raw, offsetof(C, max_auth_key_len));
+  c.akcipher_algo = config_le<std::uint32_t>(raw, offsetof(C, akcipher_algo));
+  c.max_size = config_le<std::uint64_t>(raw, offsetof(C, max_size));
   return c;
 }
 
@@ -577,21 +567,14 @@ Result<std::unique_ptr<CryptoDriver>> CryptoDriver::connect(const CryptoDriverOp
   return d;
 }
 
-// session_'s destructor stops the rings (if they came up and stop() was not
+// SlotDriver's session_ stops the rings (if they came up and stop() was not
 // called) and frees them before the arena.
 CryptoDriver::~CryptoDriver() = default;
 
 Result<std::vector<std::uint32_t>> CryptoDriver::stop() { return session_.stop(); }
 
 Result<void> CryptoDriver::setup(const CryptoDriverOptions& o, std::string* why) {
-  DeviceSessionOptions so;
-  so.socket_path = o.socket_path;
-  so.arena = o.arena;
-  so.frontend = o.frontend;
-  so.use_indirect = o.use_indirect;
-  so.ring_layout = o.ring_layout;
-  so.exclude = o.exclude;
-  VIOPOOL_TRY(session_.open(so, why));
+  VIOPOOL_TRY(session_.open(session_options(o), why));
 
   std::array<std::byte, kCryptoConfigBytes> raw{};
   VIOPOOL_TRY(session_.read_config(raw, why));
@@ -626,9 +609,9 @@ Result<void> CryptoDriver::setup(const CryptoDriverOptions& o, std::string* why)
   VIOPOOL_TRY(session_.negotiate(kWantedBits, why));
   VIOPOOL_TRY(session_.setup_memory(why));
 
-  slots_per_queue_ = o.queue_size;
+  init_queues(o.num_queues, o.queue_size, kSlotBytes, kCryptoMaxChain);
+  exec_areas_.resize(o.num_queues);
   control_index_ = static_cast<std::uint16_t>(config_.max_dataqueues);
-  queues_.resize(o.num_queues);
   std::vector<std::uint16_t> rings(o.num_queues);
   for (std::uint16_t i = 0; i < o.num_queues; ++i) {
     rings[i] = i;
@@ -655,24 +638,10 @@ Result<void> CryptoDriver::setup(const CryptoDriverOptions& o, std::string* why)
       control_area_ = *area;
       return {};
     }
-    if (i >= queues_.size()) {
+    if (i >= num_queues()) {
       return {};  // an idle data ring
     }
-    Queue& q = queues_[i];
-    q.vq = &vq;
-    auto area = session_.arena().alloc(kSlotBytes * slots_per_queue_, 64);
-    if (!area) {
-      return session_.failed_step(w, "request slots", area.error());
-    }
-    q.slot_area = *area;
-    q.slots.resize(slots_per_queue_);
-    q.free_slots.resize(slots_per_queue_);
-    for (std::uint32_t s = 0; s < slots_per_queue_; ++s) {
-      q.free_slots[s] = slots_per_queue_ - 1 - s;
-    }
-    q.reaped.resize(slots_per_queue_);
-    q.segs.resize(kCryptoMaxChain);
-    return {};
+    return attach_queue(i, vq, w);
   };
   VIOPOOL_TRY(session_.setup_queues(rings, qo, alloc, why));
   VIOPOOL_LOG_DEBUG(
@@ -863,45 +832,6 @@ Result<CryptoRawResult> CryptoDriver::control_raw(
 
 // ---- Data queues ----
 
-std::byte* CryptoDriver::slot_base(std::uint16_t q, std::uint32_t slot) const noexcept {
-  return queues_[q].slot_area.host + kSlotBytes * slot;
-}
-
-GuestAddr CryptoDriver::slot_gpa(std::uint16_t q, std::uint32_t slot) const noexcept {
-  return GuestAddr{queues_[q].slot_area.gpa.value + kSlotBytes * slot};
-}
-
-Result<void> CryptoDriver::check_buffers(std::span<const GuestBuffer> bufs) const noexcept {
-  for (const auto& b : bufs) {
-    if (b.len == 0 || session_.arena().host(b.addr, b.len) == nullptr) {
-      return fail(Errc::kInvalidArgument, "buffer empty or outside guest memory");
-    }
-  }
-  return {};
-}
-
-Result<std::uint32_t> CryptoDriver::next_slot(std::uint16_t q) const noexcept {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  if (queues_[q].free_slots.empty()) {
-    return fail(Errc::kResourceExhausted, "queue is full");
-  }
-  return queues_[q].free_slots.back();
-}
-
-Result<void> CryptoDriver::commit_slot(std::uint16_t q, std::uint32_t slot,
-                                       std::span<const DriverSegment> segs,
-                                       std::uint32_t hash_result_len,
-                                       std::uint64_t cookie) noexcept {
-  Queue& qu = queues_[q];
-  VIOPOOL_TRY(qu.vq->add(segs, slot));
-  // next_slot() handed out the back of the free list and nothing took it since.
-  qu.free_slots.pop_back();
-  qu.slots[slot] = Slot{cookie, hash_result_len};
-  return {};
-}
-
 Result<void> CryptoDriver::submit(std::uint16_t q, const CryptoOp& op,
                                   std::span<const GuestBuffer> src,
                                   std::span<const GuestBuffer> dst, std::uint64_t cookie) noexcept {
@@ -952,7 +882,7 @@ Result<void> CryptoDriver::submit(std::uint16_t q, const CryptoOp& op,
   }
   std::memset(base + kSlotHashResult, 0, op.hash_result_len);
 
-  auto& segs = queues_[q].segs;
+  const std::span<DriverSegment> segs = segment_scratch(q);
   std::size_t n = 0;
   bool overflow = false;
   const auto push = [&](GuestAddr addr, std::uint32_t len, Writable w) {
@@ -999,8 +929,7 @@ Result<void> CryptoDriver::submit(std::uint16_t q, const CryptoOp& op,
   if (overflow) {
     return fail(Errc::kInvalidArgument, "request has too many buffers");
   }
-  return commit_slot(q, *slot, std::span<const DriverSegment>(segs.data(), n), op.hash_result_len,
-                     cookie);
+  return commit_slot(q, *slot, segs.first(n), CryptoSlot{cookie, op.hash_result_len});
 }
 
 Result<void> CryptoDriver::submit_raw(std::uint16_t q, std::span<const std::byte> header,
@@ -1042,114 +971,63 @@ Result<void> CryptoDriver::submit_raw(std::uint16_t q, std::span<const std::byte
   if (status == AppendStatus::kYes) {
     segs[n++] = DriverSegment{GuestAddr{gpa.value + kSlotStatus}, 1, Writable::kYes};
   }
-  return commit_slot(q, *slot, std::span<const DriverSegment>(segs.data(), n), 0, cookie);
-}
-
-Result<bool> CryptoDriver::kick(std::uint16_t q) noexcept {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  return queues_[q].vq->kick();
+  return commit_slot(q, *slot, std::span<const DriverSegment>(segs.data(), n),
+                     CryptoSlot{cookie, 0});
 }
 
 Result<std::size_t> CryptoDriver::poll(std::uint16_t q, std::span<CryptoCompletion> out) noexcept {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  Queue& qu = queues_[q];
-  const std::size_t want = std::min(out.size(), qu.reaped.size());
-  auto n = qu.vq->reap(std::span<DriverCompletion>(qu.reaped.data(), want));
-  if (!n) {
-    return unexpected(n.error());
-  }
-  for (std::size_t i = 0; i < *n; ++i) {
-    const auto slot = static_cast<std::uint32_t>(qu.reaped[i].cookie);
-    const Slot& s = qu.slots[slot];
-    const std::byte* base = slot_base(q, slot);
-    // The device wrote the status byte and hash_result before it published
-    // the used entry; reap()'s acquire load of the used index makes them
-    // visible here.
-    CryptoCompletion& c = out[i];
-    c.cookie = s.cookie;
-    c.status = static_cast<std::uint8_t>(base[kSlotStatus]);
-    c.used_len = qu.reaped[i].len;
-    c.hash_result_len = s.hash_result_len;
-    std::memcpy(c.hash_result.data(), base + kSlotHashResult, s.hash_result_len);
-    qu.free_slots.push_back(slot);
-  }
-  return *n;
+  return reap_slots(q, out,
+                    [this, q](std::uint32_t slot, const CryptoSlot& s, std::uint32_t used_len,
+                              CryptoCompletion& c) noexcept {
+                      const std::byte* base = slot_base(q, slot);
+                      // The device wrote the status byte and hash_result before it published
+                      // the used entry; reap()'s acquire load of the used index makes them
+                      // visible here.
+                      c.cookie = s.cookie;
+                      c.status = static_cast<std::uint8_t>(base[kSlotStatus]);
+                      c.used_len = used_len;
+                      c.hash_result_len = s.hash_result_len;
+                      std::memcpy(c.hash_result.data(), base + kSlotHashResult, s.hash_result_len);
+                    });
 }
 
 Result<std::size_t> CryptoDriver::wait(std::uint16_t q, std::span<CryptoCompletion> out,
                                        std::chrono::milliseconds limit) noexcept {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  auto ready = queues_[q].vq->wait_used(limit);
-  if (!ready) {
-    return unexpected(ready.error());
-  }
-  if (!*ready) {
-    return std::size_t{0};
-  }
-  return poll(q, out);
-}
-
-std::uint32_t CryptoDriver::in_flight(std::uint16_t q) const noexcept {
-  return q < queues_.size() ? queues_[q].vq->in_flight() : 0;
+  return wait_then_poll(q, limit, [&]() noexcept { return poll(q, out); });
 }
 
 Result<void> CryptoDriver::ensure_exec_area(std::uint16_t q, std::uint64_t bytes) {
-  Queue& qu = queues_[q];
-  if (qu.exec_area && qu.exec_area.len >= bytes) {
+  ArenaBlock& exec_area = exec_areas_[q];
+  if (exec_area && exec_area.len >= bytes) {
     return {};
   }
   // Only called on an idle queue, so no request still points into the old area.
-  if (qu.exec_area) {
-    session_.arena().free(qu.exec_area);
-    qu.exec_area = ArenaBlock{};
+  if (exec_area) {
+    session_.arena().free(exec_area);
+    exec_area = ArenaBlock{};
   }
   auto area = session_.arena().alloc(std::max(bytes, kMinExecAreaBytes), 4096);
   if (!area) {
     return unexpected(area.error());
   }
-  qu.exec_area = *area;
+  exec_area = *area;
   return {};
 }
 
 Result<CryptoCompletion> CryptoDriver::wait_one(std::uint16_t q, std::chrono::milliseconds limit) {
-  VIOPOOL_TRY(kick(q));
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  CryptoCompletion c;
-  for (;;) {
-    auto n = poll(q, std::span<CryptoCompletion>(&c, 1));
-    if (!n) {
-      return unexpected(n.error());
-    }
-    if (*n == 1) {
-      return c;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return fail(Errc::kTimeout, "request did not complete in time");
-    }
-    std::this_thread::yield();
-  }
+  return kick_and_poll_one<CryptoCompletion>(
+      q, limit, [this, q](std::span<CryptoCompletion> c) noexcept { return poll(q, c); });
 }
 
 Result<CryptoResult> CryptoDriver::execute(std::uint16_t q, const CryptoOp& op,
                                            std::span<const std::byte> src, std::uint32_t dst_len,
                                            std::chrono::milliseconds limit) {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  if (in_flight(q) != 0) {
-    return fail(Errc::kBusy, "execute() needs an idle queue");
-  }
+  VIOPOOL_TRY(check_idle(q, "execute() needs an idle queue"));
   if (src.size() > UINT32_MAX) {
     return fail(Errc::kInvalidArgument, "data longer than a 32-bit length field");
   }
   VIOPOOL_TRY(ensure_exec_area(q, align64(src.size()) + align64(dst_len)));
-  AreaCursor area(queues_[q].exec_area);
+  AreaCursor area(exec_areas_[q]);
   const auto src_off = area.take(src.size());
   const auto dst_off = area.take(dst_len);
   if (!src_off || !dst_off) {
@@ -1184,12 +1062,7 @@ Result<CryptoRawResult> CryptoDriver::execute_raw(
     std::span<const std::span<const std::byte>> readable,
     std::span<const std::uint32_t> writable_lens, AppendStatus status,
     std::chrono::milliseconds limit) {
-  if (q >= queues_.size()) {
-    return fail(Errc::kInvalidArgument, "no such queue");
-  }
-  if (in_flight(q) != 0) {
-    return fail(Errc::kBusy, "execute_raw() needs an idle queue");
-  }
+  VIOPOOL_TRY(check_idle(q, "execute_raw() needs an idle queue"));
   std::uint64_t bytes = 0;
   for (const auto& r : readable) {
     bytes += align64(r.size());
@@ -1198,7 +1071,7 @@ Result<CryptoRawResult> CryptoDriver::execute_raw(
     bytes += align64(len);
   }
   VIOPOOL_TRY(ensure_exec_area(q, bytes));
-  AreaCursor area(queues_[q].exec_area);
+  AreaCursor area(exec_areas_[q]);
   std::vector<GuestBuffer> in;
   std::vector<GuestBuffer> out;
   std::vector<std::uint64_t> out_offs;

@@ -18,6 +18,7 @@
 
 #include "integration/frontend/driver_queue.h"
 #include "integration/frontend/guest_memory_arena.h"
+#include "integration/frontend/slot_driver.h"
 #include "integration/frontend/vhost_user_frontend.h"
 #include "integration/frontend/virtio_driver_session.h"
 #include "vhost-backend/base/result.h"
@@ -252,6 +253,13 @@ struct CryptoResult {
 // stays in flight and a later poll() reports it with this cookie.
 inline constexpr std::uint64_t kCryptoExecuteCookie = ~std::uint64_t{0};
 
+// A data request's bookkeeping in host memory (its bytes in guest memory are
+// crypto_driver.cc's slot layout).
+struct CryptoSlot {
+  std::uint64_t cookie = 0;
+  std::uint32_t hash_result_len = 0;  // bytes to copy out of the slot on completion
+};
+
 // Ownership and threads: connect() and stop() are control-path calls that
 // block on the socket (each exchange bounded by options.frontend.timeout).
 // Control-queue calls (create_session, destroy_session, control_raw) are
@@ -261,7 +269,7 @@ inline constexpr std::uint64_t kCryptoExecuteCookie = ~std::uint64_t{0};
 // descriptor counts) and that each field has a place in the request's layout;
 // they do not check algorithms, lengths or sessions against the device, so
 // tests can see the device reject them.
-class CryptoDriver {
+class CryptoDriver : public SlotDriver<CryptoSlot> {
  public:
   // SET_OWNER, feature negotiation (VERSION_1, EVENT_IDX, INDIRECT_DESC,
   // RING_PACKED if asked; never REVISION_1 or the stateless modes), protocol
@@ -275,32 +283,16 @@ class CryptoDriver {
                                                        std::string* why = nullptr);
   // Calls stop() if it was not called (bounded by the message timeout).
   ~CryptoDriver();
-  CryptoDriver(const CryptoDriver&) = delete;
-  CryptoDriver& operator=(const CryptoDriver&) = delete;
 
   // Stops every ring with GET_VRING_BASE and returns their bases in vring
   // order: the data queues', the idle rings' (IdleRings::kSetUp), then the
   // control queue's. Idempotent; later calls return the first result.
   Result<std::vector<std::uint32_t>> stop();
 
-  // ---- Negotiated state ----
-  virtio::FeatureSet offered_features() const noexcept { return session_.offered_features(); }
-  virtio::FeatureSet features() const noexcept { return session_.features(); }
-  bool has_feature(unsigned bit) const noexcept { return session_.has_feature(bit); }
-  RingLayout ring_layout() const noexcept { return session_.ring_layout(); }
-  std::uint64_t offered_protocol_features() const noexcept {
-    return session_.offered_protocol_features();
-  }
-  std::uint64_t protocol_features() const noexcept { return session_.protocol_features(); }
-  std::uint32_t backend_queue_count() const noexcept { return session_.backend_queue_count(); }
+  // ---- Negotiated state (the rest, and num_queues() (data queues),
+  // max_in_flight(), queue(), kick() and in_flight(), are SlotDriver's) ----
   const CryptoConfig& config() const noexcept { return config_; }
-  std::uint16_t num_queues() const noexcept { return static_cast<std::uint16_t>(queues_.size()); }
   std::uint16_t control_ring_index() const noexcept { return control_index_; }
-  // Largest number of requests that may be in flight on one data queue.
-  std::uint32_t max_in_flight() const noexcept { return slots_per_queue_; }
-  GuestMemoryArena& arena() noexcept { return session_.arena(); }
-  VhostUserFrontend& frontend() noexcept { return session_.frontend(); }
-  DriverQueue& queue(std::uint16_t q) noexcept { return *queues_[q].vq; }
   DriverQueue& control_queue() noexcept { return *control_vq_; }
 
   // ---- Control queue (synchronous; bounded by `limit`) ----
@@ -341,15 +333,12 @@ class CryptoDriver {
                           std::span<const GuestBuffer> readable,
                           std::span<const GuestBuffer> writable, AppendStatus status,
                           std::uint64_t cookie) noexcept;
-  // Publishes queued requests and notifies the device if it wants it.
-  Result<bool> kick(std::uint16_t q) noexcept;
   // Completed requests, without waiting (busy-poll). Returns the count.
   Result<std::size_t> poll(std::uint16_t q, std::span<CryptoCompletion> out) noexcept;
   // Waits on the call eventfd up to `limit` for completions, then polls;
   // 0 on timeout. Leaves the queue's interrupts enabled.
   Result<std::size_t> wait(std::uint16_t q, std::span<CryptoCompletion> out,
                            std::chrono::milliseconds limit) noexcept;
-  std::uint32_t in_flight(std::uint16_t q) const noexcept;
 
   // Convenience for tests and set-up: copies `src` into guest memory, gives
   // the device dst_len writable bytes, submits, kicks and polls until the
@@ -367,32 +356,8 @@ class CryptoDriver {
                                       std::chrono::milliseconds limit = std::chrono::seconds(10));
 
  private:
-  struct Slot {
-    std::uint64_t cookie = 0;
-    std::uint32_t hash_result_len = 0;  // bytes to copy out of the slot on completion
-  };
-  struct Queue {
-    DriverQueue* vq = nullptr;  // owned by session_
-    ArenaBlock slot_area;       // per slot: header, status, iv, hash_result, aad
-    ArenaBlock exec_area;       // execute()'s data; grown while the queue is idle
-    std::vector<std::uint32_t> free_slots;
-    std::vector<Slot> slots;
-    std::vector<DriverCompletion> reaped;  // scratch for poll()
-    // Scratch for submit(): sized once, so a request does not zero a
-    // kCryptoMaxChain array on the stack each time.
-    std::vector<DriverSegment> segs;
-  };
   CryptoDriver() = default;
   Result<void> setup(const CryptoDriverOptions& options, std::string* why);
-  Result<void> check_buffers(std::span<const GuestBuffer> bufs) const noexcept;
-  // Checks the queue and returns the slot the next request takes (its
-  // contents are the caller's to fill), or kResourceExhausted.
-  Result<std::uint32_t> next_slot(std::uint16_t q) const noexcept;
-  // Adds `segs` as the chain of slot `slot` (filled by the caller) and takes the slot.
-  Result<void> commit_slot(std::uint16_t q, std::uint32_t slot, std::span<const DriverSegment> segs,
-                           std::uint32_t hash_result_len, std::uint64_t cookie) noexcept;
-  std::byte* slot_base(std::uint16_t q, std::uint32_t slot) const noexcept;
-  GuestAddr slot_gpa(std::uint16_t q, std::uint32_t slot) const noexcept;
   Result<void> ensure_exec_area(std::uint16_t q, std::uint64_t bytes);
   Result<CryptoCompletion> wait_one(std::uint16_t q, std::chrono::milliseconds limit);
   // One control request: adds `segs`, kicks, waits. Returns the used length.
@@ -400,15 +365,14 @@ class CryptoDriver {
                                          std::chrono::milliseconds limit);
   Result<void> reap_stale_control();
 
-  DeviceSession session_;
-  std::vector<Queue> queues_;
+  // Per data queue: execute()'s data, grown while the queue is idle.
+  std::vector<ArenaBlock> exec_areas_;
   DriverQueue* control_vq_ = nullptr;  // owned by session_
   ArenaBlock control_area_;            // the one control request in flight
   std::uint64_t control_seq_ = 0;      // cookie of the last control request
   bool control_pending_ = false;       // it timed out and is still with the device
   std::uint16_t control_index_ = 0;
   CryptoConfig config_;
-  std::uint32_t slots_per_queue_ = 0;
 };
 
 }  // namespace viopool::frontend

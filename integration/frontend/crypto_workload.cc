@@ -5,10 +5,10 @@
 #include "integration/frontend/crypto_workload.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <memory>
-#include <thread>
 
 namespace viopool::frontend {
 
@@ -68,26 +68,18 @@ struct Op {
   std::uint64_t start_ns = 0;
 };
 
-struct QueueState {
-  std::uint16_t q = 0;
+// q, free (indices into ops), in_flight and last_progress_ns are the loop's.
+struct QueueState : ClosedLoopQueue {
   std::vector<Op> ops;
-  std::vector<std::uint32_t> free;
-  std::uint32_t in_flight = 0;
   std::uint64_t iv_counter = 0;
-  std::uint64_t last_progress_ns = 0;
 };
 
-struct ThreadOut {
+struct ThreadOut : ClosedLoopThreadOut {
   std::uint64_t ops = 0;
   std::uint64_t payload_bytes = 0;
   std::uint64_t errors = 0;
   std::array<std::uint64_t, 256> status_counts{};
   LatencyHistogram latency;
-  std::uint64_t main_done_ns = 0;
-  std::string first_error;
-  bool failed = false;
-  Error error{};
-  std::string why;
 };
 
 class Runner {
@@ -105,7 +97,6 @@ class Runner {
  private:
   Result<bool> submit_next(QueueState& qs);
   void complete(QueueState& qs, const CryptoCompletion& c, ThreadOut& out);
-  void fail_thread(ThreadOut& out, const Error& e, std::string why);
   std::uint32_t dst_len() const noexcept {
     return a_.service == crypto::kServiceHash || a_.service == crypto::kServiceMac
                ? 0
@@ -209,13 +200,8 @@ Result<void> Runner::prepare(std::string* why) {
     qs.iv_counter = (o_.seed << 40) ^ (std::uint64_t{q} << 32);
     qs.ops.resize(o_.queue_depth);
     for (std::uint32_t i = 0; i < o_.queue_depth; ++i) {
-      auto b = d_.arena().alloc(op_bytes, 4096);
+      auto b = alloc_request_buffer(d_.arena(), op_bytes, nq, o_.queue_depth, why);
       if (!b) {
-        if (why) {
-          *why = "guest memory too small for " + std::to_string(nq) + " x " +
-                 std::to_string(o_.queue_depth) + " buffers of " + std::to_string(op_bytes) +
-                 " bytes: raise --mem";
-        }
         return unexpected(b.error());
       }
       qs.ops[i].buf = *b;
@@ -367,109 +353,19 @@ void Runner::complete(QueueState& qs, const CryptoCompletion& c, ThreadOut& out)
   --qs.in_flight;
 }
 
-void Runner::fail_thread(ThreadOut& out, const Error& e, std::string why) {
-  out.failed = true;
-  out.error = e;
-  out.why = std::move(why);
-  abort_.store(true);
-}
-
 void Runner::run_thread(unsigned t, std::uint64_t end_ns, ThreadOut& out) {
-  const unsigned threads = std::min<unsigned>(std::max(1u, o_.threads), queues_.size());
-  if (!o_.cpus.empty()) {
-    const int cpu = o_.cpus[t % o_.cpus.size()];
-    if (auto p = pin_current_thread(cpu); !p) {
-      fail_thread(out, p.error(),
-                  "cannot pin thread " + std::to_string(t) + " to CPU " + std::to_string(cpu));
-      return;
-    }
+  ClosedLoopThread<CryptoDriver, QueueState, CryptoCompletion> loop(
+      d_, closed_loop_options(o_, "operations"), abort_, out);
+  if (!loop.start(t, queues_)) {
+    return;
   }
-  std::vector<QueueState*> mine;
-  std::vector<DriverQueue*> mine_vqs;  // the same queues, for wait_for_interrupts()
-  for (std::size_t q = t; q < queues_.size(); q += threads) {
-    mine.push_back(&queues_[q]);
-    mine_vqs.push_back(&d_.queue(static_cast<std::uint16_t>(q)));
+  const bool done =
+      loop.run([end_ns](const QueueState&, std::uint64_t now) { return now < end_ns; },
+               [this](QueueState& qs) { return submit_next(qs); },
+               [this, &out](QueueState& qs, const CryptoCompletion& c) { complete(qs, c, out); });
+  if (done) {
+    out.main_done_ns = now_ns();
   }
-  const auto notif = o_.wait_mode == WaitMode::kInterrupt ? virtio::Notifications::kEnabled
-                                                          : virtio::Notifications::kDisabled;
-  const std::uint64_t io_timeout_ns =
-      static_cast<std::uint64_t>(std::chrono::nanoseconds(o_.io_timeout).count());
-  for (QueueState* qs : mine) {
-    d_.queue(qs->q).set_interrupts(notif);
-    qs->last_progress_ns = now_ns();
-  }
-
-  std::array<CryptoCompletion, 64> comps;
-  for (;;) {
-    if (abort_.load(std::memory_order_relaxed)) {
-      return;
-    }
-    const std::uint64_t now = now_ns();
-    const bool generating = now < end_ns;
-    bool active = false;
-    bool progressed = false;
-    for (QueueState* qs : mine) {
-      while (generating && !qs->free.empty()) {
-        auto s = submit_next(*qs);
-        if (!s) {
-          fail_thread(out, s.error(),
-                      "submitting on queue " + std::to_string(qs->q) + ": " + to_string(s.error()));
-          return;
-        }
-        if (!*s) {
-          break;
-        }
-      }
-      if (auto k = d_.kick(qs->q); !k) {
-        fail_thread(out, k.error(),
-                    "kick on queue " + std::to_string(qs->q) + ": " + to_string(k.error()));
-        return;
-      }
-      for (;;) {
-        auto n = d_.poll(qs->q, comps);
-        if (!n) {
-          fail_thread(out, n.error(),
-                      "queue " + std::to_string(qs->q) + ": " + to_string(n.error()));
-          return;
-        }
-        for (std::size_t i = 0; i < *n; ++i) {
-          complete(*qs, comps[i], out);
-        }
-        if (*n > 0) {
-          progressed = true;
-          qs->last_progress_ns = now;
-        }
-        if (*n < comps.size()) {
-          break;
-        }
-      }
-      active |= qs->in_flight > 0;
-    }
-    if (!active && !generating) {
-      break;
-    }
-    if (!progressed) {
-      const std::uint64_t t_check = now_ns();
-      for (QueueState* qs : mine) {
-        // last_progress_ns may be later than `now` (set at a submission).
-        if (qs->in_flight > 0 && t_check > qs->last_progress_ns &&
-            t_check - qs->last_progress_ns > io_timeout_ns) {
-          fail_thread(out, make_error(Errc::kTimeout, "backend stalled"),
-                      "backend stalled: queue " + std::to_string(qs->q) + " has " +
-                          std::to_string(qs->in_flight) + " operations in flight and no " +
-                          "completion for " + std::to_string(o_.io_timeout.count()) + " ms");
-          return;
-        }
-      }
-      if (o_.wait_mode == WaitMode::kInterrupt && active) {
-        if (auto w = wait_for_interrupts(mine_vqs, std::chrono::milliseconds(50)); !w) {
-          fail_thread(out, w.error(), to_string(w.error()));
-          return;
-        }
-      }
-    }
-  }
-  out.main_done_ns = now_ns();
 }
 
 }  // namespace
@@ -498,32 +394,17 @@ Result<CryptoWorkloadReport> run_crypto_workload(CryptoDriver& driver,
     runner->release();
     return unexpected(s.error());
   }
-  const unsigned threads =
-      std::min<unsigned>(std::max(1u, options.threads), runner->queues().size());
-  std::vector<ThreadOut> outs(threads);
-  const std::uint64_t start = now_ns();
-  const std::uint64_t end =
-      start + static_cast<std::uint64_t>(std::chrono::nanoseconds(options.runtime).count());
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) {
-    pool.emplace_back([&, t] { runner->run_thread(t, end, outs[t]); });
-  }
-  runner->run_thread(0, end, outs[0]);
-  for (auto& th : pool) {
-    th.join();
+  std::vector<ThreadOut> outs;
+  auto seconds = run_closed_loop_threads(*runner, options, outs, why);
+  if (!seconds) {
+    // Operations may still be in flight: the buffers stay allocated (the
+    // device may still write them) and the session open.
+    return unexpected(seconds.error());
   }
 
   CryptoWorkloadReport rep;
   rep.session_id = runner->session_id();
-  for (auto& o : outs) {
-    if (o.failed) {
-      // Operations may still be in flight: the buffers stay allocated (the
-      // device may still write them) and the session open.
-      if (why) *why = o.why;
-      return unexpected(o.error);
-    }
-  }
-  std::uint64_t main_done = start;
+  rep.seconds = *seconds;
   for (auto& o : outs) {
     rep.ops += o.ops;
     rep.payload_bytes += o.payload_bytes;
@@ -535,13 +416,8 @@ Result<CryptoWorkloadReport> run_crypto_workload(CryptoDriver& driver,
     if (rep.first_error.empty()) {
       rep.first_error = o.first_error;
     }
-    main_done = std::max(main_done, o.main_done_ns);
   }
-  rep.seconds = static_cast<double>(main_done - start) / 1e9;
-  for (std::uint16_t q = 0; q < driver.num_queues(); ++q) {
-    rep.kicks += driver.queue(q).kicks();
-    rep.kicks_suppressed += driver.queue(q).kicks_suppressed();
-  }
+  add_kick_counts(driver, rep);
   rep.destroy_status = runner->close_session();
   runner->release();
   return rep;

@@ -131,24 +131,32 @@ std::string join(const json& a) {
   return s.empty() ? "none" : s;
 }
 
+// What any driver negotiated: ring layout, features (named by `name_of`) and
+// protocol features, added to a device's JSON object.
+template <typename Driver>
+json with_negotiated(json j, Driver& d, const char* (*name_of)(unsigned)) {
+  j["ring"] = d.ring_layout() == RingLayout::kPacked ? "packed" : "split";
+  j["offered_features"] = feature_names(d.offered_features(), name_of);
+  j["features"] = feature_names(d.features(), name_of);
+  j["offered_protocol_features"] = protocol_names(d.offered_protocol_features());
+  j["protocol_features"] = protocol_names(d.protocol_features());
+  return j;
+}
+
 json device_json(BlkDriver& d) {
   const BlkConfig& c = d.config();
-  return json{{"capacity_bytes", d.capacity_bytes()},
-              {"blk_size", c.blk_size},
-              {"seg_max", c.seg_max},
-              {"size_max", c.size_max},
-              {"num_queues", c.num_queues},
-              {"backend_queues", d.backend_queue_count()},
-              {"max_discard_sectors", c.max_discard_sectors},
-              {"max_discard_seg", c.max_discard_seg},
-              {"max_write_zeroes_sectors", c.max_write_zeroes_sectors},
-              {"max_write_zeroes_seg", c.max_write_zeroes_seg},
-              {"opt_io_size", c.opt_io_size},
-              {"ring", d.ring_layout() == RingLayout::kPacked ? "packed" : "split"},
-              {"offered_features", feature_names(d.offered_features())},
-              {"features", feature_names(d.features())},
-              {"offered_protocol_features", protocol_names(d.offered_protocol_features())},
-              {"protocol_features", protocol_names(d.protocol_features())}};
+  return with_negotiated(json{{"capacity_bytes", d.capacity_bytes()},
+                              {"blk_size", c.blk_size},
+                              {"seg_max", c.seg_max},
+                              {"size_max", c.size_max},
+                              {"num_queues", c.num_queues},
+                              {"backend_queues", d.backend_queue_count()},
+                              {"max_discard_sectors", c.max_discard_sectors},
+                              {"max_discard_seg", c.max_discard_seg},
+                              {"max_write_zeroes_sectors", c.max_write_zeroes_sectors},
+                              {"max_write_zeroes_seg", c.max_write_zeroes_seg},
+                              {"opt_io_size", c.opt_io_size}},
+                         d, blk_feature_name);
 }
 
 // Names of the set bits of a 64-bit algorithm mask (lo: bits 0-31, hi: 32-63).
@@ -166,25 +174,22 @@ json mask_names(std::uint32_t lo, std::uint32_t hi, const char* (*name_of)(std::
 
 json crypto_device_json(CryptoDriver& d) {
   const CryptoConfig& c = d.config();
-  return json{{"status", c.status},
-              {"hw_ready", c.hw_ready()},
-              {"max_dataqueues", c.max_dataqueues},
-              {"control_ring", d.control_ring_index()},
-              {"backend_queues", d.backend_queue_count()},
-              {"services", mask_names(c.crypto_services, 0, crypto_service_name)},
-              {"ciphers", mask_names(c.cipher_algo_l, c.cipher_algo_h, crypto_cipher_name)},
-              {"hashes", mask_names(c.hash_algo, 0, crypto_hash_name)},
-              {"macs", mask_names(c.mac_algo_l, c.mac_algo_h, crypto_mac_name)},
-              {"aeads", mask_names(c.aead_algo, 0, crypto_aead_name)},
-              {"akcipher_algo", c.akcipher_algo},
-              {"max_cipher_key_len", c.max_cipher_key_len},
-              {"max_auth_key_len", c.max_auth_key_len},
-              {"max_size", c.max_size},
-              {"ring", d.ring_layout() == RingLayout::kPacked ? "packed" : "split"},
-              {"offered_features", feature_names(d.offered_features(), crypto_feature_name)},
-              {"features", feature_names(d.features(), crypto_feature_name)},
-              {"offered_protocol_features", protocol_names(d.offered_protocol_features())},
-              {"protocol_features", protocol_names(d.protocol_features())}};
+  return with_negotiated(
+      json{{"status", c.status},
+           {"hw_ready", c.hw_ready()},
+           {"max_dataqueues", c.max_dataqueues},
+           {"control_ring", d.control_ring_index()},
+           {"backend_queues", d.backend_queue_count()},
+           {"services", mask_names(c.crypto_services, 0, crypto_service_name)},
+           {"ciphers", mask_names(c.cipher_algo_l, c.cipher_algo_h, crypto_cipher_name)},
+           {"hashes", mask_names(c.hash_algo, 0, crypto_hash_name)},
+           {"macs", mask_names(c.mac_algo_l, c.mac_algo_h, crypto_mac_name)},
+           {"aeads", mask_names(c.aead_algo, 0, crypto_aead_name)},
+           {"akcipher_algo", c.akcipher_algo},
+           {"max_cipher_key_len", c.max_cipher_key_len},
+           {"max_auth_key_len", c.max_auth_key_len},
+           {"max_size", c.max_size}},
+      d, crypto_feature_name);
 }
 
 json latency_json(const LatencyHistogram& h) {
@@ -271,22 +276,103 @@ CryptoDriverOptions crypto_driver_options(const Args& a, std::uint32_t bs, std::
   return o;
 }
 
+// Connects a driver with options `o` built with error `err` (empty: none);
+// null after printing why it failed.
+template <typename Driver, typename Options>
+std::unique_ptr<Driver> connect_driver(const Options& o, const std::string& err) {
+  if (!err.empty()) {
+    std::fprintf(stderr, "viopool-frontend: %s\n", err.c_str());
+    return nullptr;
+  }
+  std::string why;
+  auto d = Driver::connect(o, &why);
+  if (!d) {
+    std::fprintf(stderr, "viopool-frontend: %s\n", why.c_str());
+    return nullptr;
+  }
+  return std::move(*d);
+}
+
+// Fills the closed-loop options WorkloadOptions and CryptoWorkloadOptions
+// share; false after printing why --wait-mode is wrong.
+template <typename WorkloadOptionsT>
+bool fill_loop_options(const Args& a, WorkloadOptionsT& w) {
+  if (a.wait_mode != "poll" && a.wait_mode != "interrupt") {
+    std::fprintf(stderr, "viopool-frontend: --wait-mode is poll or interrupt\n");
+    return false;
+  }
+  w.queue_depth = a.qd;
+  w.runtime = seconds_to_ms(a.runtime_s);
+  w.wait_mode = a.wait_mode == "poll" ? WaitMode::kPoll : WaitMode::kInterrupt;
+  w.threads = a.threads;
+  w.cpus = a.cpus;
+  w.seed = a.seed;
+  w.io_timeout = seconds_to_ms(a.io_timeout_s);
+  return true;
+}
+
+// Connects with driver options `o` (built with error `err`), runs the
+// workload with run(driver, w, &why) and returns report(driver, report)'s
+// exit status; kExitSetup, after saying why, when either step fails.
+template <typename Driver, typename Options, typename WorkloadOptionsT, typename Run,
+          typename Report>
+int run_workload(const Options& o, const std::string& err, const WorkloadOptionsT& w, Run&& run,
+                 Report&& report) {
+  auto d = connect_driver<Driver>(o, err);
+  if (!d) {
+    return kExitSetup;
+  }
+  std::string why;
+  auto rep = run(*d, w, &why);
+  if (!rep) {
+    std::fprintf(stderr, "viopool-frontend: %s\n",
+                 why.empty() ? viopool::to_string(rep.error()).c_str() : why.c_str());
+    return kExitSetup;
+  }
+  return report(*d, *rep);
+}
+
+// The keys every workload's JSON report starts with.
+template <typename WorkloadOptionsT, typename Driver>
+json run_json(const Args& a, const WorkloadOptionsT& w, Driver& drv, double seconds) {
+  return json{{"qd", w.queue_depth},
+              {"queues", drv.num_queues()},
+              {"threads", effective_threads(w.threads, drv.num_queues())},
+              {"wait_mode", a.wait_mode},
+              {"runtime_s", seconds}};
+}
+
+// Prints the report (`j` with --json, else print_text()), repeats the first
+// error on stderr when stdout is JSON, stops the driver and returns the exit
+// status: kExitIoErrors when `bad`.
+template <typename Driver, typename PrintText>
+int finish_run(const Args& a, Driver& drv, const json& j, const std::string& first_error, bool bad,
+               PrintText&& print_text) {
+  if (a.json_out) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    print_text();
+  }
+  if (!first_error.empty() && a.json_out) {
+    std::fprintf(stderr, "viopool-frontend: %s\n", first_error.c_str());
+  }
+  if (auto s = drv.stop(); !s) {
+    std::fprintf(stderr, "viopool-frontend: stopping the queues failed: %s\n",
+                 drv.frontend().last_error_detail().c_str());
+  }
+  return bad ? kExitIoErrors : kExitOk;
+}
+
 int run_info(const Args& a) {
   std::string err;
   BlkDriverOptions o = driver_options(a, 4096, err);
-  if (!err.empty()) {
-    std::fprintf(stderr, "viopool-frontend: %s\n", err.c_str());
-    return kExitSetup;
-  }
   o.num_queues = 1;
-  std::string why;
-  auto d = BlkDriver::connect(o, &why);
+  auto d = connect_driver<BlkDriver>(o, err);
   if (!d) {
-    std::fprintf(stderr, "viopool-frontend: %s\n", why.c_str());
     return kExitSetup;
   }
-  json j = device_json(**d);
-  auto bases = (*d)->stop();
+  json j = device_json(*d);
+  auto bases = d->stop();
   if (a.json_out) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
@@ -312,82 +398,30 @@ int run_info(const Args& a) {
   }
   if (!bases) {
     std::fprintf(stderr, "viopool-frontend: stopping the queue failed: %s\n",
-                 (*d)->frontend().last_error_detail().c_str());
+                 d->frontend().last_error_detail().c_str());
     return kExitSetup;
   }
   return kExitOk;
 }
 
-int run_blk(const Args& a) {
-  WorkloadOptions w;
-  if (!parse_rw_mode(a.rw, w.rw)) {
-    std::fprintf(stderr, "viopool-frontend: unknown --rw %s\n", a.rw.c_str());
-    return kExitSetup;
-  }
-  std::uint64_t bs = 0;
-  const std::string bs_text = a.bs.empty() ? (w.rw == RwMode::kVerify ? "64k" : "4k") : a.bs;
-  if (!parse_bytes(bs_text, bs) || bs == 0 || bs % 512 != 0 || bs > (1u << 30)) {
-    std::fprintf(stderr, "viopool-frontend: --bs must be a multiple of 512: %s\n", bs_text.c_str());
-    return kExitSetup;
-  }
-  w.block_size = static_cast<std::uint32_t>(bs);
-  if (a.size != "auto" && (!parse_bytes(a.size, w.size) || w.size == 0)) {
-    std::fprintf(stderr, "viopool-frontend: --size is not a size: %s\n", a.size.c_str());
-    return kExitSetup;
-  }
-  if (a.wait_mode != "poll" && a.wait_mode != "interrupt") {
-    std::fprintf(stderr, "viopool-frontend: --wait-mode is poll or interrupt\n");
-    return kExitSetup;
-  }
-  w.queue_depth = a.qd;
-  w.runtime = seconds_to_ms(a.runtime_s);
-  w.rw_mix_read = a.rwmixread;
-  w.wait_mode = a.wait_mode == "poll" ? WaitMode::kPoll : WaitMode::kInterrupt;
-  w.threads = a.threads;
-  w.cpus = a.cpus;
-  w.seed = a.seed;
-  w.io_timeout = seconds_to_ms(a.io_timeout_s);
-
-  std::string err;
-  const BlkDriverOptions o = driver_options(a, w.block_size, err);
-  if (!err.empty()) {
-    std::fprintf(stderr, "viopool-frontend: %s\n", err.c_str());
-    return kExitSetup;
-  }
-  std::string why;
-  auto d = BlkDriver::connect(o, &why);
-  if (!d) {
-    std::fprintf(stderr, "viopool-frontend: %s\n", why.c_str());
-    return kExitSetup;
-  }
-  BlkDriver& drv = **d;
-  auto rep = run_blk_workload(drv, w, &why);
-  if (!rep) {
-    std::fprintf(stderr, "viopool-frontend: %s\n",
-                 why.empty() ? viopool::to_string(rep.error()).c_str() : why.c_str());
-    return kExitSetup;
-  }
-  const WorkloadReport& r = *rep;
+// Prints a blk run (JSON or text), stops the driver and returns the exit status.
+int report_blk(const Args& a, const WorkloadOptions& w, BlkDriver& drv, const WorkloadReport& r) {
   const double secs = r.seconds > 0 ? r.seconds : 1;
-  json j{{"rw", a.rw},
-         {"bs", w.block_size},
-         {"qd", w.queue_depth},
-         {"queues", drv.num_queues()},
-         {"threads", std::min<unsigned>(std::max(1u, w.threads), drv.num_queues())},
-         {"wait_mode", a.wait_mode},
-         {"runtime_s", r.seconds},
-         {"size", w.size != 0 ? w.size : drv.capacity_bytes()},
-         {"device", device_json(drv)},
-         {"ios", r.ios()},
-         {"iops", static_cast<double>(r.ios()) / secs},
-         {"mb_s", static_cast<double>(r.read.bytes + r.write.bytes) / secs / 1e6},
-         {"mib_s", static_cast<double>(r.read.bytes + r.write.bytes) / secs / (1 << 20)},
-         {"errors", r.errors()},
-         {"lat_us", latency_json(r.latency)},
-         {"read", op_json(r.read, r.seconds)},
-         {"write", op_json(r.write, r.seconds)},
-         {"kicks", r.kicks},
-         {"kicks_suppressed", r.kicks_suppressed}};
+  json j = run_json(a, w, drv, r.seconds);
+  j.update(json{{"rw", a.rw},
+                {"bs", w.block_size},
+                {"size", w.size != 0 ? w.size : drv.capacity_bytes()},
+                {"device", device_json(drv)},
+                {"ios", r.ios()},
+                {"iops", static_cast<double>(r.ios()) / secs},
+                {"mb_s", static_cast<double>(r.read.bytes + r.write.bytes) / secs / 1e6},
+                {"mib_s", static_cast<double>(r.read.bytes + r.write.bytes) / secs / (1 << 20)},
+                {"errors", r.errors()},
+                {"lat_us", latency_json(r.latency)},
+                {"read", op_json(r.read, r.seconds)},
+                {"write", op_json(r.write, r.seconds)},
+                {"kicks", r.kicks},
+                {"kicks_suppressed", r.kicks_suppressed}});
   if (w.rw == RwMode::kVerify) {
     j["verify"] = json{{"bytes", r.verify_bytes},
                        {"mismatches", r.verify_mismatches},
@@ -395,10 +429,7 @@ int run_blk(const Args& a) {
   }
   j["first_error"] = r.first_error;
   const bool bad = r.errors() != 0 || r.verify_mismatches != 0;
-
-  if (a.json_out) {
-    std::printf("%s\n", j.dump(2).c_str());
-  } else {
+  return finish_run(a, drv, j, r.first_error, bad, [&] {
     std::printf(
         "viopool-frontend blk: rw=%s bs=%u qd=%u queues=%u wait=%s runtime=%.2fs "
         "size=%llu\n",
@@ -429,64 +460,41 @@ int run_blk(const Args& a) {
     if (!r.first_error.empty()) {
       std::printf("  first error: %s\n", r.first_error.c_str());
     }
-  }
-  if (!r.first_error.empty() && a.json_out) {
-    std::fprintf(stderr, "viopool-frontend: %s\n", r.first_error.c_str());
-  }
-  if (auto s = drv.stop(); !s) {
-    std::fprintf(stderr, "viopool-frontend: stopping the queues failed: %s\n",
-                 drv.frontend().last_error_detail().c_str());
-  }
-  return bad ? kExitIoErrors : kExitOk;
+  });
 }
 
-int run_crypto(const Args& a) {
-  CryptoWorkloadOptions w;
-  if (!parse_crypto_algo(a.algo, w.algo)) {
-    std::fprintf(stderr, "viopool-frontend: unknown --algo %s\n", a.algo.c_str());
+int run_blk(const Args& a) {
+  WorkloadOptions w;
+  if (!parse_rw_mode(a.rw, w.rw)) {
+    std::fprintf(stderr, "viopool-frontend: unknown --rw %s\n", a.rw.c_str());
     return kExitSetup;
   }
   std::uint64_t bs = 0;
-  const std::string bs_text = a.bs.empty() ? "4k" : a.bs;
-  if (!parse_bytes(bs_text, bs) || bs == 0 || bs > (1u << 30)) {
-    std::fprintf(stderr, "viopool-frontend: --bs must be 1 byte to 1 GiB: %s\n", bs_text.c_str());
-    return kExitSetup;
-  }
-  if (a.wait_mode != "poll" && a.wait_mode != "interrupt") {
-    std::fprintf(stderr, "viopool-frontend: --wait-mode is poll or interrupt\n");
+  const std::string bs_text = a.bs.empty() ? (w.rw == RwMode::kVerify ? "64k" : "4k") : a.bs;
+  if (!parse_bytes(bs_text, bs) || bs == 0 || bs % 512 != 0 || bs > (1u << 30)) {
+    std::fprintf(stderr, "viopool-frontend: --bs must be a multiple of 512: %s\n", bs_text.c_str());
     return kExitSetup;
   }
   w.block_size = static_cast<std::uint32_t>(bs);
-  w.key_size = a.key_size;
-  w.aad_len = a.aad_len;
-  w.queue_depth = a.qd;
-  w.runtime = seconds_to_ms(a.runtime_s);
-  w.wait_mode = a.wait_mode == "poll" ? WaitMode::kPoll : WaitMode::kInterrupt;
-  w.threads = a.threads;
-  w.cpus = a.cpus;
-  w.seed = a.seed;
-  w.io_timeout = seconds_to_ms(a.io_timeout_s);
+  if (a.size != "auto" && (!parse_bytes(a.size, w.size) || w.size == 0)) {
+    std::fprintf(stderr, "viopool-frontend: --size is not a size: %s\n", a.size.c_str());
+    return kExitSetup;
+  }
+  w.rw_mix_read = a.rwmixread;
+  if (!fill_loop_options(a, w)) {
+    return kExitSetup;
+  }
 
   std::string err;
-  const CryptoDriverOptions o = crypto_driver_options(a, w.block_size, err);
-  if (!err.empty()) {
-    std::fprintf(stderr, "viopool-frontend: %s\n", err.c_str());
-    return kExitSetup;
-  }
-  std::string why;
-  auto d = CryptoDriver::connect(o, &why);
-  if (!d) {
-    std::fprintf(stderr, "viopool-frontend: %s\n", why.c_str());
-    return kExitSetup;
-  }
-  CryptoDriver& drv = **d;
-  auto rep = run_crypto_workload(drv, w, &why);
-  if (!rep) {
-    std::fprintf(stderr, "viopool-frontend: %s\n",
-                 why.empty() ? viopool::to_string(rep.error()).c_str() : why.c_str());
-    return kExitSetup;
-  }
-  const CryptoWorkloadReport& r = *rep;
+  const BlkDriverOptions o = driver_options(a, w.block_size, err);
+  return run_workload<BlkDriver>(
+      o, err, w, run_blk_workload,
+      [&](BlkDriver& drv, const WorkloadReport& r) { return report_blk(a, w, drv, r); });
+}
+
+// Prints a crypto run (JSON or text), stops the driver and returns the exit status.
+int report_crypto(const Args& a, const CryptoWorkloadOptions& w, CryptoDriver& drv,
+                  const CryptoWorkloadReport& r) {
   const auto& h = r.latency;
   json statuses = json::object();
   for (std::size_t st = 0; st < r.status_counts.size(); ++st) {
@@ -498,38 +506,31 @@ int run_crypto(const Args& a) {
   if (first_error.empty() && r.destroy_status != viopool::crypto::kStatusOk) {
     first_error = std::string("destroy session: status ") + crypto_status_name(r.destroy_status);
   }
-  json j{{"algo", crypto_algo_name(w.algo)},
-         {"key_size", w.key_size},
-         {"bs", w.block_size},
-         {"aad_len", w.aad_len},
-         {"qd", w.queue_depth},
-         {"queues", drv.num_queues()},
-         {"threads", std::min<unsigned>(std::max(1u, w.threads), drv.num_queues())},
-         {"wait_mode", a.wait_mode},
-         {"runtime_s", r.seconds},
-         {"device", crypto_device_json(drv)},
-         {"session_id", r.session_id},
-         {"ops", r.ops},
-         {"ops_per_sec", r.ops_per_sec()},
-         {"gbps", r.gbps()},
-         {"payload_bytes", r.payload_bytes},
-         {"errors", r.errors},
-         {"status_counts", statuses},
-         {"lat_ns", json{{"min", h.min()},
-                         {"mean", h.mean()},
-                         {"p50", h.percentile(0.50)},
-                         {"p99", h.percentile(0.99)},
-                         {"p999", h.percentile(0.999)},
-                         {"max", h.max()}}},
-         {"destroy_status", crypto_status_name(r.destroy_status)},
-         {"kicks", r.kicks},
-         {"kicks_suppressed", r.kicks_suppressed},
-         {"first_error", first_error}};
+  json j = run_json(a, w, drv, r.seconds);
+  j.update(json{{"algo", crypto_algo_name(w.algo)},
+                {"key_size", w.key_size},
+                {"bs", w.block_size},
+                {"aad_len", w.aad_len},
+                {"device", crypto_device_json(drv)},
+                {"session_id", r.session_id},
+                {"ops", r.ops},
+                {"ops_per_sec", r.ops_per_sec()},
+                {"gbps", r.gbps()},
+                {"payload_bytes", r.payload_bytes},
+                {"errors", r.errors},
+                {"status_counts", statuses},
+                {"lat_ns", json{{"min", h.min()},
+                                {"mean", h.mean()},
+                                {"p50", h.percentile(0.50)},
+                                {"p99", h.percentile(0.99)},
+                                {"p999", h.percentile(0.999)},
+                                {"max", h.max()}}},
+                {"destroy_status", crypto_status_name(r.destroy_status)},
+                {"kicks", r.kicks},
+                {"kicks_suppressed", r.kicks_suppressed},
+                {"first_error", first_error}});
   const bool bad = r.errors != 0 || r.destroy_status != viopool::crypto::kStatusOk;
-
-  if (a.json_out) {
-    std::printf("%s\n", j.dump(2).c_str());
-  } else {
+  return finish_run(a, drv, j, first_error, bad, [&] {
     std::printf(
         "viopool-frontend crypto: algo=%s key=%u bs=%u qd=%u queues=%u wait=%s "
         "runtime=%.2fs\n",
@@ -552,15 +553,34 @@ int run_crypto(const Args& a) {
     if (!first_error.empty()) {
       std::printf("  first error: %s\n", first_error.c_str());
     }
+  });
+}
+
+int run_crypto(const Args& a) {
+  CryptoWorkloadOptions w;
+  if (!parse_crypto_algo(a.algo, w.algo)) {
+    std::fprintf(stderr, "viopool-frontend: unknown --algo %s\n", a.algo.c_str());
+    return kExitSetup;
   }
-  if (!first_error.empty() && a.json_out) {
-    std::fprintf(stderr, "viopool-frontend: %s\n", first_error.c_str());
+  std::uint64_t bs = 0;
+  const std::string bs_text = a.bs.empty() ? "4k" : a.bs;
+  if (!parse_bytes(bs_text, bs) || bs == 0 || bs > (1u << 30)) {
+    std::fprintf(stderr, "viopool-frontend: --bs must be 1 byte to 1 GiB: %s\n", bs_text.c_str());
+    return kExitSetup;
   }
-  if (auto s = drv.stop(); !s) {
-    std::fprintf(stderr, "viopool-frontend: stopping the queues failed: %s\n",
-                 drv.frontend().last_error_detail().c_str());
+  if (!fill_loop_options(a, w)) {
+    return kExitSetup;
   }
-  return bad ? kExitIoErrors : kExitOk;
+  w.block_size = static_cast<std::uint32_t>(bs);
+  w.key_size = a.key_size;
+  w.aad_len = a.aad_len;
+
+  std::string err;
+  const CryptoDriverOptions o = crypto_driver_options(a, w.block_size, err);
+  return run_workload<CryptoDriver>(o, err, w, run_crypto_workload,
+                                    [&](CryptoDriver& drv, const CryptoWorkloadReport& r) {
+                                      return report_crypto(a, w, drv, r);
+                                    });
 }
 
 void add_connection_options(CLI::App* c, Args& a) {
@@ -595,6 +615,39 @@ void add_connection_options(CLI::App* c, Args& a) {
   c->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")
       ->default_val("warn");
   c->add_flag("--json", a.json_out, "print one JSON object on stdout instead of text");
+}
+
+// How blk and crypto name their work in the help of the options they share.
+struct WorkloadNouns {
+  const char* item;   // what is in flight: "requests", "operations"
+  const char* queue;  // what carries it: "queue", "data queue"
+  const char* work;   // what --runtime times: "I/O", "operations"
+};
+
+// --qd, --queues, --threads and --runtime (--queues' help is the device's).
+void add_queue_options(CLI::App* c, Args& a, const WorkloadNouns& n, const char* queues_help) {
+  c->add_option("--qd", a.qd, std::string(n.item) + " in flight per " + n.queue)->default_val(32);
+  c->add_option("--queues", a.queues, queues_help)->default_val(1);
+  c->add_option(
+       "--threads", a.threads,
+       std::string("threads driving the ") + n.queue + "s (queue i runs on thread i mod N)")
+      ->default_val(1);
+  c->add_option("--runtime", a.runtime_s,
+                std::string("seconds of ") + n.work + " (fractions allowed)")
+      ->default_val(10);
+}
+
+// --wait-mode, --cpus, --seed and --io-timeout (--seed's help says what it seeds).
+void add_loop_options(CLI::App* c, Args& a, const WorkloadNouns& n, const char* wait_mode_help,
+                      const char* seed_help) {
+  c->add_option("--wait-mode", a.wait_mode, wait_mode_help)->default_val("poll");
+  c->add_option("--cpus", a.cpus, "pin thread i to CPU cpus[i mod n], e.g. --cpus 1,2")
+      ->delimiter(',');
+  c->add_option("--seed", a.seed, seed_help)->default_val(1);
+  c->add_option("--io-timeout", a.io_timeout_s,
+                std::string("seconds without any completion, with ") + n.item +
+                    " in flight, before the run fails as stalled")
+      ->default_val(10);
 }
 
 }  // namespace
@@ -639,29 +692,17 @@ int main(int argc, char** argv) {
   blk->add_option("--bs", a.bs,
                   "bytes per request (k/m/g suffixes, binary); with --rw verify the largest "
                   "request. Default 4k, or 64k for verify");
-  blk->add_option("--qd", a.qd, "requests in flight per queue")->default_val(32);
-  blk->add_option("--queues", a.queues, "virtqueues to use (the device must offer as many)")
-      ->default_val(1);
-  blk->add_option("--threads", a.threads,
-                  "threads driving the queues (queue i runs on thread i mod N)")
-      ->default_val(1);
-  blk->add_option("--runtime", a.runtime_s, "seconds of I/O (fractions allowed)")->default_val(10);
+  const WorkloadNouns blk_nouns{"requests", "queue", "I/O"};
+  add_queue_options(blk, a, blk_nouns, "virtqueues to use (the device must offer as many)");
   blk->add_option("--size", a.size,
                   "bytes of the device to use, from offset 0 (k/m/g/t suffixes), or auto for "
                   "the whole capacity from GET_CONFIG")
       ->default_val("auto");
   blk->add_option("--rwmixread", a.rwmixread, "randrw: percentage of reads")->default_val(50);
-  blk->add_option("--wait-mode", a.wait_mode,
-                  "poll: busy-poll the used rings; interrupt: sleep on the call eventfds "
-                  "(measures notification latency too)")
-      ->default_val("poll");
-  blk->add_option("--cpus", a.cpus, "pin thread i to CPU cpus[i mod n], e.g. --cpus 1,2")
-      ->delimiter(',');
-  blk->add_option("--seed", a.seed, "random seed for offsets, sizes and patterns")->default_val(1);
-  blk->add_option("--io-timeout", a.io_timeout_s,
-                  "seconds without any completion, with requests in flight, before the run "
-                  "fails as stalled")
-      ->default_val(10);
+  add_loop_options(blk, a, blk_nouns,
+                   "poll: busy-poll the used rings; interrupt: sleep on the call eventfds "
+                   "(measures notification latency too)",
+                   "random seed for offsets, sizes and patterns");
 
   auto* cry = app.add_subcommand(
       "crypto",
@@ -688,24 +729,12 @@ int main(int argc, char** argv) {
                   "Default 4k");
   cry->add_option("--aad-len", a.aad_len, "aes-gcm: additional authenticated data bytes (0-512)")
       ->default_val(0);
-  cry->add_option("--qd", a.qd, "operations in flight per data queue")->default_val(32);
-  cry->add_option("--queues", a.queues, "data queues to use (at most the config's max_dataqueues)")
-      ->default_val(1);
-  cry->add_option("--threads", a.threads,
-                  "threads driving the data queues (queue i runs on thread i mod N)")
-      ->default_val(1);
-  cry->add_option("--runtime", a.runtime_s, "seconds of operations (fractions allowed)")
-      ->default_val(10);
-  cry->add_option("--wait-mode", a.wait_mode,
-                  "poll: busy-poll the used rings; interrupt: sleep on the call eventfds")
-      ->default_val("poll");
-  cry->add_option("--cpus", a.cpus, "pin thread i to CPU cpus[i mod n], e.g. --cpus 1,2")
-      ->delimiter(',');
-  cry->add_option("--seed", a.seed, "seed for the key, IVs and payload bytes")->default_val(1);
-  cry->add_option("--io-timeout", a.io_timeout_s,
-                  "seconds without any completion, with operations in flight, before the run "
-                  "fails as stalled")
-      ->default_val(10);
+  const WorkloadNouns crypto_nouns{"operations", "data queue", "operations"};
+  add_queue_options(cry, a, crypto_nouns,
+                    "data queues to use (at most the config's max_dataqueues)");
+  add_loop_options(cry, a, crypto_nouns,
+                   "poll: busy-poll the used rings; interrupt: sleep on the call eventfds",
+                   "seed for the key, IVs and payload bytes");
 
   auto* info = app.add_subcommand(
       "info",

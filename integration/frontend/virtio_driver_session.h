@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -33,6 +34,18 @@ struct DeviceSessionOptions {
   // Feature bits never acked even when offered.
   virtio::FeatureSet exclude;
 };
+
+// The little-endian field of type T at byte `off` of a config space read
+// with DeviceSession::read_config(), or 0 when `raw` is too short (the device
+// drivers decode their config structs with it).
+template <typename T>
+T config_le(std::span<const std::byte> raw, std::size_t off) noexcept {
+  T v{};
+  if (off + sizeof(T) <= raw.size()) {
+    std::memcpy(&v, raw.data() + off, sizeof(T));  // little-endian host (virtio_defs.h)
+  }
+  return v;
+}
 
 // Per-ring parameters of setup_queues().
 struct SessionQueueOptions {

@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <string>
 
 namespace viopool::frontend {
 
@@ -29,6 +30,18 @@ Result<void> pin_current_thread(int cpu) noexcept {
     return fail(Errc::kInvalidArgument, "cannot pin the thread", e);
   }
   return {};
+}
+
+Result<ArenaBlock> alloc_request_buffer(GuestMemoryArena& arena, std::uint64_t bytes,
+                                        std::uint16_t queues, std::uint32_t queue_depth,
+                                        std::string* why) {
+  auto b = arena.alloc(bytes, 4096);
+  if (!b && why != nullptr) {
+    *why = "guest memory too small for " + std::to_string(queues) + " x " +
+           std::to_string(queue_depth) + " buffers of " + std::to_string(bytes) +
+           " bytes: raise --mem";
+  }
+  return b;
 }
 
 Result<void> wait_for_interrupts(std::span<DriverQueue* const> queues,
