@@ -3,14 +3,15 @@
 #   make demo   viopool-host + a dpdk-testpmd frontend, live per-queue rates
 #   make test   the whole CTest suite (dev build: unit, component and system,
 #               the last with a real Linux guest under QEMU), then the unit and
-#               component tiers again under AddressSanitizer/UBSan
+#               component tiers again under AddressSanitizer/UBSan, then the
+#               fabric decoders' fuzzers for a few seconds each
 #   make images the guest images (vm-images/) into build/vm-images/
 #   make build  just build (preset dev, into build/)
 #   make bench  the side-by-side benchmarks in bench/
 SHELL := /bin/bash
 DURATION ?= 20
 
-.PHONY: deps build build-asan demo test test-dev test-asan bench images clean
+.PHONY: deps build build-asan build-fuzz demo test test-dev test-asan test-fuzz bench images clean
 
 deps:
 	bash scripts/install-deps
@@ -32,7 +33,14 @@ test-dev: build
 test-asan: build-asan
 	ctest --preset asan -L 'unit|component'
 
-test: test-dev test-asan
+build-fuzz: deps
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz
+
+test-fuzz: build-fuzz
+	bash tests/fuzz/run build-fuzz 10
+
+test: test-dev test-asan test-fuzz
 
 bench: build
 	bash bench/net_loopback
@@ -43,4 +51,4 @@ images: build
 	cmake --build --preset dev --target images
 
 clean:
-	rm -rf build build-asan build-release build-nodpdk
+	rm -rf build build-asan build-release build-nodpdk build-fuzz

@@ -1,0 +1,140 @@
+// The fabric's wire format (docs/fabric.md): frame header, message payloads,
+// encode and decode. Pure C++ on byte spans, no DPDK and no allocation; every
+// decoder validates what it reads and never touches bytes outside its input
+// (they are fuzzed: tests/fuzz). Integers are big-endian on the wire.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "vhost-backend/base/result.h"
+
+namespace viopool::pool {
+
+inline constexpr std::uint16_t kMagic = 0x5650;  // "VP"
+inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::size_t kHeaderBytes = 56;
+inline constexpr std::size_t kAuthOffset = 40;
+inline constexpr std::size_t kAuthBytes = 16;
+inline constexpr std::uint16_t kEtherType = 0x88B5;  // IEEE local experimental
+
+enum class Opcode : std::uint8_t {
+  kHello = 1,
+  kHelloAck = 2,
+  kConfigRead = 3,
+  kConfigData = 4,
+  kRequest = 5,
+  kData = 6,
+  kCompletion = 7,
+  kAck = 8,
+  kNak = 9,
+  kKeepalive = 10,
+  kGoodbye = 11,
+};
+const char* to_string(Opcode o) noexcept;
+
+inline constexpr std::uint16_t kFlagAck = 1u << 0;   // `ack` is valid
+inline constexpr std::uint16_t kFlagMore = 1u << 1;  // more fragments follow
+inline constexpr std::uint16_t kFlagRetx = 1u << 2;  // a retransmission
+inline constexpr std::uint16_t kFlagSack = 1u << 3;  // ACK payload carries SACK blocks
+inline constexpr std::uint16_t kFlagsKnown = kFlagAck | kFlagMore | kFlagRetx | kFlagSack;
+
+struct FrameHeader {
+  Opcode opcode = Opcode::kKeepalive;
+  std::uint16_t flags = 0;
+  std::uint16_t queue_id = 0;
+  std::uint32_t function_id = 0;
+  std::uint32_t tag = 0;
+  std::uint32_t seq = 0;
+  std::uint32_t ack = 0;
+  std::uint16_t credits = 0;
+  std::uint32_t length = 0;          // payload bytes in this frame
+  std::uint32_t frag_offset = 0;     // offset of this payload in its message
+  std::uint32_t message_length = 0;  // the whole message's payload
+  std::array<std::uint8_t, kAuthBytes> auth{};
+};
+
+struct Frame {
+  FrameHeader header;
+  std::span<const std::byte> payload;  // points into the decoded buffer
+};
+
+// Header plus payload into `out`; header.length is set from the payload.
+// kInvalidArgument if `out` is too small or the fragment fields are
+// inconsistent (frag_offset + length > message_length, or MORE clear on a
+// fragment that does not end the message). Returns the bytes written.
+Result<std::size_t> encode_frame(FrameHeader h, std::span<const std::byte> payload,
+                                 std::span<std::byte> out) noexcept;
+// Validates a received frame (docs/fabric.md, "Frames"); kProtocol with the
+// reason in Error::what for anything malformed. The authentication tag is not
+// checked here (frame_auth.h).
+Result<Frame> decode_frame(std::span<const std::byte> in) noexcept;
+
+// ---- Payloads ----
+
+struct Hello {  // HELLO and HELLO_ACK
+  std::uint64_t lease_id = 0;
+  std::uint32_t node_id = 0;
+  std::uint16_t mtu = 0;
+  std::uint16_t window = 0;
+  std::array<std::uint8_t, 16> nonce{};
+};
+inline constexpr std::size_t kHelloBytes = 32;
+
+struct ConfigRange {  // CONFIG_READ, and the head of CONFIG_DATA
+  std::uint32_t offset = 0;
+  std::uint32_t size = 0;
+};
+inline constexpr std::size_t kConfigRangeBytes = 8;
+inline constexpr std::uint32_t kMaxConfigBytes = 4096;
+
+enum class BlockOp : std::uint8_t { kRead = 0, kWrite = 1, kFlush = 2, kDiscard = 3, kWriteZeroes = 4 };
+inline constexpr std::uint8_t kBlockFlagUnmap = 1;
+
+struct BlockRequest {  // head of a REQUEST
+  BlockOp op = BlockOp::kRead;
+  std::uint8_t flags = 0;
+  std::uint32_t length = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t deadline_us = 0;
+};
+inline constexpr std::size_t kBlockRequestBytes = 24;
+
+struct Completion {
+  std::int32_t status = 0;  // 0 or a negative errno
+  std::uint32_t bytes = 0;
+};
+inline constexpr std::size_t kCompletionBytes = 8;
+
+struct SackBlock {
+  std::uint32_t start = 0;
+  std::uint32_t end = 0;  // exclusive
+};
+inline constexpr std::size_t kMaxSackBlocks = 8;
+struct Sack {
+  std::array<SackBlock, kMaxSackBlocks> blocks{};
+  std::size_t count = 0;
+};
+
+enum class NakReason : std::uint32_t { kUnknownFunction = 1, kNotEstablished = 2, kNoResources = 3 };
+
+// Each encoder returns the bytes written (kInvalidArgument if `out` is too
+// small or the value cannot be sent); each decoder takes exactly its payload
+// (REQUEST and CONFIG_DATA: their head, the data follows) and returns
+// kProtocol for anything malformed.
+Result<std::size_t> encode_hello(const Hello& h, std::span<std::byte> out) noexcept;
+Result<Hello> decode_hello(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_config_range(const ConfigRange& c, std::span<std::byte> out) noexcept;
+Result<ConfigRange> decode_config_range(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_block_request(const BlockRequest& r, std::span<std::byte> out) noexcept;
+Result<BlockRequest> decode_block_request(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_completion(const Completion& c, std::span<std::byte> out) noexcept;
+Result<Completion> decode_completion(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_sack(const Sack& s, std::span<std::byte> out) noexcept;
+Result<Sack> decode_sack(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_nak(NakReason r, std::span<std::byte> out) noexcept;
+Result<NakReason> decode_nak(std::span<const std::byte> in) noexcept;
+
+}  // namespace viopool::pool

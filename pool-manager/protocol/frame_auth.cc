@@ -1,0 +1,78 @@
+// SipHash-2-4-128 frame tags through OpenSSL's EVP_MAC.
+#include "pool-manager/protocol/frame_auth.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <cstring>
+
+#include "pool-manager/protocol/fabric_codec.h"
+
+namespace viopool::pool {
+
+struct FrameAuthenticator::Impl {
+  EVP_MAC* mac = nullptr;
+  EVP_MAC_CTX* ctx = nullptr;
+  ~Impl() {
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+  }
+};
+
+Result<std::unique_ptr<FrameAuthenticator>> FrameAuthenticator::create(const AuthKey& key) {
+  std::unique_ptr<FrameAuthenticator> a(new FrameAuthenticator());
+  a->key_ = key;
+  a->impl_ = std::make_unique<Impl>();
+  a->impl_->mac = EVP_MAC_fetch(nullptr, "SIPHASH", nullptr);
+  if (a->impl_->mac == nullptr) {
+    return fail(Errc::kUnsupported, "fabric: OpenSSL has no SipHash");
+  }
+  a->impl_->ctx = EVP_MAC_CTX_new(a->impl_->mac);
+  if (a->impl_->ctx == nullptr) {
+    return fail(Errc::kResourceExhausted, "fabric: cannot create a MAC context");
+  }
+  return a;
+}
+
+FrameAuthenticator::~FrameAuthenticator() = default;
+
+Result<void> FrameAuthenticator::tag_of(std::span<const std::byte> frame,
+                                        std::uint8_t* out) noexcept {
+  if (frame.size() < kHeaderBytes) {
+    return fail(Errc::kInvalidArgument, "fabric: frame shorter than its header");
+  }
+  std::size_t size = kAuthBytes;
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
+                         OSSL_PARAM_construct_end()};
+  static const std::uint8_t kZero[kAuthBytes] = {};
+  const auto* p = reinterpret_cast<const unsigned char*>(frame.data());
+  std::size_t got = 0;
+  if (EVP_MAC_init(impl_->ctx, key_.data(), key_.size(), params) != 1 ||
+      EVP_MAC_update(impl_->ctx, p, kAuthOffset) != 1 ||
+      EVP_MAC_update(impl_->ctx, kZero, kAuthBytes) != 1 ||
+      EVP_MAC_update(impl_->ctx, p + kAuthOffset + kAuthBytes,
+                     frame.size() - kAuthOffset - kAuthBytes) != 1 ||
+      EVP_MAC_final(impl_->ctx, out, &got, kAuthBytes) != 1 || got != kAuthBytes) {
+    return fail(Errc::kInternal, "fabric: SipHash failed");
+  }
+  return {};
+}
+
+Result<void> FrameAuthenticator::sign(std::span<std::byte> frame) noexcept {
+  std::uint8_t tag[kAuthBytes];
+  VIOPOOL_TRY(tag_of(frame, tag));
+  std::memcpy(frame.data() + kAuthOffset, tag, kAuthBytes);
+  return {};
+}
+
+bool FrameAuthenticator::verify(std::span<const std::byte> frame) noexcept {
+  std::uint8_t tag[kAuthBytes];
+  if (!tag_of(frame, tag)) {
+    return false;
+  }
+  return CRYPTO_memcmp(tag, frame.data() + kAuthOffset, kAuthBytes) == 0;
+}
+
+}  // namespace viopool::pool

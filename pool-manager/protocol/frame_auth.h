@@ -1,0 +1,41 @@
+// Frame authentication (docs/fabric.md, "Authentication"): SipHash-2-4 with a
+// 128-bit output, keyed per lease, over the whole frame with the auth field
+// zeroed. OpenSSL's implementation; one object per key, not thread-safe (one
+// per polling thread).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "vhost-backend/base/result.h"
+
+namespace viopool::pool {
+
+inline constexpr std::size_t kAuthKeyBytes = 16;
+using AuthKey = std::array<std::uint8_t, kAuthKeyBytes>;
+
+class FrameAuthenticator {
+ public:
+  // kUnsupported if OpenSSL lacks SipHash.
+  static Result<std::unique_ptr<FrameAuthenticator>> create(const AuthKey& key);
+  ~FrameAuthenticator();
+  FrameAuthenticator(const FrameAuthenticator&) = delete;
+  FrameAuthenticator& operator=(const FrameAuthenticator&) = delete;
+
+  // Writes the tag into an encoded frame (at least a header long).
+  Result<void> sign(std::span<std::byte> frame) noexcept;
+  // True if the frame's tag is the one its key gives (constant-time compare).
+  bool verify(std::span<const std::byte> frame) noexcept;
+
+ private:
+  FrameAuthenticator() = default;
+  Result<void> tag_of(std::span<const std::byte> frame, std::uint8_t* out) noexcept;
+
+  AuthKey key_{};
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace viopool::pool
