@@ -71,17 +71,28 @@ Result<std::size_t> too_small() noexcept {
 
 const char* to_string(Opcode o) noexcept {
   switch (o) {
-    case Opcode::kHello: return "HELLO";
-    case Opcode::kHelloAck: return "HELLO_ACK";
-    case Opcode::kConfigRead: return "CONFIG_READ";
-    case Opcode::kConfigData: return "CONFIG_DATA";
-    case Opcode::kRequest: return "REQUEST";
-    case Opcode::kData: return "DATA";
-    case Opcode::kCompletion: return "COMPLETION";
-    case Opcode::kAck: return "ACK";
-    case Opcode::kNak: return "NAK";
-    case Opcode::kKeepalive: return "KEEPALIVE";
-    case Opcode::kGoodbye: return "GOODBYE";
+    case Opcode::kHello:
+      return "HELLO";
+    case Opcode::kHelloAck:
+      return "HELLO_ACK";
+    case Opcode::kConfigRead:
+      return "CONFIG_READ";
+    case Opcode::kConfigData:
+      return "CONFIG_DATA";
+    case Opcode::kRequest:
+      return "REQUEST";
+    case Opcode::kData:
+      return "DATA";
+    case Opcode::kCompletion:
+      return "COMPLETION";
+    case Opcode::kAck:
+      return "ACK";
+    case Opcode::kNak:
+      return "NAK";
+    case Opcode::kKeepalive:
+      return "KEEPALIVE";
+    case Opcode::kGoodbye:
+      return "GOODBYE";
   }
   return "?";
 }

@@ -90,7 +90,13 @@ struct ConfigRange {  // CONFIG_READ, and the head of CONFIG_DATA
 inline constexpr std::size_t kConfigRangeBytes = 8;
 inline constexpr std::uint32_t kMaxConfigBytes = 4096;
 
-enum class BlockOp : std::uint8_t { kRead = 0, kWrite = 1, kFlush = 2, kDiscard = 3, kWriteZeroes = 4 };
+enum class BlockOp : std::uint8_t {
+  kRead = 0,
+  kWrite = 1,
+  kFlush = 2,
+  kDiscard = 3,
+  kWriteZeroes = 4
+};
 inline constexpr std::uint8_t kBlockFlagUnmap = 1;
 
 struct BlockRequest {  // head of a REQUEST
@@ -118,7 +124,11 @@ struct Sack {
   std::size_t count = 0;
 };
 
-enum class NakReason : std::uint32_t { kUnknownFunction = 1, kNotEstablished = 2, kNoResources = 3 };
+enum class NakReason : std::uint32_t {
+  kUnknownFunction = 1,
+  kNotEstablished = 2,
+  kNoResources = 3
+};
 
 // Each encoder returns the bytes written (kInvalidArgument if `out` is too
 // small or the value cannot be sent); each decoder takes exactly its payload
