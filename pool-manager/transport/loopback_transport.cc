@@ -6,7 +6,7 @@
 
 namespace viopool::pool {
 
-void LoopbackDirection::push(std::span<const std::byte> frame, const PeerAddress& from) noexcept {
+void FaultyLink::push(std::span<const std::byte> frame, const PeerAddress& from) noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   if (roll(faults_.drop)) {
     ++fstats_.dropped;
@@ -40,7 +40,7 @@ void LoopbackDirection::push(std::span<const std::byte> frame, const PeerAddress
   }
 }
 
-std::uint32_t LoopbackDirection::pop(std::span<InFrame> out, TransportStats& st) noexcept {
+std::uint32_t FaultyLink::pop(std::span<InFrame> out, TransportStats& st) noexcept {
   std::lock_guard<std::mutex> lock(mu_);
   const auto now = std::chrono::steady_clock::now();
   std::uint32_t n = 0;
@@ -63,12 +63,12 @@ std::uint32_t LoopbackDirection::pop(std::span<InFrame> out, TransportStats& st)
   return n;
 }
 
-FaultStats LoopbackDirection::fault_stats() const {
+FaultStats FaultyLink::fault_stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return fstats_;
 }
 
-std::size_t LoopbackDirection::queued() const {
+std::size_t FaultyLink::queued() const {
   std::lock_guard<std::mutex> lock(mu_);
   return inbox_.size() + (held_ ? 1 : 0);
 }
@@ -76,8 +76,8 @@ std::size_t LoopbackDirection::queued() const {
 std::pair<std::unique_ptr<LoopbackTransport>, std::unique_ptr<LoopbackTransport>>
 LoopbackTransport::make_pair(std::uint32_t mtu, const FaultRates& a_to_b,
                              const FaultRates& b_to_a) {
-  auto ab = std::make_shared<LoopbackDirection>(a_to_b);
-  auto ba = std::make_shared<LoopbackDirection>(b_to_a);
+  auto ab = std::make_shared<FaultyLink>(a_to_b);
+  auto ba = std::make_shared<FaultyLink>(b_to_a);
   PeerAddress a;
   a.len = 1;
   a.bytes[0] = 1;

@@ -39,11 +39,13 @@ struct FaultStats {
 
 class LoopbackTransport;
 
-// The medium in one direction: the sender's faults, the receiver's inbox.
-// Thread-safe: either side may run on its own thread.
-class LoopbackDirection {
+// A one-way medium with faults: frames pushed in come out of pop() dropped,
+// reordered, duplicated, delayed or corrupted at the configured rates.
+// Thread-safe: the two sides may run on their own threads. One direction of
+// a LoopbackTransport pair, and of viopool-chaos.
+class FaultyLink {
  public:
-  explicit LoopbackDirection(const FaultRates& f) : faults_(f), rng_(f.seed) {}
+  explicit FaultyLink(const FaultRates& f) : faults_(f), rng_(f.seed) {}
   void push(std::span<const std::byte> frame, const PeerAddress& from) noexcept;
   std::uint32_t pop(std::span<InFrame> out, TransportStats& st) noexcept;
   FaultStats fault_stats() const;
@@ -83,14 +85,14 @@ class LoopbackTransport final : public Transport {
   FaultStats fault_stats() const { return out_->fault_stats(); }
 
  private:
-  LoopbackTransport(std::uint32_t mtu, PeerAddress self, std::shared_ptr<LoopbackDirection> out,
-                    std::shared_ptr<LoopbackDirection> in)
+  LoopbackTransport(std::uint32_t mtu, PeerAddress self, std::shared_ptr<FaultyLink> out,
+                    std::shared_ptr<FaultyLink> in)
       : mtu_(mtu), self_(self), out_(std::move(out)), in_(std::move(in)) {}
 
   std::uint32_t mtu_;
   PeerAddress self_;
-  std::shared_ptr<LoopbackDirection> out_;
-  std::shared_ptr<LoopbackDirection> in_;
+  std::shared_ptr<FaultyLink> out_;
+  std::shared_ptr<FaultyLink> in_;
   TransportStats stats_;
 };
 

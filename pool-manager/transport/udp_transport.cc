@@ -82,6 +82,12 @@ std::string to_string(const PeerAddress& a) {
   return "?";
 }
 
+bool is_ipv6(const PeerAddress& a) noexcept {
+  sockaddr_storage ss{};
+  std::memcpy(&ss, a.bytes.data(), a.len);
+  return ss.ss_family == AF_INET6;
+}
+
 Result<std::unique_ptr<UdpTransport>> UdpTransport::open(const UdpTransportOptions& o) {
   auto addr = parse_udp_address(o.bind);
   VIOPOOL_TRY(addr);

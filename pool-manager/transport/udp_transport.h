@@ -13,6 +13,7 @@ namespace viopool::pool {
 // "127.0.0.1:7000", "[::1]:7000". kInvalidArgument if malformed.
 Result<PeerAddress> parse_udp_address(const std::string& text);
 std::string to_string(const PeerAddress& a);
+bool is_ipv6(const PeerAddress& a) noexcept;
 
 struct UdpTransportOptions {
   std::string bind = "0.0.0.0:0";  // local address; port 0 picks one
