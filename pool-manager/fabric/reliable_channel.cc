@@ -1,0 +1,275 @@
+// ReliableChannel: sequence numbers, acks, retransmission, reassembly.
+#include "pool-manager/fabric/reliable_channel.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace viopool::pool {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+
+constexpr microseconds kClockGranularity{50};
+
+}  // namespace
+
+ReliableChannel::ReliableChannel(Transport& transport, PeerAddress peer, FrameAuthenticator* auth,
+                                 ChannelOptions o)
+    : transport_(transport), peer_(peer), auth_(auth), o_(o), rto_(o.min_rto * 5) {
+  scratch_.resize(transport_.mtu());
+}
+
+Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag,
+                                   std::span<const std::byte> payload) {
+  if (broken_) {
+    return fail(Errc::kIo, "fabric: channel broken");
+  }
+  if (payload.size() > o_.max_message) {
+    return fail(Errc::kInvalidArgument, "fabric: message too long");
+  }
+  if (transport_.mtu() <= kHeaderBytes) {
+    return fail(Errc::kInvalidArgument, "fabric: transport MTU below a frame header");
+  }
+  const std::size_t chunk = transport_.mtu() - kHeaderBytes;
+  std::size_t off = 0;
+  do {
+    const std::size_t n = std::min(chunk, payload.size() - off);
+    OutFrameState s;
+    s.header.opcode = op;
+    s.header.queue_id = o_.queue_id;
+    s.header.function_id = o_.function_id;
+    s.header.tag = tag;
+    s.header.seq = next_seq_++;
+    s.header.frag_offset = static_cast<std::uint32_t>(off);
+    s.header.message_length = static_cast<std::uint32_t>(payload.size());
+    s.header.flags = off + n < payload.size() ? kFlagMore : 0;
+    s.payload.assign(payload.begin() + static_cast<std::ptrdiff_t>(off),
+                     payload.begin() + static_cast<std::ptrdiff_t>(off + n));
+    unsent_.emplace(s.header.seq, std::move(s));
+    off += n;
+  } while (off < payload.size());
+  return {};
+}
+
+bool ReliableChannel::emit(const FrameHeader& h, std::span<const std::byte> payload) {
+  auto n = encode_frame(h, payload, scratch_);
+  if (!n) {
+    return false;
+  }
+  std::span<std::byte> frame(scratch_.data(), *n);
+  if (auth_ != nullptr && !auth_->sign(frame)) {
+    return false;
+  }
+  const OutFrame o{frame, peer_};
+  // A frame the transport cannot take now counts as lost: the retransmission
+  // timer (data) or the next ack (acks) covers it.
+  return transport_.send_burst(std::span(&o, 1)) == 1;
+}
+
+void ReliableChannel::transmit(OutFrameState& s, Clock::time_point now, bool retransmit) {
+  s.header.ack = rcv_next_;
+  s.header.credits = o_.window;
+  s.header.flags |= kFlagAck;
+  if (retransmit) {
+    s.header.flags |= kFlagRetx;
+    ++s.retries;
+    ++stats_.retransmits;
+  } else {
+    s.first_sent = now;
+    s.sent = true;
+  }
+  s.last_sent = now;
+  ++stats_.frames_sent;
+  emit(s.header, s.payload);
+}
+
+bool ReliableChannel::send_due(Clock::time_point now) {
+  bool work = false;
+  for (auto& [seq, s] : inflight_) {
+    const auto timeout =
+        std::min(o_.max_rto, rto_ * (1u << std::min<std::uint32_t>(s.retries, 10)));
+    if (now - s.last_sent >= timeout) {
+      if (s.retries >= o_.max_retries) {
+        broken_ = true;
+        return work;
+      }
+      transmit(s, now, true);
+      work = true;
+    }
+  }
+  while (!unsent_.empty() && inflight_.size() < peer_credits_) {
+    auto node = unsent_.extract(unsent_.begin());
+    transmit(node.mapped(), now, false);
+    inflight_.insert(std::move(node));
+    work = true;
+  }
+  return work;
+}
+
+void ReliableChannel::send_ack() {
+  FrameHeader h;
+  h.opcode = Opcode::kAck;
+  h.queue_id = o_.queue_id;
+  h.function_id = o_.function_id;
+  h.ack = rcv_next_;
+  h.credits = o_.window;
+  h.flags = kFlagAck;
+  Sack sack;
+  for (auto it = rcv_ahead_.begin(); it != rcv_ahead_.end() && sack.count < kMaxSackBlocks;) {
+    const std::uint32_t start = *it;
+    std::uint32_t end = start + 1;
+    ++it;
+    while (it != rcv_ahead_.end() && *it == end) {
+      ++end;
+      ++it;
+    }
+    sack.blocks[sack.count++] = SackBlock{start, end};
+  }
+  std::byte payload[kMaxSackBlocks * 8];
+  std::size_t len = 0;
+  if (sack.count > 0) {
+    h.flags |= kFlagSack;
+    len = encode_sack(sack, payload).value_or(0);
+  }
+  h.message_length = static_cast<std::uint32_t>(len);
+  ++stats_.acks_sent;
+  emit(h, std::span<const std::byte>(payload, len));
+}
+
+void ReliableChannel::on_ack(std::uint32_t ack, Clock::time_point now) {
+  peer_acked_ = std::max(peer_acked_, ack);
+  while (!inflight_.empty() && inflight_.begin()->first < ack) {
+    const auto& s = inflight_.begin()->second;
+    if (s.retries == 0) {  // Karn: only unambiguous samples
+      const auto r = duration_cast<microseconds>(now - s.first_sent);
+      if (srtt_.count() == 0) {
+        srtt_ = r;
+        rttvar_ = r / 2;
+      } else {
+        const auto diff = srtt_ > r ? srtt_ - r : r - srtt_;
+        rttvar_ = (rttvar_ * 3 + diff) / 4;
+        srtt_ = (srtt_ * 7 + r) / 8;
+      }
+      rto_ = std::clamp(srtt_ + std::max(kClockGranularity, rttvar_ * 4), o_.min_rto, o_.max_rto);
+    }
+    inflight_.erase(inflight_.begin());
+  }
+}
+
+void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
+                               std::vector<ChannelMessage>& out) {
+  const auto& h = f.header;
+  ++stats_.frames_received;
+  peer_credits_ = std::max<std::uint32_t>(1, h.credits);
+  if ((h.flags & kFlagAck) != 0) {
+    on_ack(h.ack, now);
+  }
+  if (h.opcode == Opcode::kAck) {
+    if ((h.flags & kFlagSack) != 0) {
+      auto sack = decode_sack(f.payload);
+      if (!sack) {
+        ++stats_.malformed;
+        return;
+      }
+      for (std::size_t i = 0; i < sack->count; ++i) {
+        for (std::uint32_t s = sack->blocks[i].start; s != sack->blocks[i].end; ++s) {
+          inflight_.erase(s);  // received: never retransmitted
+        }
+      }
+    }
+    return;
+  }
+  if (h.opcode == Opcode::kKeepalive) {
+    ack_due_ = true;
+    return;
+  }
+  if (h.seq == 0) {
+    ++stats_.malformed;
+    return;
+  }
+  ack_due_ = true;
+  if (h.seq < rcv_next_ || rcv_ahead_.count(h.seq) != 0) {
+    ++stats_.duplicates;  // delivered already: acked again, not applied again
+    return;
+  }
+  if (h.message_length > o_.max_message) {
+    ++stats_.malformed;
+    return;
+  }
+  auto& r = reassembly_[h.tag];
+  if (r.have == 0 && r.bytes.empty()) {
+    r.opcode = h.opcode;
+    r.message_length = h.message_length;
+    r.bytes.resize(h.message_length);
+  } else if (r.message_length != h.message_length || r.opcode != h.opcode) {
+    ++stats_.malformed;  // a fragment that does not belong: the sender is confused
+    return;
+  }
+  if (h.seq == rcv_next_) {
+    ++rcv_next_;
+    while (rcv_ahead_.erase(rcv_next_) != 0) {
+      ++rcv_next_;
+    }
+  } else {
+    rcv_ahead_.insert(h.seq);
+  }
+  if (!f.payload.empty()) {
+    std::memcpy(r.bytes.data() + h.frag_offset, f.payload.data(), f.payload.size());
+  }
+  r.have += h.length;
+  if (r.have == r.message_length) {
+    out.push_back(ChannelMessage{r.opcode, h.tag, std::move(r.bytes)});
+    reassembly_.erase(h.tag);
+    ++stats_.messages_delivered;
+  }
+}
+
+bool ReliableChannel::receive(Clock::time_point now, std::vector<ChannelMessage>& out) {
+  constexpr std::size_t kBurst = 32;
+  std::vector<std::vector<std::byte>> bufs(kBurst, std::vector<std::byte>(transport_.mtu()));
+  InFrame in[kBurst];
+  bool work = false;
+  for (;;) {
+    for (std::size_t i = 0; i < kBurst; ++i) {
+      in[i].buf = bufs[i];
+    }
+    const auto n = transport_.recv_burst(std::span(in, kBurst));
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::span<const std::byte> frame(in[i].buf.data(), in[i].len);
+      auto f = decode_frame(frame);
+      if (!f) {
+        ++stats_.malformed;
+        continue;
+      }
+      if (auth_ != nullptr && !auth_->verify(frame)) {
+        ++stats_.auth_failures;  // dropped silently: no oracle for forgers
+        continue;
+      }
+      if (f->header.function_id != o_.function_id || f->header.queue_id != o_.queue_id) {
+        ++stats_.foreign;
+        continue;
+      }
+      on_frame(*f, now, out);
+      work = true;
+    }
+    if (n < kBurst) {
+      return work;
+    }
+  }
+}
+
+bool ReliableChannel::poll(Clock::time_point now, std::vector<ChannelMessage>& out) {
+  bool work = receive(now, out);
+  if (ack_due_) {
+    send_ack();
+    ack_due_ = false;
+    work = true;
+  }
+  if (!broken_) {
+    work |= send_due(now);
+  }
+  return work;
+}
+
+}  // namespace viopool::pool
