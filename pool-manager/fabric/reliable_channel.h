@@ -70,6 +70,8 @@ class ReliableChannel {
   bool idle() const noexcept { return unsent_.empty() && inflight_.empty(); }
   // A frame was retransmitted max_retries times without an ack.
   bool broken() const noexcept { return broken_; }
+  // Frames sent and not yet acknowledged (at most the peer's credits).
+  std::size_t in_flight() const noexcept { return inflight_.size(); }
   const ChannelStats& stats() const noexcept { return stats_; }
   std::chrono::microseconds rto() const noexcept { return rto_; }
 
