@@ -136,39 +136,26 @@ int VhostBlkDevice::on_new_device(int vid) noexcept {
 }
 
 void VhostBlkDevice::drain(std::uint16_t nq) noexcept {
-  // Requests already handed to the backend write into guest memory: wait for
-  // them while the memory is still mapped (it is until this callback returns).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
+  drain_until_idle("backend", [&] {
     bool busy = false;
     for (std::uint16_t q = 0; q < nq; ++q) {
       auto& qu = queues_[q];
       if (!rings_.ring(q).vq) {
         continue;
       }
-      if (!qu.pending.empty()) {
-        const auto k =
-            backend_->submit(q, qu.pending.data(), static_cast<std::uint32_t>(qu.pending.size()));
-        qu.pending.erase(qu.pending.begin(), qu.pending.begin() + k);
-      }
+      qu.resubmit(
+          [&](blk::BlkIo* const* io, std::uint32_t n) { return backend_->submit(q, io, n); });
       blk::BlkCompletion comps[kBurst];
       const auto n = backend_->poll(q, comps, kBurst);
       for (std::uint32_t i = 0; i < n; ++i) {
         auto* req = static_cast<blk::BlkRequest*>(comps[i].cookie);
         finish(qu, q, *req, comps[i].result < 0 ? blk::kStatusIoErr : blk::kStatusOk);
       }
-      flush_used(qu, q);
+      flush_used(qu, q, stats_[q].notifications);
       busy = busy || !qu.pending.empty() || backend_->in_flight(q) > 0;
     }
-    if (!busy) {
-      return;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      VIOPOOL_LOG_ERROR("backend did not finish in-flight I/O within 10 s dev={}", cfg_.name);
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
+    return busy;
+  });
 }
 
 void VhostBlkDevice::on_destroy_device(int vid) noexcept {
@@ -192,17 +179,6 @@ void VhostBlkDevice::finish(Queue& qu, std::uint16_t q, blk::BlkRequest& req,
   const std::uint32_t len = blk::complete_request(req, status);
   qu.used.push_back(virtio::UsedElem{req.head, len, req.desc_count});
   qu.release(req);
-}
-
-void VhostBlkDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
-  if (qu.used.empty()) {
-    return;
-  }
-  rings_.ring(q).vq->push_used(std::span<const virtio::UsedElem>(qu.used));
-  qu.used.clear();
-  if (rings_.notify(vid_, q)) {
-    stats_[q].notifications.add(1);
-  }
 }
 
 bool VhostBlkDevice::poll_queue(std::uint16_t q) noexcept {
@@ -233,35 +209,20 @@ bool VhostBlkDevice::poll_queue(std::uint16_t q) noexcept {
     }
   }
 
-  if (!qu.pending.empty()) {
-    const auto k =
-        backend_->submit(q, qu.pending.data(), static_cast<std::uint32_t>(qu.pending.size()));
-    if (k) {
-      work = true;
-      qu.pending.erase(qu.pending.begin(), qu.pending.begin() + k);
-    }
-  }
+  const auto submit = [&](blk::BlkIo* const* io, std::uint32_t n) {
+    return backend_->submit(q, io, n);
+  };
+  work |= qu.resubmit(submit);
 
   if (qu.pending.empty()) {
     blk::BlkIo* batch[kBurst];
     std::uint32_t nb = 0;
     while (nb < kBurst && !qu.free.empty()) {
-      auto popped = ring.vq->pop_into(chain_);
-      if (!popped) {
-        if (!ring.broken_logged) {
-          ring.broken_logged = true;
-          VIOPOOL_LOG_ERROR("guest corrupted the ring {} error=\"{}\"; queue stopped until reset",
-                            log_ids_[q], popped.error().what);
-        }
-        break;
-      }
-      if (!*popped) {
+      if (!rings_.pop(q, chain_, log_ids_[q])) {
         break;
       }
       work = true;
-      const std::uint32_t slot = qu.free.back();
-      qu.free.pop_back();
-      auto& req = qu.slots[slot];
+      auto& req = qu.take();
       blk::parse_request(chain_, rings_.memory(), limits_, cfg_.serial, req);
       switch (req.type) {
         case blk::kTypeIn:
@@ -304,14 +265,9 @@ bool VhostBlkDevice::poll_queue(std::uint16_t q) noexcept {
       req.start_ns = now_ns();
       batch[nb++] = &req.io;
     }
-    if (nb) {
-      const auto k = backend_->submit(q, batch, nb);
-      for (std::uint32_t i = k; i < nb; ++i) {
-        qu.pending.push_back(batch[i]);
-      }
-    }
+    qu.submit_batch(batch, nb, submit);
   }
-  flush_used(qu, q);
+  flush_used(qu, q, st.notifications);
   return work;
 }
 

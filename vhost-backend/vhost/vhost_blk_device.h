@@ -54,7 +54,6 @@ class VhostBlkDevice final : public VhostRingDevice {
 
   bool poll_queue(std::uint16_t q) noexcept;
   void finish(Queue& qu, std::uint16_t q, blk::BlkRequest& req, std::uint8_t status) noexcept;
-  void flush_used(Queue& qu, std::uint16_t q) noexcept;
   void drain(std::uint16_t nq) noexcept;
   std::uint16_t served_rings() const noexcept override { return cfg_.queues; }
 

@@ -323,10 +323,7 @@ int VhostCryptoDevice::on_new_device(int vid) noexcept {
 }
 
 void VhostCryptoDevice::drain(std::uint16_t nq) noexcept {
-  // Ops handed to the engine write into guest memory: wait for them while it
-  // is still mapped (it is until destroy_device returns).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
+  drain_until_idle("engine", [&] {
     bool busy = false;
     for (std::uint16_t q = 0; q < nq; ++q) {
       auto& qu = queues_[q];
@@ -343,18 +340,11 @@ void VhostCryptoDevice::drain(std::uint16_t nq) noexcept {
       for (std::uint32_t i = 0; i < k; ++i) {
         finish(qu, *static_cast<crypto::CryptoRequest*>(comps[i].cookie), comps[i].status);
       }
-      flush_used(qu, q);
+      flush_used(qu, q, stats_[q].notifications);
       busy = busy || backend_->in_flight(q) > 0;
     }
-    if (!busy) {
-      return;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      VIOPOOL_LOG_ERROR("engine did not finish in-flight ops within 10 s dev={}", cfg_.name);
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
+    return busy;
+  });
 }
 
 void VhostCryptoDevice::on_destroy_device(int vid) noexcept {
@@ -387,17 +377,6 @@ void VhostCryptoDevice::finish(Queue& qu, crypto::CryptoRequest& req,
   qu.release(req);
 }
 
-void VhostCryptoDevice::flush_used(Queue& qu, std::uint16_t q) noexcept {
-  if (qu.used.empty()) {
-    return;
-  }
-  rings_.ring(q).vq->push_used(std::span<const virtio::UsedElem>(qu.used));
-  qu.used.clear();
-  if (rings_.notify(vid_, q)) {
-    stats_[q].notifications.add(1);
-  }
-}
-
 bool VhostCryptoDevice::poll_control() noexcept {
   const std::uint16_t cq = cfg_.queues;
   auto& ring = rings_.ring(cq);
@@ -408,16 +387,7 @@ bool VhostCryptoDevice::poll_control() noexcept {
   crypto::CtrlCommand cmd;
   // Sessions are created synchronously: a few per poll keep data queues moving.
   for (int i = 0; i < 8; ++i) {
-    auto popped = ring.vq->pop_into(chain_);
-    if (!popped) {
-      if (!ring.broken_logged) {
-        ring.broken_logged = true;
-        VIOPOOL_LOG_ERROR("guest corrupted the control ring dev={} error=\"{}\"", cfg_.name,
-                          popped.error().what);
-      }
-      break;
-    }
-    if (!*popped) {
+    if (!rings_.pop(cq, chain_, log_ids_[cq])) {
       break;
     }
     work = true;
@@ -476,36 +446,21 @@ bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
     }
   }
 
-  if (!qu.pending.empty()) {
-    const auto k =
-        backend_->submit(q, qu.pending.data(), static_cast<std::uint32_t>(qu.pending.size()));
-    if (k) {
-      work = true;
-      qu.pending.erase(qu.pending.begin(), qu.pending.begin() + k);
-    }
-  }
+  const auto submit = [&](crypto::CryptoJob* const* jobs, std::uint32_t n) {
+    return backend_->submit(q, jobs, n);
+  };
+  work |= qu.resubmit(submit);
 
   if (qu.pending.empty()) {
     crypto::CryptoJob* batch[kBurst];
     std::uint32_t nb = 0;
     std::uint64_t burst_start = 0;  // one clock read per burst
     while (nb < kBurst && !qu.free.empty()) {
-      auto popped = ring.vq->pop_into(chain_);
-      if (!popped) {
-        if (!ring.broken_logged) {
-          ring.broken_logged = true;
-          VIOPOOL_LOG_ERROR("guest corrupted the ring {} error=\"{}\"; queue stopped until reset",
-                            log_ids_[q], popped.error().what);
-        }
-        break;
-      }
-      if (!*popped) {
+      if (!rings_.pop(q, chain_, log_ids_[q])) {
         break;
       }
       work = true;
-      const std::uint32_t slot = qu.free.back();
-      qu.free.pop_back();
-      auto& req = qu.slots[slot];
+      auto& req = qu.take();
       crypto::parse_data(chain_, rings_.memory(), req);
       if (!req.needs_op) {
         st.bad_requests.add(1);
@@ -556,14 +511,9 @@ bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
       req.start_ns = burst_start;
       batch[nb++] = &req.job;
     }
-    if (nb) {
-      const auto k = backend_->submit(q, batch, nb);
-      for (std::uint32_t i = k; i < nb; ++i) {
-        qu.pending.push_back(batch[i]);
-      }
-    }
+    qu.submit_batch(batch, nb, submit);
   }
-  flush_used(qu, q);
+  flush_used(qu, q, st.notifications);
   return work;
 }
 

@@ -49,7 +49,6 @@ class VhostCryptoDevice final : public VhostRingDevice {
   bool poll_queue(std::uint16_t q) noexcept;
   bool poll_control() noexcept;
   void finish(Queue& qu, crypto::CryptoRequest& req, std::uint8_t status) noexcept;
-  void flush_used(Queue& qu, std::uint16_t q) noexcept;
   void drain(std::uint16_t nq) noexcept;
   // Creates a session in the engine and the table: the status and the id.
   std::uint8_t create_session(const crypto::SessionParams& p, std::uint64_t& id,

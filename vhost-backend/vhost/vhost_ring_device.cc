@@ -69,6 +69,10 @@ void VhostRingDevice::withdraw() noexcept {
   loop_.quiesce();
 }
 
+void VhostRingDevice::log_drain_timeout(const char* what) const noexcept {
+  VIOPOOL_LOG_ERROR("{} did not finish in-flight work within 10 s dev={}", what, cfg_.name);
+}
+
 const char* VhostRingDevice::state_name() const noexcept {
   return !started_ ? "stopped" : ready_.load(std::memory_order_acquire) ? "running" : "waiting";
 }

@@ -6,10 +6,13 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vhost-backend/devices/blk/blk_stats.h"
@@ -42,6 +45,32 @@ struct SlotQueue {
   }
   void release(const Request& r) noexcept {
     free.push_back(static_cast<std::uint32_t>(&r - slots.data()));
+  }
+  // A free slot (the caller checked `free` is not empty).
+  Request& take() noexcept {
+    const std::uint32_t i = free.back();
+    free.pop_back();
+    return slots[i];
+  }
+  // Offers the parsed-but-refused requests to the backend again through
+  // `submit(Job* const*, n) -> accepted`. True if it took any.
+  template <typename Submit>
+  bool resubmit(Submit&& submit) noexcept {
+    if (pending.empty()) {
+      return false;
+    }
+    const std::uint32_t k = submit(pending.data(), static_cast<std::uint32_t>(pending.size()));
+    pending.erase(pending.begin(), pending.begin() + k);
+    return k != 0;
+  }
+  // Submits a fresh batch; what the backend refuses waits in `pending`.
+  template <typename Submit>
+  void submit_batch(Job* const* batch, std::uint32_t n, Submit&& submit) noexcept {
+    if (n == 0) {
+      return;
+    }
+    const std::uint32_t k = submit(batch, n);
+    pending.insert(pending.end(), batch + k, batch + n);
   }
 };
 
@@ -83,6 +112,38 @@ class VhostRingDevice : public VhostDevice {
                               const blk::LatencyHistogram& latency);
 
   static std::uint64_t now_ns() noexcept;
+
+  // Polling thread: publishes the completions gathered in qu.used on ring q
+  // and interrupts the driver if it wants it.
+  template <typename Request, typename Job>
+  void flush_used(SlotQueue<Request, Job>& qu, std::uint16_t q,
+                  blk::Counter& notifications) noexcept {
+    if (qu.used.empty()) {
+      return;
+    }
+    rings_.ring(q).vq->push_used(std::span<const virtio::UsedElem>(qu.used));
+    qu.used.clear();
+    if (rings_.notify(vid_, q)) {
+      notifications.add(1);
+    }
+  }
+
+  // rte_vhost thread, destroy_device: backend work still in flight writes into
+  // guest memory, which stays mapped until the callback returns. Calls
+  // `step()` (one pass over the queues; true while work remains) until it
+  // reports none, for at most 10 s; `what` names the backend in the log.
+  template <typename Step>
+  void drain_until_idle(const char* what, Step&& step) noexcept {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (step()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        log_drain_timeout(what);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  void log_drain_timeout(const char* what) const noexcept;
 
   std::uint64_t offered_features_ = 0;
   mutable std::mutex mu_;  // orders callbacks against readers and stop()

@@ -110,6 +110,20 @@ void VhostRings::detach(int vid) noexcept {
   }
 }
 
+bool VhostRings::pop(std::uint16_t q, virtio::DescChain& out, const std::string& log_id) noexcept {
+  auto& ring = rings_[q];
+  auto popped = ring.vq->pop_into(out);
+  if (!popped) {
+    if (!ring.broken_logged) {
+      ring.broken_logged = true;
+      VIOPOOL_LOG_ERROR("guest corrupted the ring {} error=\"{}\"; queue stopped until reset",
+                        log_id, popped.error().what);
+    }
+    return false;
+  }
+  return *popped;
+}
+
 bool VhostRings::notify(int vid, std::uint16_t q) noexcept {
   auto& ring = rings_[q];
   if (!ring.vq || !ring.vq->need_notify()) {

@@ -43,6 +43,10 @@ class VhostRings {
   // drops the rings.
   void detach(int vid) noexcept;
 
+  // Polling thread: pops the next chain of ring q into `out`. False when the
+  // ring is empty or broken; a broken ring (the guest corrupted it) is logged
+  // once, with `log_id`, and stays stopped until the device is reset.
+  bool pop(std::uint16_t q, virtio::DescChain& out, const std::string& log_id) noexcept;
   // Polling thread: signals the call eventfd of ring q if the driver wants an
   // interrupt. Returns true if it signalled.
   bool notify(int vid, std::uint16_t q) noexcept;
