@@ -146,6 +146,18 @@ Result<std::uint64_t> get_size(const json& j, const char* key, const std::string
   return fail(Errc::kInvalidArgument, "config: bad size");
 }
 
+// The device's "backend" object, checked against the keys its kind allows.
+Result<const json*> backend_of(const json& j, const std::string& bwhere, std::string& why,
+                               std::initializer_list<const char*> allowed) {
+  auto bit = j.find("backend");
+  if (bit == j.end()) {
+    why = bwhere + ": missing";
+    return fail(Errc::kInvalidArgument, "config: missing backend");
+  }
+  VIOPOOL_TRY(reject_unknown(*bit, allowed, bwhere, why));
+  return &*bit;
+}
+
 Result<void> parse_blk_part(const json& j, const std::string& where, std::string& why,
                             DeviceConfig& d) {
   auto q = get_int(j, "queues", where, why, 1, 1, kMaxQueuePairs);
@@ -166,14 +178,10 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
   d.packed_ring = *packed;
 
   const std::string bwhere = path_of(where, "backend");
-  auto bit = j.find("backend");
-  if (bit == j.end()) {
-    why = bwhere + ": missing";
-    return fail(Errc::kInvalidArgument, "config: missing backend");
-  }
-  VIOPOOL_TRY(reject_unknown(*bit, {"kind", "path", "size", "block_size", "direct", "queue_depth"},
-                             bwhere, why));
-  auto kind = get_string(*bit, "kind", bwhere, why, true);
+  auto backend = backend_of(j, bwhere, why, {"kind", "path", "size", "block_size", "direct", "queue_depth"});
+  VIOPOOL_TRY(backend);
+  const json& bj = **backend;
+  auto kind = get_string(bj, "kind", bwhere, why, true);
   VIOPOOL_TRY(kind);
   if (*kind == "uring") {
     d.blk.kind = BlkBackendKind::kUring;
@@ -187,21 +195,21 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
     return fail(Errc::kUnsupported, "config: unknown backend kind");
   }
   const bool uring = d.blk.kind == BlkBackendKind::kUring;
-  auto path = get_string(*bit, "path", bwhere, why, uring);
+  auto path = get_string(bj, "path", bwhere, why, uring);
   VIOPOOL_TRY(path);
   if (!uring && !path->empty()) {
     why = path_of(bwhere, "path") + ": only the uring backend takes a path";
     return fail(Errc::kInvalidArgument, "config: path without uring");
   }
   d.blk.path = *path;
-  auto bs = get_int(*bit, "block_size", bwhere, why, 0, 0, 65536);
+  auto bs = get_int(bj, "block_size", bwhere, why, 0, 0, 65536);
   VIOPOOL_TRY(bs);
   if (*bs != 0 && (*bs < 512 || (*bs & (*bs - 1)) != 0)) {
     why = path_of(bwhere, "block_size") + ": a power of two from 512 to 65536";
     return fail(Errc::kInvalidArgument, "config: bad block size");
   }
   d.blk.block_size = static_cast<std::uint32_t>(*bs);
-  auto size = get_size(*bit, "size", bwhere, why, 0);
+  auto size = get_size(bj, "size", bwhere, why, 0);
   VIOPOOL_TRY(size);
   if (uring && *size != 0) {
     why = path_of(bwhere, "size") + ": the uring backend takes its size from the file";
@@ -213,7 +221,7 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
     return fail(Errc::kInvalidArgument, "config: bad size");
   }
   d.blk.size_bytes = *size;
-  auto direct = get_string(*bit, "direct", bwhere, why, false, "auto");
+  auto direct = get_string(bj, "direct", bwhere, why, false, "auto");
   VIOPOOL_TRY(direct);
   if (*direct == "auto") {
     d.blk.direct = DirectIoMode::kAuto;
@@ -225,7 +233,7 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
     why = path_of(bwhere, "direct") + ": one of auto, on, off";
     return fail(Errc::kInvalidArgument, "config: bad direct mode");
   }
-  auto qd = get_int(*bit, "queue_depth", bwhere, why, 128, 1, 4096);
+  auto qd = get_int(bj, "queue_depth", bwhere, why, 128, 1, 4096);
   VIOPOOL_TRY(qd);
   d.blk.queue_depth = static_cast<std::uint32_t>(*qd);
   return {};
@@ -240,30 +248,27 @@ Result<void> parse_crypto_part(const json& j, const std::string& where, std::str
   VIOPOOL_TRY(packed);
   d.packed_ring = *packed;
   const std::string bwhere = path_of(where, "backend");
-  auto bit = j.find("backend");
-  if (bit == j.end()) {
-    why = bwhere + ": missing";
-    return fail(Errc::kInvalidArgument, "config: missing backend");
-  }
-  VIOPOOL_TRY(reject_unknown(*bit, {"kind", "devargs", "max_sessions", "queue_depth"}, bwhere, why));
-  auto kind = get_string(*bit, "kind", bwhere, why, false, "cryptodev");
+  auto backend = backend_of(j, bwhere, why, {"kind", "devargs", "max_sessions", "queue_depth"});
+  VIOPOOL_TRY(backend);
+  const json& bj = **backend;
+  auto kind = get_string(bj, "kind", bwhere, why, false, "cryptodev");
   VIOPOOL_TRY(kind);
   if (*kind != "cryptodev") {
     why = path_of(bwhere, "kind") + ": unknown backend '" + *kind +
           "' (supported for crypto: cryptodev)";
     return fail(Errc::kUnsupported, "config: unknown backend kind");
   }
-  auto devargs = get_string(*bit, "devargs", bwhere, why, true);
+  auto devargs = get_string(bj, "devargs", bwhere, why, true);
   VIOPOOL_TRY(devargs);
   if (devargs->empty()) {
     why = path_of(bwhere, "devargs") + ": required, e.g. \"crypto_aesni_mb0\"";
     return fail(Errc::kInvalidArgument, "config: empty devargs");
   }
   d.crypto.devargs = *devargs;
-  auto ms = get_int(*bit, "max_sessions", bwhere, why, 256, 1, 65536);
+  auto ms = get_int(bj, "max_sessions", bwhere, why, 256, 1, 65536);
   VIOPOOL_TRY(ms);
   d.crypto.max_sessions = static_cast<std::uint32_t>(*ms);
-  auto qd = get_int(*bit, "queue_depth", bwhere, why, 256, 16, 4096);
+  auto qd = get_int(bj, "queue_depth", bwhere, why, 256, 16, 4096);
   VIOPOOL_TRY(qd);
   d.crypto.queue_depth = static_cast<std::uint32_t>(*qd);
   return {};
@@ -351,13 +356,10 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
   d.packed_ring = *packed;
 
   const std::string bwhere = path_of(where, "backend");
-  auto bit = j.find("backend");
-  if (bit == j.end()) {
-    why = bwhere + ": missing";
-    return fail(Errc::kInvalidArgument, "config: missing backend");
-  }
-  VIOPOOL_TRY(reject_unknown(*bit, {"kind", "devargs", "rx_desc", "tx_desc"}, bwhere, why));
-  auto kind = get_string(*bit, "kind", bwhere, why, true);
+  auto backend = backend_of(j, bwhere, why, {"kind", "devargs", "rx_desc", "tx_desc"});
+  VIOPOOL_TRY(backend);
+  const json& bj = **backend;
+  auto kind = get_string(bj, "kind", bwhere, why, true);
   VIOPOOL_TRY(kind);
   if (*kind == "loopback") {
     d.net.kind = NetBackendKind::kLoopback;
@@ -370,7 +372,7 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
           "' (supported: loopback, null, ethdev)";
     return fail(Errc::kUnsupported, "config: unknown backend kind");
   }
-  auto devargs = get_string(*bit, "devargs", bwhere, why, d.net.kind == NetBackendKind::kEthdev);
+  auto devargs = get_string(bj, "devargs", bwhere, why, d.net.kind == NetBackendKind::kEthdev);
   VIOPOOL_TRY(devargs);
   if (d.net.kind != NetBackendKind::kEthdev && !devargs->empty()) {
     why = path_of(bwhere, "devargs") + ": only the ethdev backend takes devargs";
@@ -378,9 +380,9 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
   }
   d.net.devargs = *devargs;
   // Ring sizes: powers of two a NIC accepts; 64..4096 covers real and virtual PMDs.
-  auto rxd = get_int(*bit, "rx_desc", bwhere, why, 1024, 64, 4096);
+  auto rxd = get_int(bj, "rx_desc", bwhere, why, 1024, 64, 4096);
   VIOPOOL_TRY(rxd);
-  auto txd = get_int(*bit, "tx_desc", bwhere, why, 1024, 64, 4096);
+  auto txd = get_int(bj, "tx_desc", bwhere, why, 1024, 64, 4096);
   VIOPOOL_TRY(txd);
   d.net.rx_desc = static_cast<std::uint16_t>(*rxd);
   d.net.tx_desc = static_cast<std::uint16_t>(*txd);
