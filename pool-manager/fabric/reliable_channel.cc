@@ -18,6 +18,7 @@ ReliableChannel::ReliableChannel(Transport& transport, PeerAddress peer, FrameAu
                                  ChannelOptions o)
     : transport_(transport), peer_(peer), auth_(auth), o_(o), rto_(o.min_rto * 5) {
   scratch_.resize(transport_.mtu());
+  rx_bufs_.resize(std::size_t{kRxBurst} * transport_.mtu());
 }
 
 Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag,
@@ -226,15 +227,13 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
 }
 
 bool ReliableChannel::receive(Clock::time_point now, std::vector<ChannelMessage>& out) {
-  constexpr std::size_t kBurst = 32;
-  std::vector<std::vector<std::byte>> bufs(kBurst, std::vector<std::byte>(transport_.mtu()));
-  InFrame in[kBurst];
+  InFrame in[kRxBurst];
   bool work = false;
   for (;;) {
-    for (std::size_t i = 0; i < kBurst; ++i) {
-      in[i].buf = bufs[i];
+    for (std::size_t i = 0; i < kRxBurst; ++i) {
+      in[i].buf = std::span(rx_bufs_).subspan(i * transport_.mtu(), transport_.mtu());
     }
-    const auto n = transport_.recv_burst(std::span(in, kBurst));
+    const auto n = transport_.recv_burst(std::span(in, kRxBurst));
     for (std::uint32_t i = 0; i < n; ++i) {
       const std::span<const std::byte> frame(in[i].buf.data(), in[i].len);
       auto f = decode_frame(frame);
@@ -253,7 +252,7 @@ bool ReliableChannel::receive(Clock::time_point now, std::vector<ChannelMessage>
       on_frame(*f, now, out);
       work = true;
     }
-    if (n < kBurst) {
+    if (n < kRxBurst) {
       return work;
     }
   }

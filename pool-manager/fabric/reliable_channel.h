@@ -120,7 +120,9 @@ class ReliableChannel {
   std::chrono::microseconds rto_;
   bool broken_ = false;
   ChannelStats stats_;
-  std::vector<std::byte> scratch_;
+  std::vector<std::byte> scratch_;  // one outgoing frame
+  static constexpr std::size_t kRxBurst = 32;
+  std::vector<std::byte> rx_bufs_;  // kRxBurst receive buffers of one MTU, allocated once
 };
 
 }  // namespace viopool::pool
