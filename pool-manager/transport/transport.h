@@ -1,8 +1,8 @@
 // Transport: how fabric frames (docs/fabric.md) travel, behind one burst
 // interface as DPDK's ethdev has it — send and receive bursts that return
 // counts, never block. Implementations: UdpTransport (sendmmsg/recvmmsg),
-// LoopbackTransport (in process, with fault injection for tests); the raw
-// Ethernet transport over a DPDK port comes with the fabric's data path.
+// LoopbackTransport (in process, with fault injection for tests) and
+// EthdevTransport (raw Ethernet, EtherType 0x88B5, over a DPDK port).
 #pragma once
 
 #include <array>
