@@ -1,14 +1,19 @@
-// viopool-chaos: a UDP forwarder between a fabric host and its target that
+// viopool-chaos: a UDP forwarder between fabric hosts and their target that
 // drops, reorders, duplicates, delays and corrupts datagrams at given rates
-// (our kernel has no netem). The host sends to --listen; datagrams go on to
-// --target; the target's answers go back to the host that last spoke.
+// (our kernel has no netem). Hosts send to --listen; each host address gets
+// its own socket towards --target (as a NAT would), so the target tells the
+// hosts (and each host's queues) apart and answers reach the host they
+// belong to. Faults are drawn per flow and direction from --seed.
 #include <poll.h>
 #include <signal.h>
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
-#include <optional>
+#include <cstring>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "pool-manager/transport/loopback_transport.h"
@@ -21,38 +26,42 @@ void on_signal(int) { g_stop.store(true); }
 
 using namespace viopool::pool;
 
-struct Side {
-  std::unique_ptr<UdpTransport> sock;
-  std::vector<std::vector<std::byte>> bufs;
-  std::vector<InFrame> in;
+constexpr std::size_t kBurst = 32;
+constexpr std::size_t kMaxFlows = 1024;
+
+struct PeerLess {
+  bool operator()(const PeerAddress& a, const PeerAddress& b) const noexcept {
+    if (a.len != b.len) {
+      return a.len < b.len;
+    }
+    return std::memcmp(a.bytes.data(), b.bytes.data(), a.len) < 0;
+  }
 };
 
-// Moves what arrived on `from` into `link`.
-void take(Side& from, FaultyLink& link, std::optional<PeerAddress>* remember) {
-  for (;;) {
-    for (std::size_t i = 0; i < from.in.size(); ++i) {
-      from.in[i].buf = from.bufs[i];
-    }
-    const auto n = from.sock->recv_burst(from.in);
-    for (std::uint32_t i = 0; i < n; ++i) {
-      if (remember != nullptr) {
-        *remember = from.in[i].peer;
-      }
-      link.push(std::span(from.in[i].buf.data(), from.in[i].len), from.in[i].peer);
-    }
-    if (n < from.in.size()) {
-      return;
+// One host address: its socket towards the target and a faulty link each way.
+struct Flow {
+  PeerAddress host;
+  std::unique_ptr<UdpTransport> back;
+  std::unique_ptr<FaultyLink> to_target;
+  std::unique_ptr<FaultyLink> to_host;
+};
+
+struct Buffers {
+  std::vector<std::vector<std::byte>> bufs;
+  std::vector<InFrame> in;
+  explicit Buffers(unsigned mtu) : bufs(kBurst, std::vector<std::byte>(mtu)), in(kBurst) {}
+  void reset() {
+    for (std::size_t i = 0; i < kBurst; ++i) {
+      in[i].buf = bufs[i];
     }
   }
-}
+};
 
 // Sends what `link` has ready out of `via` to `to`.
-void give(FaultyLink& link, Side& scratch, Side& via, const PeerAddress& to) {
+void give(FaultyLink& link, Buffers& scratch, UdpTransport& via, const PeerAddress& to) {
   TransportStats unused;
   for (;;) {
-    for (std::size_t i = 0; i < scratch.in.size(); ++i) {
-      scratch.in[i].buf = scratch.bufs[i];
-    }
+    scratch.reset();
     const auto n = link.pop(scratch.in, unused);
     std::vector<OutFrame> out;
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -61,21 +70,30 @@ void give(FaultyLink& link, Side& scratch, Side& via, const PeerAddress& to) {
     }
     std::size_t sent = 0;
     for (int tries = 0; sent < out.size() && tries < 100; ++tries) {
-      sent += via.sock->send_burst(std::span(out).subspan(sent));
+      sent += via.send_burst(std::span(out).subspan(sent));
     }
-    if (n < scratch.in.size()) {
+    if (n < kBurst) {
       return;
     }
   }
+}
+
+void add(FaultStats& a, const FaultStats& b) {
+  a.dropped += b.dropped;
+  a.reordered += b.reordered;
+  a.duplicated += b.duplicated;
+  a.corrupted += b.corrupted;
+  a.delayed += b.delayed;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "viopool-chaos: forwards UDP datagrams between a fabric host and its target, dropping,\n"
-      "reordering, duplicating, delaying and corrupting them at the given rates (per direction,\n"
-      "reproducible from --seed). Stops on SIGINT/SIGTERM and prints what it did.",
+      "viopool-chaos: forwards UDP datagrams between fabric hosts and their target, dropping,\n"
+      "reordering, duplicating, delaying and corrupting them at the given rates (per host\n"
+      "address and direction, reproducible from --seed; each host address gets its own socket\n"
+      "towards the target). Stops on SIGINT/SIGTERM and prints what it did as JSON.",
       "viopool-chaos"};
   std::string listen = "127.0.0.1:7001";
   std::string target = "127.0.0.1:7000";
@@ -91,7 +109,8 @@ int main(int argc, char** argv) {
   app.add_option("--corrupt", r.corrupt, "... has one bit flipped")->check(CLI::Range(0.0, 1.0));
   app.add_option("--delay", r.delay, "... arrives --delay-us late")->check(CLI::Range(0.0, 1.0));
   app.add_option("--delay-us", delay_us, "Delay of a delayed datagram (µs)");
-  app.add_option("--seed", r.seed, "Random seed (the host→target direction; +1 the other way)");
+  app.add_option("--seed", r.seed,
+                 "Random seed (flow k: seed+2k towards the target, seed+2k+1 back)");
   app.add_option("--mtu", mtu, "Largest datagram forwarded")->check(CLI::Range(64u, 65507u));
   CLI11_PARSE(app, argc, argv);
   r.delay_by = std::chrono::microseconds(delay_us);
@@ -101,57 +120,97 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "viopool-chaos: --target: %s\n", target_addr.error().what);
     return 2;
   }
-  Side front;
-  Side back;
-  Side scratch;
   auto f = UdpTransport::open({listen, mtu});
-  auto b = UdpTransport::open({is_ipv6(*target_addr) ? "[::]:0" : "0.0.0.0:0", mtu});
-  if (!f || !b) {
-    std::fprintf(stderr, "viopool-chaos: cannot open sockets: %s\n",
-                 (!f ? f.error() : b.error()).what);
+  if (!f) {
+    std::fprintf(stderr, "viopool-chaos: cannot open %s: %s\n", listen.c_str(), f.error().what);
     return 2;
   }
-  front.sock = std::move(*f);
-  back.sock = std::move(*b);
-  for (Side* s : {&front, &back, &scratch}) {
-    s->bufs.assign(32, std::vector<std::byte>(mtu));
-    s->in.resize(32);
-  }
-  FaultRates back_rates = r;
-  back_rates.seed = r.seed + 1;
-  FaultyLink to_target(r);
-  FaultyLink to_host(back_rates);
-  std::optional<PeerAddress> host;
+  std::unique_ptr<UdpTransport> front = std::move(*f);
+  const std::string back_bind = is_ipv6(*target_addr) ? "[::]:0" : "0.0.0.0:0";
+  std::map<PeerAddress, Flow, PeerLess> flows;
+  Buffers rx(mtu);
+  Buffers scratch(mtu);
+  std::uint64_t received_to_target = 0;
+  std::uint64_t received_to_host = 0;
+  std::uint64_t refused_flows = 0;
 
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   std::fprintf(stderr,
                "viopool-chaos: %s -> %s drop=%g reorder=%g duplicate=%g corrupt=%g delay=%g\n",
-               to_string(front.sock->local()).c_str(), target.c_str(), r.drop, r.reorder,
-               r.duplicate, r.corrupt, r.delay);
+               to_string(front->local()).c_str(), target.c_str(), r.drop, r.reorder, r.duplicate,
+               r.corrupt, r.delay);
+  std::vector<pollfd> pfd;
   while (!g_stop.load()) {
-    pollfd pfd[2] = {{front.sock->wait_fd(), POLLIN, 0}, {back.sock->wait_fd(), POLLIN, 0}};
+    pfd.assign(1, pollfd{front->wait_fd(), POLLIN, 0});
+    std::size_t queued = 0;
+    for (auto& [host, fl] : flows) {
+      pfd.push_back(pollfd{fl.back->wait_fd(), POLLIN, 0});
+      queued += fl.to_target->queued() + fl.to_host->queued();
+    }
     // Short timeout: delayed datagrams become ready without any event.
-    ::poll(pfd, 2, to_target.queued() + to_host.queued() > 0 ? 1 : 100);
-    take(front, to_target, &host);
-    take(back, to_host, nullptr);
-    give(to_target, scratch, back, *target_addr);
-    if (host) {
-      give(to_host, scratch, front, *host);
+    ::poll(pfd.data(), pfd.size(), queued > 0 ? 1 : 100);
+    for (;;) {  // hosts -> their flows
+      rx.reset();
+      const auto n = front->recv_burst(rx.in);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        auto it = flows.find(rx.in[i].peer);
+        if (it == flows.end()) {
+          auto b = flows.size() < kMaxFlows ? UdpTransport::open({back_bind, mtu})
+                                            : decltype(UdpTransport::open({})){};
+          if (flows.size() >= kMaxFlows || !b) {
+            ++refused_flows;
+            continue;
+          }
+          const std::uint64_t k = flows.size();
+          FaultRates up = r;
+          up.seed = r.seed + 2 * k;
+          FaultRates down = r;
+          down.seed = r.seed + 2 * k + 1;
+          Flow fl{rx.in[i].peer, std::move(*b), std::make_unique<FaultyLink>(up),
+                  std::make_unique<FaultyLink>(down)};
+          it = flows.emplace(rx.in[i].peer, std::move(fl)).first;
+        }
+        ++received_to_target;
+        it->second.to_target->push(std::span(rx.in[i].buf.data(), rx.in[i].len), rx.in[i].peer);
+      }
+      if (n < kBurst) {
+        break;
+      }
+    }
+    for (auto& [host, fl] : flows) {
+      for (;;) {  // the target -> this flow's host
+        rx.reset();
+        const auto n = fl.back->recv_burst(rx.in);
+        for (std::uint32_t i = 0; i < n; ++i) {
+          ++received_to_host;
+          fl.to_host->push(std::span(rx.in[i].buf.data(), rx.in[i].len), rx.in[i].peer);
+        }
+        if (n < kBurst) {
+          break;
+        }
+      }
+      give(*fl.to_target, scratch, *fl.back, *target_addr);
+      give(*fl.to_host, scratch, *front, fl.host);
     }
   }
-  const auto a = to_target.fault_stats();
-  const auto z = to_host.fault_stats();
+  FaultStats a;
+  FaultStats z;
+  for (auto& [host, fl] : flows) {
+    add(a, fl.to_target->fault_stats());
+    add(z, fl.to_host->fault_stats());
+  }
   std::printf(
-      "{\"to_target\": {\"received\": %llu, \"dropped\": %llu, \"reordered\": %llu, "
+      "{\"flows\": %zu, \"refused_flows\": %llu, "
+      "\"to_target\": {\"received\": %llu, \"dropped\": %llu, \"reordered\": %llu, "
       "\"duplicated\": %llu, \"corrupted\": %llu, \"delayed\": %llu}, "
       "\"to_host\": {\"received\": %llu, \"dropped\": %llu, \"reordered\": %llu, "
       "\"duplicated\": %llu, \"corrupted\": %llu, \"delayed\": %llu}}\n",
-      static_cast<unsigned long long>(front.sock->stats().received),
+      flows.size(), static_cast<unsigned long long>(refused_flows),
+      static_cast<unsigned long long>(received_to_target),
       static_cast<unsigned long long>(a.dropped), static_cast<unsigned long long>(a.reordered),
       static_cast<unsigned long long>(a.duplicated), static_cast<unsigned long long>(a.corrupted),
-      static_cast<unsigned long long>(a.delayed),
-      static_cast<unsigned long long>(back.sock->stats().received),
+      static_cast<unsigned long long>(a.delayed), static_cast<unsigned long long>(received_to_host),
       static_cast<unsigned long long>(z.dropped), static_cast<unsigned long long>(z.reordered),
       static_cast<unsigned long long>(z.duplicated), static_cast<unsigned long long>(z.corrupted),
       static_cast<unsigned long long>(z.delayed));

@@ -17,16 +17,25 @@ constexpr microseconds kClockGranularity{50};
 ReliableChannel::ReliableChannel(Transport& transport, PeerAddress peer, FrameAuthenticator* auth,
                                  ChannelOptions o)
     : transport_(transport), peer_(peer), auth_(auth), o_(o), rto_(o.min_rto * 5) {
-  scratch_.resize(transport_.mtu());
-  rx_bufs_.resize(std::size_t{kRxBurst} * transport_.mtu());
+  tx_bufs_.resize(std::size_t{kTxBurst} * transport_.mtu());
+  tx_.reserve(kTxBurst);
+  if (o_.receive) {
+    rx_bufs_.resize(std::size_t{kRxBurst} * transport_.mtu());
+  }
 }
 
 Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag,
                                    std::span<const std::byte> payload) {
+  return send(op, tag, payload, {});
+}
+
+Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag, std::span<const std::byte> head,
+                                   std::span<const std::byte> body) {
+  const std::size_t total = head.size() + body.size();
   if (broken_) {
     return fail(Errc::kIo, "fabric: channel broken");
   }
-  if (payload.size() > o_.max_message) {
+  if (total > o_.max_message) {
     return fail(Errc::kInvalidArgument, "fabric: message too long");
   }
   if (transport_.mtu() <= kHeaderBytes) {
@@ -35,7 +44,7 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag,
   const std::size_t chunk = transport_.mtu() - kHeaderBytes;
   std::size_t off = 0;
   do {
-    const std::size_t n = std::min(chunk, payload.size() - off);
+    const std::size_t n = std::min(chunk, total - off);
     OutFrameState s;
     s.header.opcode = op;
     s.header.queue_id = o_.queue_id;
@@ -43,32 +52,76 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag,
     s.header.tag = tag;
     s.header.seq = next_seq_++;
     s.header.frag_offset = static_cast<std::uint32_t>(off);
-    s.header.message_length = static_cast<std::uint32_t>(payload.size());
-    s.header.flags = off + n < payload.size() ? kFlagMore : 0;
-    s.payload.assign(payload.begin() + static_cast<std::ptrdiff_t>(off),
-                     payload.begin() + static_cast<std::ptrdiff_t>(off + n));
+    s.header.message_length = static_cast<std::uint32_t>(total);
+    s.header.flags = off + n < total ? kFlagMore : 0;
+    s.payload.resize(n);
+    // Bytes [off, off + n) of head ++ body.
+    std::size_t done = 0;
+    if (off < head.size()) {
+      done = std::min(n, head.size() - off);
+      std::memcpy(s.payload.data(), head.data() + off, done);
+    }
+    if (done < n) {
+      std::memcpy(s.payload.data() + done, body.data() + (off + done - head.size()), n - done);
+    }
     unsent_.emplace(s.header.seq, std::move(s));
     off += n;
-  } while (off < payload.size());
+  } while (off < total);
   return {};
 }
 
 bool ReliableChannel::emit(const FrameHeader& h, std::span<const std::byte> payload) {
-  auto n = encode_frame(h, payload, scratch_);
+  if (tx_.size() == kTxBurst) {
+    flush_tx();
+  }
+  const std::span<std::byte> buf =
+      std::span(tx_bufs_).subspan(tx_.size() * transport_.mtu(), transport_.mtu());
+  auto n = encode_frame(h, payload, buf);
   if (!n) {
     return false;
   }
-  std::span<std::byte> frame(scratch_.data(), *n);
+  const std::span<std::byte> frame = buf.first(*n);
   if (auth_ != nullptr && !auth_->sign(frame)) {
     return false;
   }
-  const OutFrame o{frame, peer_};
-  // A frame the transport cannot take now counts as lost: the retransmission
-  // timer (data) or the next ack (acks) covers it.
-  return transport_.send_burst(std::span(&o, 1)) == 1;
+  tx_.push_back(OutFrame{frame, peer_});
+  return true;
+}
+
+void ReliableChannel::flush_tx() {
+  // Frames the transport cannot take now count as lost: the retransmission
+  // timer (data) or the next ack (acks) covers them.
+  if (!tx_.empty()) {
+    transport_.send_burst(tx_);
+    tx_.clear();
+  }
+}
+
+void ReliableChannel::send_unsequenced(Opcode op, std::span<const std::byte> payload) {
+  FrameHeader h;
+  h.opcode = op;
+  h.queue_id = o_.queue_id;
+  h.function_id = o_.function_id;
+  h.ack = rcv_next_;
+  h.credits = o_.window;
+  h.flags = kFlagAck;
+  h.message_length = static_cast<std::uint32_t>(payload.size());
+  emit(h, payload);
+  flush_tx();
+}
+
+ReliableChannel::Clock::time_point ReliableChannel::next_timer() const noexcept {
+  auto t = Clock::time_point::max();
+  for (const auto& [seq, s] : inflight_) {
+    const auto timeout =
+        std::min(o_.max_rto, rto_ * (1u << std::min<std::uint32_t>(s.retries, 10)));
+    t = std::min(t, s.last_sent + timeout);
+  }
+  return t;
 }
 
 void ReliableChannel::transmit(OutFrameState& s, Clock::time_point now, bool retransmit) {
+  ack_due_ = false;  // the ack rides on this frame
   s.header.ack = rcv_next_;
   s.header.credits = o_.window;
   s.header.flags |= kFlagAck;
@@ -87,6 +140,7 @@ void ReliableChannel::transmit(OutFrameState& s, Clock::time_point now, bool ret
 
 bool ReliableChannel::send_due(Clock::time_point now) {
   bool work = false;
+  bool timed_out = false;
   for (auto& [seq, s] : inflight_) {
     const auto timeout =
         std::min(o_.max_rto, rto_ * (1u << std::min<std::uint32_t>(s.retries, 10)));
@@ -97,7 +151,15 @@ bool ReliableChannel::send_due(Clock::time_point now) {
       }
       transmit(s, now, true);
       work = true;
+      timed_out = true;
     }
+  }
+  if (timed_out) {
+    // As TCP does (RFC 6298 5.5): the timer backs off and stays backed off
+    // until an unambiguous sample arrives. Karn's rule keeps retransmitted
+    // frames out of the estimate, so without this a path whose delay jumped
+    // (a descheduled peer) would see every frame time out early.
+    rto_ = std::min(o_.max_rto, rto_ * 2);
   }
   while (!unsent_.empty() && inflight_.size() < peer_credits_) {
     auto node = unsent_.extract(unsent_.begin());
@@ -185,6 +247,10 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
     ack_due_ = true;
     return;
   }
+  if (h.seq == 0 && (h.opcode == Opcode::kNak || h.opcode == Opcode::kGoodbye)) {
+    out.push_back(ChannelMessage{h.opcode, h.tag, {f.payload.begin(), f.payload.end()}});
+    return;
+  }
   if (h.seq == 0) {
     ++stats_.malformed;
     return;
@@ -258,16 +324,27 @@ bool ReliableChannel::receive(Clock::time_point now, std::vector<ChannelMessage>
   }
 }
 
-bool ReliableChannel::poll(Clock::time_point now, std::vector<ChannelMessage>& out) {
-  bool work = receive(now, out);
-  if (ack_due_) {
-    send_ack();
-    ack_due_ = false;
-    work = true;
+void ReliableChannel::ingest(const Frame& f, Clock::time_point now,
+                             std::vector<ChannelMessage>& out) {
+  if (f.header.function_id != o_.function_id || f.header.queue_id != o_.queue_id) {
+    ++stats_.foreign;
+    return;
   }
+  on_frame(f, now, out);
+}
+
+bool ReliableChannel::poll(Clock::time_point now, std::vector<ChannelMessage>& out) {
+  bool work = o_.receive && receive(now, out);
+  const bool ack_was_due = ack_due_;
   if (!broken_) {
     work |= send_due(now);
   }
+  if (ack_due_) {  // no data frame carried it
+    send_ack();
+    ack_due_ = false;
+  }
+  work |= ack_was_due;
+  flush_tx();
   return work;
 }
 

@@ -6,6 +6,12 @@
 // applied twice), credit-based flow control and fragmentation to the MTU.
 // Frames are signed and verified per lease; a bad tag or a frame for another
 // channel is dropped and counted. Single-threaded: poll() drives everything.
+// Outgoing frames of one poll() leave in one transport burst, and an ack
+// rides on the data frames when there are any.
+//
+// A channel reads its own transport (one socket per channel, the host side)
+// or, with `receive = false`, is fed frames by its owner through ingest()
+// (many channels behind one socket, the target side).
 #pragma once
 
 #include <chrono>
@@ -26,10 +32,11 @@ struct ChannelOptions {
   std::uint32_t function_id = 0;
   std::uint16_t queue_id = 0;
   std::uint16_t window = 64;  // frames we accept beyond our cumulative ack (our credits)
-  std::chrono::microseconds min_rto{200};
+  std::chrono::microseconds min_rto{1000};
   std::chrono::microseconds max_rto{200000};
   std::uint32_t max_retries = 30;  // then the channel is broken
   std::uint32_t max_message = 1u << 20;
+  bool receive = true;  // poll() reads the transport; false: the owner calls ingest()
 };
 
 struct ChannelMessage {
@@ -62,9 +69,22 @@ class ReliableChannel {
   // Queues a message, fragmented to the transport's MTU. kInvalidArgument
   // above max_message; kIo once the channel is broken.
   Result<void> send(Opcode op, std::uint32_t tag, std::span<const std::byte> payload);
-  // Receives, acknowledges, (re)transmits; appends whole messages to `out`.
-  // Returns true if it did anything.
+  // The same, for a message made of a head and a body (no copy to join them).
+  Result<void> send(Opcode op, std::uint32_t tag, std::span<const std::byte> head,
+                    std::span<const std::byte> body);
+  // Sends an unsequenced frame (seq 0, not retransmitted): NAK, GOODBYE,
+  // KEEPALIVE. The peer's channel hands NAK and GOODBYE up as messages.
+  void send_unsequenced(Opcode op, std::span<const std::byte> payload);
+  // Receives (unless `receive` is off), acknowledges, (re)transmits; appends
+  // whole messages to `out`. Returns true if it did anything.
   bool poll(Clock::time_point now, std::vector<ChannelMessage>& out);
+  // A frame for this channel that its owner received, decoded and verified
+  // (`receive` off). Acks and messages go out with the next poll().
+  void ingest(const Frame& f, Clock::time_point now, std::vector<ChannelMessage>& out);
+
+  // When poll() must run next to retransmit (time_point::max() if nothing
+  // waits for an ack): an idle owner sleeps at most until then.
+  Clock::time_point next_timer() const noexcept;
 
   // Nothing queued or waiting for an ack.
   bool idle() const noexcept { return unsent_.empty() && inflight_.empty(); }
@@ -98,6 +118,7 @@ class ReliableChannel {
   bool send_due(Clock::time_point now);
   void send_ack();
   bool emit(const FrameHeader& h, std::span<const std::byte> payload);
+  void flush_tx();
 
   Transport& transport_;
   PeerAddress peer_;
@@ -120,7 +141,9 @@ class ReliableChannel {
   std::chrono::microseconds rto_;
   bool broken_ = false;
   ChannelStats stats_;
-  std::vector<std::byte> scratch_;  // one outgoing frame
+  static constexpr std::size_t kTxBurst = 32;
+  std::vector<std::byte> tx_bufs_;  // kTxBurst outgoing frames of one MTU
+  std::vector<OutFrame> tx_;        // encoded, not yet handed to the transport
   static constexpr std::size_t kRxBurst = 32;
   std::vector<std::byte> rx_bufs_;  // kRxBurst receive buffers of one MTU, allocated once
 };

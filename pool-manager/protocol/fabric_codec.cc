@@ -291,8 +291,8 @@ Result<std::size_t> encode_completion(const Completion& c, std::span<std::byte> 
 }
 
 Result<Completion> decode_completion(std::span<const std::byte> in) noexcept {
-  if (in.size() != kCompletionBytes) {
-    return fail(Errc::kProtocol, "fabric: COMPLETION payload is not 8 bytes");
+  if (in.size() < kCompletionBytes) {
+    return fail(Errc::kProtocol, "fabric: COMPLETION payload shorter than 8 bytes");
   }
   Reader r(in);
   Completion c;
@@ -302,6 +302,61 @@ Result<Completion> decode_completion(std::span<const std::byte> in) noexcept {
     return fail(Errc::kProtocol, "fabric: completion status is neither 0 nor an errno");
   }
   return c;
+}
+
+Result<std::size_t> encode_volume_info(const VolumeInfo& v, std::span<std::byte> out) noexcept {
+  if (out.size() < kVolumeInfoBytes) {
+    return too_small();
+  }
+  Writer w(out);
+  w.u32(v.function_class);
+  w.u32(v.block_size);
+  w.u64(v.capacity_bytes);
+  w.u32(v.flags);
+  w.u16(v.queues);
+  w.u16(v.queue_depth);
+  w.u32(v.max_io_bytes);
+  w.u8(v.physical_block_exp);
+  w.u8(0);
+  w.u16(0);
+  return kVolumeInfoBytes;
+}
+
+Result<VolumeInfo> decode_volume_info(std::span<const std::byte> in) noexcept {
+  if (in.size() < kVolumeInfoBytes) {
+    return fail(Errc::kProtocol, "fabric: volume config shorter than 32 bytes");
+  }
+  Reader r(in);
+  VolumeInfo v;
+  v.function_class = r.u32();
+  v.block_size = r.u32();
+  v.capacity_bytes = r.u64();
+  v.flags = r.u32();
+  v.queues = r.u16();
+  v.queue_depth = r.u16();
+  v.max_io_bytes = r.u32();
+  v.physical_block_exp = r.u8();
+  const std::uint32_t reserved = (std::uint32_t{r.u8()} << 16) | r.u16();
+  if (v.function_class != kFunctionClassVolume) {
+    return fail(Errc::kProtocol, "fabric: config space is not a volume's");
+  }
+  if (v.block_size < 512 || v.block_size > 65536 || (v.block_size & (v.block_size - 1)) != 0) {
+    return fail(Errc::kProtocol, "fabric: volume block size not a power of two in [512, 65536]");
+  }
+  if (v.capacity_bytes % v.block_size != 0) {
+    return fail(Errc::kProtocol, "fabric: volume capacity not a multiple of its block size");
+  }
+  if ((v.flags & ~kVolumeFlagsKnown) != 0 || reserved != 0) {
+    return fail(Errc::kProtocol, "fabric: unknown volume flags or reserved bytes set");
+  }
+  if (v.queues == 0 || v.queue_depth == 0) {
+    return fail(Errc::kProtocol, "fabric: volume without queues");
+  }
+  if (v.max_io_bytes < v.block_size || v.max_io_bytes % v.block_size != 0 ||
+      v.physical_block_exp > 16) {
+    return fail(Errc::kProtocol, "fabric: volume I/O limits out of range");
+  }
+  return v;
 }
 
 Result<std::size_t> encode_sack(const Sack& s, std::span<std::byte> out) noexcept {

@@ -114,6 +114,30 @@ struct Completion {
 };
 inline constexpr std::size_t kCompletionBytes = 8;
 
+// The config space of a volume function (CONFIG_DATA at offset 0).
+inline constexpr std::uint32_t kFunctionClassVolume = 1;
+inline constexpr std::uint32_t kVolumeReadOnly = 1u << 0;
+inline constexpr std::uint32_t kVolumeDiscard = 1u << 1;
+inline constexpr std::uint32_t kVolumeWriteZeroes = 1u << 2;
+inline constexpr std::uint32_t kVolumeVolatileCache = 1u << 3;
+inline constexpr std::uint32_t kVolumeFlagsKnown =
+    kVolumeReadOnly | kVolumeDiscard | kVolumeWriteZeroes | kVolumeVolatileCache;
+struct VolumeInfo {
+  std::uint32_t function_class = kFunctionClassVolume;
+  std::uint32_t block_size = 512;  // power of two in [512, 65536]
+  std::uint64_t capacity_bytes = 0;  // multiple of block_size
+  std::uint32_t flags = 0;
+  std::uint16_t queues = 1;        // fabric queues the target serves (queue ids 0..queues-1)
+  std::uint16_t queue_depth = 1;   // requests per queue the target accepts at once
+  std::uint32_t max_io_bytes = 0;  // largest READ/WRITE length, multiple of block_size
+  std::uint8_t physical_block_exp = 0;
+};
+inline constexpr std::size_t kVolumeInfoBytes = 32;
+// Then the volume's name, NUL-padded: a host checks it reached the volume it
+// was configured for.
+inline constexpr std::size_t kVolumeNameOffset = 32;
+inline constexpr std::size_t kVolumeNameBytes = 64;
+
 struct SackBlock {
   std::uint32_t start = 0;
   std::uint32_t end = 0;  // exclusive
@@ -133,7 +157,8 @@ enum class NakReason : std::uint32_t {
 // Each encoder returns the bytes written (kInvalidArgument if `out` is too
 // small or the value cannot be sent); each decoder takes exactly its payload
 // (REQUEST and CONFIG_DATA: their head, the data follows) and returns
-// kProtocol for anything malformed.
+// kProtocol for anything malformed. COMPLETION: its 8-byte head (a READ's data
+// follows it).
 Result<std::size_t> encode_hello(const Hello& h, std::span<std::byte> out) noexcept;
 Result<Hello> decode_hello(std::span<const std::byte> in) noexcept;
 Result<std::size_t> encode_config_range(const ConfigRange& c, std::span<std::byte> out) noexcept;
@@ -142,6 +167,8 @@ Result<std::size_t> encode_block_request(const BlockRequest& r, std::span<std::b
 Result<BlockRequest> decode_block_request(std::span<const std::byte> in) noexcept;
 Result<std::size_t> encode_completion(const Completion& c, std::span<std::byte> out) noexcept;
 Result<Completion> decode_completion(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_volume_info(const VolumeInfo& v, std::span<std::byte> out) noexcept;
+Result<VolumeInfo> decode_volume_info(std::span<const std::byte> in) noexcept;
 Result<std::size_t> encode_sack(const Sack& s, std::span<std::byte> out) noexcept;
 Result<Sack> decode_sack(std::span<const std::byte> in) noexcept;
 Result<std::size_t> encode_nak(NakReason r, std::span<std::byte> out) noexcept;

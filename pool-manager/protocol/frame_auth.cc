@@ -21,6 +21,29 @@ struct FrameAuthenticator::Impl {
   }
 };
 
+Result<AuthKey> parse_auth_key(std::string_view hex) {
+  if (hex.size() != 2 * kAuthKeyBytes) {
+    return fail(Errc::kInvalidArgument, "fabric key: expected 32 hex digits");
+  }
+  AuthKey k{};
+  for (std::size_t i = 0; i < hex.size(); ++i) {
+    const char c = hex[i];
+    int v = -1;
+    if (c >= '0' && c <= '9') {
+      v = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      v = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      v = c - 'A' + 10;
+    }
+    if (v < 0) {
+      return fail(Errc::kInvalidArgument, "fabric key: expected 32 hex digits");
+    }
+    k[i / 2] = static_cast<std::uint8_t>(k[i / 2] << 4 | v);
+  }
+  return k;
+}
+
 Result<std::unique_ptr<FrameAuthenticator>> FrameAuthenticator::create(const AuthKey& key) {
   std::unique_ptr<FrameAuthenticator> a(new FrameAuthenticator());
   a->key_ = key;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 
 #include "vhost-backend/base/result.h"
 
@@ -15,6 +16,10 @@ namespace viopool::pool {
 
 inline constexpr std::size_t kAuthKeyBytes = 16;
 using AuthKey = std::array<std::uint8_t, kAuthKeyBytes>;
+
+// A key written as 32 hex digits (config files, the API); kInvalidArgument
+// otherwise.
+Result<AuthKey> parse_auth_key(std::string_view hex);
 
 class FrameAuthenticator {
  public:

@@ -18,36 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Runs viopool-frontend to completion (bounded); returns its exit code and
-// leaves its JSON report in `report`.
-int run_frontend(const TempDir& dir, const std::vector<std::string>& args, json& report,
-                 const std::string& tag) {
-  std::vector<std::string> argv = {build_path("integration/frontend/viopool-frontend"), "blk",
-                                   "--json", "--connect-timeout", "10"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const std::string out = dir.file(tag + ".out");
-  Process p(argv, SpawnOptions{out});
-  const int st = p.wait_exit(120s);
-  const std::string text = read_file(out);
-  // The JSON report is the last line that parses as an object.
-  report = json::object();
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    const std::size_t nl = text.find('\n', pos);
-    const std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    auto j = json::parse(line, nullptr, false);
-    if (j.is_object()) {
-      report = j;
-    }
-    if (nl == std::string::npos) {
-      break;
-    }
-    pos = nl + 1;
-  }
-  BOOST_TEST_MESSAGE("viopool-frontend " << tag << ": " << text);
-  return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 json blk_device(const TempDir& dir, const std::string& name, json backend, unsigned queues = 1) {
   return json{{"name", name},
               {"type", "blk"},

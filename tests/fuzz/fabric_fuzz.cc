@@ -65,6 +65,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 #elif VIOPOOL_FUZZ_DECODER == 6
   round_trip<NakReason>(in, decode_nak, encode_nak);
+#elif VIOPOOL_FUZZ_DECODER == 7
+  round_trip<VolumeInfo>(in, decode_volume_info, encode_volume_info);
 #else
 #error "VIOPOOL_FUZZ_DECODER names no decoder"
 #endif

@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -91,6 +92,45 @@ Process start_testpmd(const TempDir& dir, const TestpmdOptions& o) {
     args.push_back("--tx-first");
   }
   return Process(args, SpawnOptions{dir.file(o.tag + std::to_string(n) + ".log")});
+}
+
+int run_frontend(const TempDir& dir, const std::vector<std::string>& args,
+                 nlohmann::json& report, const std::string& tag) {
+  using nlohmann::json;
+  std::vector<std::string> argv = {build_path("integration/frontend/viopool-frontend"), "blk",
+                                   "--json", "--connect-timeout", "10"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::string out = dir.file(tag + ".out");
+  Process p(argv, SpawnOptions{out});
+  const int st = p.wait_exit(std::chrono::seconds(120));
+  const std::string text = read_file(out);
+  // The JSON report: the last block from a line "{" to a line "}" that
+  // parses as an object (stderr lines may surround it).
+  report = json::object();
+  std::string block;
+  bool in_block = false;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t nl = std::min(text.find('\n', pos), text.size());
+    const std::string line = text.substr(pos, nl - pos);
+    if (line == "{") {
+      in_block = true;
+      block.clear();
+    }
+    if (in_block) {
+      block += line + "\n";
+      if (line == "}") {
+        in_block = false;
+        auto j = json::parse(block, nullptr, false);
+        if (j.is_object()) {
+          report = j;
+        }
+      }
+    }
+    pos = nl + 1;
+  }
+  BOOST_TEST_MESSAGE("viopool-frontend " << tag << ": " << text);
+  return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 }  // namespace viopool::testing

@@ -47,6 +47,12 @@ struct TestpmdOptions {
   std::string tag = "tp";
 };
 
+// Runs `viopool-frontend blk --json` with `args` to completion (bounded);
+// returns its exit code (-1 if it did not exit) and leaves its JSON report
+// in `report`.
+int run_frontend(const TempDir& dir, const std::vector<std::string>& args,
+                 nlohmann::json& report, const std::string& tag);
+
 // dpdk-testpmd with a virtio_user port on `vhost_socket`, forwarding
 // non-interactively until stopped.
 Process start_testpmd(const TempDir& dir, const TestpmdOptions& o);

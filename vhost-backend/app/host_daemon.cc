@@ -8,6 +8,7 @@
 
 #include <chrono>
 
+#include "pool-manager/client/remote_block.h"
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/devices/blk/blk_backends.h"
 #include "vhost-backend/devices/crypto/cryptodev_backend.h"
@@ -191,6 +192,29 @@ Result<std::unique_ptr<vhost::VhostDevice>> HostDaemon::make_device(
       case control::BlkBackendKind::kNull:
         backend = blk::make_null_backend(d.blk.size_bytes, bs);
         break;
+      case control::BlkBackendKind::kPool: {
+        pool::RemoteBlockOptions o;
+        if (!pool::parse_pool_uri(d.blk.uri, o)) {
+          why = "backend.uri: expected pool://ADDRESS:PORT/VOLUME";
+          return fail(Errc::kInvalidArgument, "config: bad pool uri");
+        }
+        auto key = pool::parse_auth_key(d.blk.key);
+        if (!key) {
+          why = "backend.key: 32 hex digits";
+          return unexpected(key.error());
+        }
+        o.function_id = d.blk.function_id;
+        o.key = *key;
+        o.mtu = d.blk.mtu;
+        o.read_only = d.read_only;
+        o.request_timeout = std::chrono::milliseconds(d.blk.timeout_ms);
+        auto b = pool::make_remote_backend(o, why);
+        if (!b) {
+          return unexpected(b.error());
+        }
+        backend = std::move(*b);
+        break;
+      }
     }
     return std::unique_ptr<vhost::VhostDevice>(
         std::make_unique<vhost::VhostBlkDevice>(d, std::move(backend), loop));

@@ -7,144 +7,12 @@
 #include <set>
 #include <sstream>
 
+#include "vhost-backend/control/json_fields.h"
+
 namespace viopool::control {
 namespace {
 
 using nlohmann::json;
-
-Result<void> reject_unknown(const json& j, std::initializer_list<const char*> known,
-                            const std::string& where, std::string& why) {
-  if (!j.is_object()) {
-    why = where + ": expected an object";
-    return fail(Errc::kInvalidArgument, "config: expected object");
-  }
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    bool ok = false;
-    for (const char* k : known) {
-      if (it.key() == k) {
-        ok = true;
-        break;
-      }
-    }
-    if (!ok) {
-      why = where + ": unknown key '" + it.key() + "'";
-      return fail(Errc::kInvalidArgument, "config: unknown key");
-    }
-  }
-  return {};
-}
-
-std::string path_of(const std::string& where, const char* key) {
-  return where.empty() ? std::string(key) : where + "." + key;
-}
-
-Result<std::string> get_string(const json& j, const char* key, const std::string& where,
-                               std::string& why, bool required, std::string fallback = {}) {
-  auto it = j.find(key);
-  if (it == j.end()) {
-    if (required) {
-      why = path_of(where, key) + ": missing";
-      return fail(Errc::kInvalidArgument, "config: missing key");
-    }
-    return fallback;
-  }
-  if (!it->is_string()) {
-    why = path_of(where, key) + ": expected a string";
-    return fail(Errc::kInvalidArgument, "config: expected string");
-  }
-  return it->get<std::string>();
-}
-
-Result<std::int64_t> get_int(const json& j, const char* key, const std::string& where,
-                             std::string& why, std::int64_t fallback, std::int64_t lo,
-                             std::int64_t hi) {
-  auto it = j.find(key);
-  if (it == j.end()) {
-    return fallback;
-  }
-  if (!it->is_number_integer()) {
-    why = path_of(where, key) + ": expected an integer";
-    return fail(Errc::kInvalidArgument, "config: expected integer");
-  }
-  const auto v = it->get<std::int64_t>();
-  if (v < lo || v > hi) {
-    why = path_of(where, key) + ": " + std::to_string(v) + " is outside [" + std::to_string(lo) +
-          ", " + std::to_string(hi) + "]";
-    return fail(Errc::kOutOfRange, "config: value out of range");
-  }
-  return v;
-}
-
-Result<bool> get_bool(const json& j, const char* key, const std::string& where, std::string& why,
-                      bool fallback) {
-  auto it = j.find(key);
-  if (it == j.end()) {
-    return fallback;
-  }
-  if (!it->is_boolean()) {
-    why = path_of(where, key) + ": expected true or false";
-    return fail(Errc::kInvalidArgument, "config: expected boolean");
-  }
-  return it->get<bool>();
-}
-
-bool valid_name(const std::string& n) {
-  if (n.empty() || n.size() > 32) {
-    return false;
-  }
-  for (char c : n) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-' || c == '.';
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Byte sizes: an integer, or a string with an optional K/M/G/T suffix (powers of 1024).
-Result<std::uint64_t> get_size(const json& j, const char* key, const std::string& where,
-                               std::string& why, std::uint64_t fallback) {
-  auto it = j.find(key);
-  if (it == j.end()) {
-    return fallback;
-  }
-  if (it->is_number_unsigned() || (it->is_number_integer() && it->get<std::int64_t>() >= 0)) {
-    return it->get<std::uint64_t>();
-  }
-  if (it->is_string()) {
-    const std::string s = it->get<std::string>();
-    std::size_t pos = 0;
-    std::uint64_t v = 0;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      const std::uint64_t digit = static_cast<std::uint64_t>(s[pos] - '0');
-      if (v > (UINT64_MAX - digit) / 10) {
-        pos = std::string::npos;
-        break;
-      }
-      v = v * 10 + digit;
-      ++pos;
-    }
-    unsigned shift = 0;
-    if (pos != std::string::npos && pos > 0 && pos + 1 == s.size()) {
-      switch (s[pos]) {
-        case 'K': case 'k': shift = 10; break;
-        case 'M': case 'm': shift = 20; break;
-        case 'G': case 'g': shift = 30; break;
-        case 'T': case 't': shift = 40; break;
-        default: pos = std::string::npos;
-      }
-      if (pos != std::string::npos) {
-        ++pos;
-      }
-    }
-    if (pos == s.size() && !s.empty() && (shift == 0 || v <= (UINT64_MAX >> shift))) {
-      return v << shift;
-    }
-  }
-  why = path_of(where, key) + ": expected a size in bytes (e.g. 1073741824 or \"1G\")";
-  return fail(Errc::kInvalidArgument, "config: bad size");
-}
 
 // The device's "backend" object, checked against the keys its kind allows.
 Result<const json*> backend_of(const json& j, const std::string& bwhere, std::string& why,
@@ -178,7 +46,9 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
   d.packed_ring = *packed;
 
   const std::string bwhere = path_of(where, "backend");
-  auto backend = backend_of(j, bwhere, why, {"kind", "path", "size", "block_size", "direct", "queue_depth"});
+  auto backend = backend_of(j, bwhere, why,
+                            {"kind", "path", "size", "block_size", "direct", "queue_depth", "uri",
+                             "function_id", "key", "mtu", "timeout_ms"});
   VIOPOOL_TRY(backend);
   const json& bj = **backend;
   auto kind = get_string(bj, "kind", bwhere, why, true);
@@ -189,10 +59,59 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
     d.blk.kind = BlkBackendKind::kMalloc;
   } else if (*kind == "null") {
     d.blk.kind = BlkBackendKind::kNull;
+  } else if (*kind == "pool") {
+    d.blk.kind = BlkBackendKind::kPool;
   } else {
     why = path_of(bwhere, "kind") + ": unknown backend '" + *kind +
-          "' (supported for blk: uring, malloc, null)";
+          "' (supported for blk: uring, malloc, null, pool)";
     return fail(Errc::kUnsupported, "config: unknown backend kind");
+  }
+  const bool pool = d.blk.kind == BlkBackendKind::kPool;
+  for (const char* k : {"uri", "function_id", "key", "mtu", "timeout_ms"}) {
+    if (!pool && bj.contains(k)) {
+      why = path_of(bwhere, k) + ": only the pool backend takes it";
+      return fail(Errc::kInvalidArgument, "config: pool key without pool");
+    }
+  }
+  if (pool) {
+    for (const char* k : {"path", "size", "block_size", "direct"}) {
+      if (bj.contains(k)) {
+        why = path_of(bwhere, k) + ": the pool backend takes it from the appliance's volume";
+        return fail(Errc::kInvalidArgument, "config: local key with pool");
+      }
+    }
+    auto uri = get_string(bj, "uri", bwhere, why, true);
+    VIOPOOL_TRY(uri);
+    if (uri->rfind("pool://", 0) != 0 || uri->find('/', 7) == std::string::npos) {
+      why = path_of(bwhere, "uri") + ": expected pool://ADDRESS:PORT/VOLUME";
+      return fail(Errc::kInvalidArgument, "config: bad pool uri");
+    }
+    d.blk.uri = *uri;
+    auto fid = get_int(bj, "function_id", bwhere, why, 0, 1, 0xffffffffLL);
+    VIOPOOL_TRY(fid);
+    if (*fid == 0) {
+      why = path_of(bwhere, "function_id") + ": missing";
+      return fail(Errc::kInvalidArgument, "config: missing key");
+    }
+    d.blk.function_id = static_cast<std::uint32_t>(*fid);
+    auto key = get_string(bj, "key", bwhere, why, true);
+    VIOPOOL_TRY(key);
+    if (key->size() != 32 ||
+        key->find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      why = path_of(bwhere, "key") + ": 32 hex digits (a 128-bit key)";
+      return fail(Errc::kInvalidArgument, "config: bad key");
+    }
+    d.blk.key = *key;
+    auto mtu = get_int(bj, "mtu", bwhere, why, 1472, 512, 65507);
+    VIOPOOL_TRY(mtu);
+    d.blk.mtu = static_cast<std::uint32_t>(*mtu);
+    auto timeout = get_int(bj, "timeout_ms", bwhere, why, 30000, 10, 3600000);
+    VIOPOOL_TRY(timeout);
+    d.blk.timeout_ms = static_cast<std::uint32_t>(*timeout);
+    auto qd = get_int(bj, "queue_depth", bwhere, why, 128, 1, 4096);
+    VIOPOOL_TRY(qd);
+    d.blk.queue_depth = static_cast<std::uint32_t>(*qd);
+    return {};
   }
   const bool uring = d.blk.kind == BlkBackendKind::kUring;
   auto path = get_string(bj, "path", bwhere, why, uring);
@@ -402,6 +321,7 @@ const char* to_string(DeviceType t) noexcept {
 const char* to_string(BlkBackendKind k) noexcept {
   switch (k) {
     case BlkBackendKind::kUring: return "uring";
+    case BlkBackendKind::kPool: return "pool";
     case BlkBackendKind::kMalloc: return "malloc";
     case BlkBackendKind::kNull: return "null";
   }
@@ -536,6 +456,12 @@ json to_json(const DeviceConfig& d) {
     if (d.blk.kind == BlkBackendKind::kUring) {
       b["path"] = d.blk.path;
       b["direct"] = to_string(d.blk.direct);
+    } else if (d.blk.kind == BlkBackendKind::kPool) {
+      b.erase("block_size");
+      b["uri"] = d.blk.uri;
+      b["function_id"] = d.blk.function_id;
+      b["mtu"] = d.blk.mtu;
+      b["timeout_ms"] = d.blk.timeout_ms;
     } else {
       b["size"] = d.blk.size_bytes;
     }

@@ -16,7 +16,7 @@ namespace viopool::control {
 enum class DeviceType : std::uint8_t { kNet, kBlk, kCrypto };
 enum class SocketMode : std::uint8_t { kServer, kClient };
 enum class NetBackendKind : std::uint8_t { kLoopback, kNull, kEthdev };
-enum class BlkBackendKind : std::uint8_t { kUring, kMalloc, kNull };
+enum class BlkBackendKind : std::uint8_t { kUring, kMalloc, kNull, kPool };
 enum class DirectIoMode : std::uint8_t { kAuto, kOn, kOff };
 
 const char* to_string(DeviceType t) noexcept;
@@ -39,6 +39,12 @@ struct BlkBackendConfig {
   std::uint32_t block_size = 0;  // 0: detect (uring) or 512
   DirectIoMode direct = DirectIoMode::kAuto;  // kUring: O_DIRECT policy
   std::uint32_t queue_depth = 128;            // per virtqueue, 1..4096
+  // kPool: a volume on a pool appliance, reached over the fabric.
+  std::string uri;                // pool://ADDRESS:PORT/VOLUME
+  std::uint32_t function_id = 0;  // the volume's function on the appliance
+  std::string key;                // the function's fabric key, 32 hex digits (never listed)
+  std::uint32_t mtu = 1472;       // fabric frame bytes per datagram
+  std::uint32_t timeout_ms = 30000;  // a request not completed by then fails (EIO)
 };
 
 struct CryptoBackendConfig {

@@ -102,8 +102,17 @@ nlohmann::json VhostBlkDevice::stats() const {
     add_queue_stats(j, total, s.latency);
     queues.push_back(std::move(j));
   }
-  return nlohmann::json{
-      {"type", "blk"}, {"state", state_name()}, {"queues", queues}, {"total", total}};
+  std::vector<std::pair<const char*, std::uint64_t>> counters;
+  backend_->counters(counters);
+  nlohmann::json backend = {{"kind", backend_->kind()}};
+  for (const auto& [name, value] : counters) {
+    backend[name] = value;
+  }
+  return nlohmann::json{{"type", "blk"},
+                        {"state", state_name()},
+                        {"queues", queues},
+                        {"total", total},
+                        {"backend", backend}};
 }
 
 // ---- rte_vhost thread ----------------------------------------------------------

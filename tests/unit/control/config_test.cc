@@ -142,6 +142,8 @@ BOOST_AUTO_TEST_CASE(blk_sizes_accept_suffixes_and_default_the_serial) {
   }
 }
 
+constexpr const char* kPoolKey = "000102030405060708090a0b0c0d0e0f";
+
 const BadCase kBadBlk[] = {
     {"net key on blk", {{"queue_pairs", 2}}, Errc::kInvalidArgument, "unknown key 'queue_pairs'"},
     {"uring without path", {{"backend", {{"kind", "uring"}}}}, Errc::kInvalidArgument, "path"},
@@ -164,7 +166,62 @@ const BadCase kBadBlk[] = {
      Errc::kInvalidArgument, "direct"},
     {"size on uring", {{"backend", {{"kind", "uring"}, {"path", "/x"}, {"size", 4096}}}},
      Errc::kInvalidArgument, "size"},
+    {"pool without uri",
+     {{"backend", {{"kind", "pool"}, {"function_id", 1}, {"key", kPoolKey}}}},
+     Errc::kInvalidArgument,
+     "uri"},
+    {"pool uri of another scheme",
+     {{"backend", {{"kind", "pool"}, {"uri", "nbd://h/v"}, {"function_id", 1}, {"key", kPoolKey}}}},
+     Errc::kInvalidArgument,
+     "pool://"},
+    {"pool without function",
+     {{"backend", {{"kind", "pool"}, {"uri", "pool://10.0.0.2:7400/v"}, {"key", kPoolKey}}}},
+     Errc::kInvalidArgument,
+     "function_id"},
+    {"pool key too short",
+     {{"backend",
+       {{"kind", "pool"}, {"uri", "pool://10.0.0.2:7400/v"}, {"function_id", 1}, {"key", "abcd"}}}},
+     Errc::kInvalidArgument,
+     "key"},
+    {"pool with a path",
+     {{"backend",
+       {{"kind", "pool"},
+        {"uri", "pool://10.0.0.2:7400/v"},
+        {"function_id", 1},
+        {"key", kPoolKey},
+        {"path", "/x"}}}},
+     Errc::kInvalidArgument,
+     "path"},
+    {"pool key on uring",
+     {{"backend", {{"kind", "uring"}, {"path", "/x"}, {"function_id", 3}}}},
+     Errc::kInvalidArgument,
+     "only the pool backend"},
 };
+
+BOOST_AUTO_TEST_CASE(blk_device_with_pool_backend_round_trips_without_its_key) {
+  json j = {{"name", "pv0"},
+            {"type", "blk"},
+            {"socket", "/tmp/pv0.sock"},
+            {"queues", 2},
+            {"backend",
+             {{"kind", "pool"},
+              {"uri", "pool://10.0.0.2:7400/vol0"},
+              {"function_id", 5},
+              {"key", kPoolKey},
+              {"mtu", 8972},
+              {"timeout_ms", 2000}}}};
+  std::string why;
+  auto d = parse_device_config(j, why);
+  BOOST_REQUIRE_MESSAGE(d.has_value(), why);
+  BOOST_TEST(d->blk.kind == BlkBackendKind::kPool);
+  BOOST_TEST(d->blk.uri == "pool://10.0.0.2:7400/vol0");
+  BOOST_TEST(d->blk.function_id == 5u);
+  BOOST_TEST(d->blk.mtu == 8972u);
+  BOOST_TEST(d->blk.timeout_ms == 2000u);
+  const json listed = to_json(*d);
+  BOOST_TEST(listed["backend"].value("uri", "") == "pool://10.0.0.2:7400/vol0");
+  BOOST_TEST(!listed["backend"].contains("key"));  // secrets are never listed
+}
 
 BOOST_DATA_TEST_CASE(bad_blk_device_is_rejected_with_reason, boost::unit_test::data::make(kBadBlk),
                      c) {

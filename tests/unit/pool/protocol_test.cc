@@ -216,4 +216,43 @@ BOOST_AUTO_TEST_CASE(authentication_detects_tampering_and_other_keys) {
   BOOST_TEST(again == f);
 }
 
+BOOST_AUTO_TEST_CASE(volume_config_space_round_trips_and_rejects_nonsense) {
+  VolumeInfo v;
+  v.block_size = 4096;
+  v.capacity_bytes = 1ull << 40;
+  v.flags = kVolumeDiscard | kVolumeVolatileCache;
+  v.queues = 4;
+  v.queue_depth = 128;
+  v.max_io_bytes = 256 * 1024;
+  v.physical_block_exp = 0;
+  std::vector<std::byte> buf(kVolumeInfoBytes);
+  BOOST_REQUIRE(encode_volume_info(v, buf).has_value());
+  // Byte-exact: class 1, block size, capacity, flags, queues, depth, max I/O.
+  const std::vector<std::uint8_t> want = {0, 0, 0, 1,    0, 0, 0x10, 0,    0, 0, 1, 0, 0, 0, 0, 0,
+                                          0, 0, 0, 0x0a, 0, 4, 0,    0x80, 0, 4, 0, 0, 0, 0, 0, 0};
+  BOOST_TEST(std::equal(buf.begin(), buf.end(), want.begin(),
+                        [](std::byte a, std::uint8_t b) { return a == std::byte{b}; }));
+  auto d = decode_volume_info(buf);
+  BOOST_REQUIRE(d.has_value());
+  BOOST_TEST(d->capacity_bytes == v.capacity_bytes);
+  BOOST_TEST(d->flags == v.flags);
+  BOOST_TEST(d->max_io_bytes == v.max_io_bytes);
+  const auto broken = [&](std::size_t at, std::uint8_t value) {
+    auto b = buf;
+    b[at] = std::byte{value};
+    return !decode_volume_info(b).has_value();
+  };
+  BOOST_TEST(broken(3, 2));      // another function class
+  BOOST_TEST(broken(6, 0x11));   // block size not a power of two
+  BOOST_TEST(broken(15, 1));     // capacity not a multiple of the block size
+  BOOST_TEST(broken(19, 0x80));  // unknown flag
+  BOOST_TEST(broken(21, 0));     // no queues
+  BOOST_TEST(broken(31, 1));     // reserved byte
+  BOOST_TEST(!decode_volume_info(std::span(buf).first(31)).has_value());
+  // A COMPLETION head may be followed by a read's data.
+  std::vector<std::byte> c(kCompletionBytes + 512);
+  BOOST_REQUIRE(encode_completion(Completion{0, 512}, c).has_value());
+  BOOST_TEST(decode_completion(c)->bytes == 512u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -10,6 +10,8 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "vhost-backend/base/result.h"
 
@@ -83,6 +85,11 @@ class BlockBackend {
   virtual bool prepare_sleep(std::uint16_t q) noexcept {
     (void)q;
     return true;
+  }
+  // Any thread: the mechanism's own counters (a pooled volume's reconnects,
+  // timeouts...), by name, for device_stats. Approximate while queues run.
+  virtual void counters(std::vector<std::pair<const char*, std::uint64_t>>& out) const {
+    (void)out;
   }
 };
 

@@ -1,0 +1,696 @@
+// RemoteBlock: pooled volumes over the fabric, host side.
+#include "pool-manager/client/remote_block.h"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <optional>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "pool-manager/fabric/reliable_channel.h"
+#include "pool-manager/protocol/fabric_codec.h"
+#include "pool-manager/transport/udp_transport.h"
+#include "vhost-backend/base/log.h"
+
+VIOPOOL_LOG_MODULE("remote-blk")
+
+namespace viopool::pool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+
+constexpr std::uint32_t kConfigTag = 1;
+constexpr std::uint32_t kHelloTag = 0;
+constexpr auto kDeadlineScan = std::chrono::milliseconds(1);
+constexpr auto kReconnectBackoff = std::chrono::milliseconds(50);
+constexpr std::size_t kConfigBytes = kVolumeNameOffset + kVolumeNameBytes;
+
+std::array<std::uint8_t, 16> random_nonce() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::array<std::uint8_t, 16> n{};
+  for (auto& b : n) {
+    b = static_cast<std::uint8_t>(rng());
+  }
+  return n;
+}
+
+// Copies bytes [off, off + len) of the iovecs' concatenation to `dst`
+// (gather) or from `src` (scatter).
+void gather(const iovec* iov, std::uint32_t cnt, std::uint64_t off, std::byte* dst,
+            std::size_t len) {
+  for (std::uint32_t i = 0; i < cnt && len > 0; ++i) {
+    if (off >= iov[i].iov_len) {
+      off -= iov[i].iov_len;
+      continue;
+    }
+    const std::size_t n = std::min<std::size_t>(len, iov[i].iov_len - off);
+    std::memcpy(dst, static_cast<const std::byte*>(iov[i].iov_base) + off, n);
+    dst += n;
+    len -= n;
+    off = 0;
+  }
+}
+
+void scatter(const iovec* iov, std::uint32_t cnt, std::uint64_t off, const std::byte* src,
+             std::size_t len) {
+  for (std::uint32_t i = 0; i < cnt && len > 0; ++i) {
+    if (off >= iov[i].iov_len) {
+      off -= iov[i].iov_len;
+      continue;
+    }
+    const std::size_t n = std::min<std::size_t>(len, iov[i].iov_len - off);
+    std::memcpy(static_cast<std::byte*>(iov[i].iov_base) + off, src, n);
+    src += n;
+    len -= n;
+    off = 0;
+  }
+}
+
+// One incarnation of a queue's connection: a socket and the channel on it.
+struct Link {
+  std::unique_ptr<UdpTransport> udp;
+  std::unique_ptr<ReliableChannel> ch;
+  std::array<std::uint8_t, 16> nonce{};
+  bool established = false;
+};
+
+Result<Link> open_link(const RemoteBlockOptions& o, const PeerAddress& peer,
+                       FrameAuthenticator& auth, std::uint16_t queue_id, std::uint32_t mtu,
+                       std::uint32_t max_message) {
+  Link l;
+  auto u = UdpTransport::open({is_ipv6(peer) ? "[::]:0" : "0.0.0.0:0", mtu});
+  if (!u) {
+    return unexpected(u.error());
+  }
+  l.udp = std::move(*u);
+  ChannelOptions co;
+  co.function_id = o.function_id;
+  co.queue_id = queue_id;
+  co.window = 256;
+  co.max_message = max_message;
+  co.max_retries = 12;  // ~2.5 s of silence with backoff: then reconnect
+  l.ch = std::make_unique<ReliableChannel>(*l.udp, peer, &auth, co);
+  l.nonce = random_nonce();
+  Hello h;
+  h.lease_id = o.lease_id;
+  h.node_id = o.host_id;
+  h.mtu = static_cast<std::uint16_t>(std::min<std::uint32_t>(mtu, 65535));
+  h.window = co.window;
+  h.nonce = l.nonce;
+  std::byte buf[kHelloBytes];
+  (void)encode_hello(h, buf);
+  VIOPOOL_TRY(l.ch->send(Opcode::kHello, kHelloTag, buf));
+  return l;
+}
+
+// Polls `l` until `done` says so or the deadline passes (control thread).
+template <typename Done>
+bool drive_blocking(Link& l, Clock::time_point deadline, std::vector<ChannelMessage>& msgs,
+                    Done done) {
+  while (Clock::now() < deadline && !l.ch->broken()) {
+    msgs.clear();
+    l.ch->poll(Clock::now(), msgs);
+    for (auto& m : msgs) {
+      if (m.opcode == Opcode::kHelloAck) {
+        l.established = true;
+      }
+      if (done(m)) {
+        l.ch->poll(Clock::now(), msgs);  // acknowledge before returning
+        return true;
+      }
+    }
+    pollfd p{l.udp->wait_fd(), POLLIN, 0};
+    const auto wake = std::min(deadline, l.ch->next_timer());
+    const auto us =
+        std::max<std::int64_t>(0, duration_cast<microseconds>(wake - Clock::now()).count());
+    timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
+    ::ppoll(&p, 1, &ts, nullptr);
+  }
+  return false;
+}
+
+class RemoteBlock final : public blk::BlockBackend {
+ public:
+  RemoteBlock(RemoteBlockOptions o, PeerAddress peer, std::unique_ptr<FrameAuthenticator> auth,
+              VolumeInfo vi, std::uint32_t mtu)
+      : o_(std::move(o)), peer_(peer), auth_(std::move(auth)), vi_(vi), mtu_(mtu) {
+    info_.capacity_bytes = vi.capacity_bytes;
+    info_.block_size = vi.block_size;
+    info_.physical_block_exp = vi.physical_block_exp;
+    info_.read_only = o_.read_only || (vi.flags & kVolumeReadOnly) != 0;
+    info_.supports_discard = (vi.flags & kVolumeDiscard) != 0;
+    info_.supports_write_zeroes = (vi.flags & kVolumeWriteZeroes) != 0;
+    info_.volatile_cache = (vi.flags & kVolumeVolatileCache) != 0;
+    info_.max_queue_depth = vi.queue_depth;
+  }
+  ~RemoteBlock() override { stop(); }
+
+  const char* kind() const noexcept override { return "pool"; }
+  const blk::BlockBackendInfo& info() const noexcept override { return info_; }
+
+  Result<void> start(std::uint16_t queues) override;
+  void stop() noexcept override;
+  std::uint32_t submit(std::uint16_t q, blk::BlkIo* const* ios, std::uint32_t n) noexcept override;
+  std::uint32_t poll(std::uint16_t q, blk::BlkCompletion* out, std::uint32_t max) noexcept override;
+  std::uint32_t in_flight(std::uint16_t q) const noexcept override {
+    return q < queues_.size() ? queues_[q]->ios : 0;
+  }
+  int completion_fd(std::uint16_t q) const noexcept override {
+    return q < queues_.size() ? queues_[q]->epfd : -1;
+  }
+  bool prepare_sleep(std::uint16_t q) noexcept override;
+
+  void counters(std::vector<std::pair<const char*, std::uint64_t>>& out) const override {
+    std::uint64_t v[6] = {};
+    for (const auto& qu : queues_) {
+      v[0] += qu->requests.load(std::memory_order_relaxed);
+      v[1] += qu->completions.load(std::memory_order_relaxed);
+      v[2] += qu->timeouts.load(std::memory_order_relaxed);
+      v[3] += qu->reconnects.load(std::memory_order_relaxed);
+      v[4] += qu->resent.load(std::memory_order_relaxed);
+      v[5] += qu->retransmits.load(std::memory_order_relaxed);
+    }
+    const char* names[6] = {"requests",   "completions", "timeouts",
+                            "reconnects", "resent",      "retransmits"};
+    for (int i = 0; i < 6; ++i) {
+      out.emplace_back(names[i], v[i]);
+    }
+  }
+
+ private:
+  // One fabric request: all of a small I/O, or a slice of a large one.
+  struct Part {
+    blk::BlkIo* io = nullptr;
+    std::uint64_t iov_offset = 0;  // where this slice starts in the I/O's data
+    std::uint32_t length = 0;
+    BlockOp op = BlockOp::kRead;
+    Clock::time_point deadline{};
+    bool sent = false;  // on the current link
+  };
+  struct Parent {
+    std::uint32_t parts = 0;
+    std::int32_t error = 0;
+  };
+  struct Queue {
+    std::uint16_t fabric_queue = 0;
+    Link link;
+    Clock::time_point reconnect_at{};  // while the link is down
+    bool down = false;
+    std::uint32_t next_tag = 2;           // 0 and 1: HELLO and config
+    std::map<std::uint32_t, Part> parts;  // by tag: every part not completed
+    std::deque<std::uint32_t> unsent;     // tags to send, in order
+    std::uint32_t sent = 0;               // parts on the wire, awaiting completion
+    std::unordered_map<blk::BlkIo*, Parent> parents;
+    std::vector<blk::BlkCompletion> done;  // ready for poll()
+    std::uint32_t ios = 0;                 // BlkIos accepted and not yet returned
+    Clock::time_point next_scan{};
+    std::vector<ChannelMessage> msgs;
+    std::vector<std::byte> scratch;  // a write's data, gathered
+    int epfd = -1;
+    int timerfd = -1;
+    int watched_fd = -1;
+    std::atomic<std::uint64_t> requests{0}, completions{0}, timeouts{0}, reconnects{0}, resent{0},
+        retransmits{0};
+  };
+
+  Result<void> connect(Queue& qu);
+  void watch(Queue& qu);
+  void drive(Queue& qu, Clock::time_point now);
+  void pump(Queue& qu);
+  void on_message(Queue& qu, ChannelMessage& m);
+  void finish(Queue& qu, std::map<std::uint32_t, Part>::iterator it, std::int32_t status);
+  void link_down(Queue& qu, Clock::time_point now, const char* why);
+
+  const RemoteBlockOptions o_;
+  const PeerAddress peer_;
+  std::unique_ptr<FrameAuthenticator> auth_;
+  const VolumeInfo vi_;
+  const std::uint32_t mtu_;
+  blk::BlockBackendInfo info_;
+  std::vector<std::unique_ptr<Queue>> queues_;
+};
+
+void RemoteBlock::watch(Queue& qu) {
+  const int fd = qu.link.udp ? qu.link.udp->wait_fd() : -1;
+  if (fd == qu.watched_fd) {
+    return;
+  }
+  if (qu.watched_fd >= 0) {
+    ::epoll_ctl(qu.epfd, EPOLL_CTL_DEL, qu.watched_fd, nullptr);
+  }
+  qu.watched_fd = -1;
+  if (fd >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    if (::epoll_ctl(qu.epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+      qu.watched_fd = fd;
+    }
+  }
+}
+
+Result<void> RemoteBlock::connect(Queue& qu) {
+  // The old socket goes first: its fd leaves the epoll set before it closes.
+  qu.link = Link{};
+  watch(qu);
+  auto l = open_link(o_, peer_, *auth_, qu.fabric_queue, mtu_, vi_.max_io_bytes + 4096);
+  if (!l) {
+    return unexpected(l.error());
+  }
+  qu.link = std::move(*l);
+  qu.down = false;
+  watch(qu);
+  return {};
+}
+
+Result<void> RemoteBlock::start(std::uint16_t queues) {
+  if (!queues_.empty()) {
+    return {};
+  }
+  for (std::uint16_t q = 0; q < queues; ++q) {
+    auto qu = std::make_unique<Queue>();
+    qu->fabric_queue = static_cast<std::uint16_t>(q % vi_.queues);
+    qu->epfd = ::epoll_create1(EPOLL_CLOEXEC);
+    qu->timerfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (qu->epfd < 0 || qu->timerfd < 0) {
+      queues_.push_back(std::move(qu));
+      stop();
+      return fail(Errc::kIo, "pool volume: epoll or timerfd", errno);
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ::epoll_ctl(qu->epfd, EPOLL_CTL_ADD, qu->timerfd, &ev);
+    qu->scratch.resize(vi_.max_io_bytes);
+    auto r = connect(*qu);
+    queues_.push_back(std::move(qu));
+    if (!r) {
+      stop();
+      return r;
+    }
+    // Established before the guest's first request: errors show at device_add.
+    Queue& added = *queues_.back();
+    if (!drive_blocking(added.link, Clock::now() + o_.connect_timeout, added.msgs,
+                        [](const ChannelMessage& m) { return m.opcode == Opcode::kHelloAck; })) {
+      stop();
+      return fail(Errc::kTimeout, "pool volume: the appliance does not answer on a queue");
+    }
+  }
+  return {};
+}
+
+void RemoteBlock::stop() noexcept {
+  for (auto& qu : queues_) {
+    if (qu->link.ch && qu->link.established) {
+      qu->link.ch->send_unsequenced(Opcode::kGoodbye, {});
+    }
+    qu->link = Link{};
+    if (qu->epfd >= 0) {
+      ::close(qu->epfd);
+    }
+    if (qu->timerfd >= 0) {
+      ::close(qu->timerfd);
+    }
+  }
+  queues_.clear();
+}
+
+void RemoteBlock::finish(Queue& qu, std::map<std::uint32_t, Part>::iterator it,
+                         std::int32_t status) {
+  Part& p = it->second;
+  if (p.sent) {
+    --qu.sent;
+  }
+  auto pit = qu.parents.find(p.io);
+  if (pit != qu.parents.end()) {
+    Parent& par = pit->second;
+    if (status < 0 && par.error == 0) {
+      par.error = status;
+    }
+    if (--par.parts == 0) {
+      std::int32_t result = par.error;
+      if (result == 0 && (p.io->op == blk::BlkOp::kRead || p.io->op == blk::BlkOp::kWrite)) {
+        result = static_cast<std::int32_t>(p.io->length);
+      }
+      qu.done.push_back(blk::BlkCompletion{p.io->cookie, result});
+      qu.parents.erase(pit);
+    }
+  }
+  qu.parts.erase(it);
+  qu.completions.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint32_t RemoteBlock::submit(std::uint16_t q, blk::BlkIo* const* ios,
+                                  std::uint32_t n) noexcept {
+  Queue& qu = *queues_[q];
+  const auto now = Clock::now();
+  std::uint32_t accepted = 0;
+  for (; accepted < n && qu.ios < vi_.queue_depth; ++accepted) {
+    blk::BlkIo* io = ios[accepted];
+    const bool data = io->op == blk::BlkOp::kRead || io->op == blk::BlkOp::kWrite;
+    const std::uint64_t total = data ? io->length : 0;
+    if (io->length > std::uint64_t{INT32_MAX} || (!data && io->length > UINT32_MAX)) {
+      qu.done.push_back(blk::BlkCompletion{io->cookie, -EINVAL});
+      ++qu.ios;
+      continue;
+    }
+    BlockOp op = BlockOp::kRead;
+    switch (io->op) {
+      case blk::BlkOp::kRead:
+        op = BlockOp::kRead;
+        break;
+      case blk::BlkOp::kWrite:
+        op = BlockOp::kWrite;
+        break;
+      case blk::BlkOp::kFlush:
+        op = BlockOp::kFlush;
+        break;
+      case blk::BlkOp::kDiscard:
+        op = BlockOp::kDiscard;
+        break;
+      case blk::BlkOp::kWriteZeroes:
+        op = BlockOp::kWriteZeroes;
+        break;
+    }
+    Parent par;
+    std::uint64_t off = 0;
+    do {
+      Part p;
+      p.io = io;
+      p.op = op;
+      p.iov_offset = off;
+      p.length =
+          data ? static_cast<std::uint32_t>(std::min<std::uint64_t>(total - off, vi_.max_io_bytes))
+               : static_cast<std::uint32_t>(io->length);
+      p.deadline = now + o_.request_timeout;
+      const std::uint32_t tag = qu.next_tag++;
+      if (qu.next_tag < 2) {
+        qu.next_tag = 2;
+      }
+      qu.parts.emplace(tag, p);
+      qu.unsent.push_back(tag);
+      ++par.parts;
+      off += data ? p.length : 0;
+    } while (data && off < total);
+    qu.parents.emplace(io, par);
+    ++qu.ios;
+  }
+  if (accepted > 0) {
+    pump(qu);
+    qu.msgs.clear();
+    drive(qu, now);  // out now, and whatever already came back
+  }
+  return accepted;
+}
+
+void RemoteBlock::pump(Queue& qu) {
+  if (qu.down || !qu.link.established) {
+    return;
+  }
+  while (!qu.unsent.empty() && qu.sent < vi_.queue_depth) {
+    const std::uint32_t tag = qu.unsent.front();
+    qu.unsent.pop_front();
+    auto it = qu.parts.find(tag);
+    if (it == qu.parts.end()) {
+      continue;  // failed at its deadline while waiting
+    }
+    Part& p = it->second;
+    BlockRequest r;
+    r.op = p.op;
+    r.flags = p.op == BlockOp::kWriteZeroes && p.io->unmap ? kBlockFlagUnmap : 0;
+    r.length = p.length;
+    r.offset = p.io->offset + p.iov_offset;
+    const auto left = p.deadline - Clock::now();
+    r.deadline_us = static_cast<std::uint64_t>(
+        std::max<std::int64_t>(1, duration_cast<microseconds>(left).count()));
+    std::byte head[kBlockRequestBytes];
+    (void)encode_block_request(r, head);
+    std::span<const std::byte> body;
+    if (p.op == BlockOp::kWrite) {
+      gather(p.io->iov, p.io->iovcnt, p.iov_offset, qu.scratch.data(), p.length);
+      body = std::span<const std::byte>(qu.scratch.data(), p.length);
+    }
+    if (!qu.link.ch->send(Opcode::kRequest, tag, head, body)) {
+      qu.unsent.push_front(tag);  // the channel broke: drive() reconnects
+      return;
+    }
+    p.sent = true;
+    ++qu.sent;
+    qu.requests.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void RemoteBlock::link_down(Queue& qu, Clock::time_point now, const char* why) {
+  VIOPOOL_LOG_WARN_RL("fabric link to {} queue {} down ({}): reconnecting", o_.appliance,
+                      qu.fabric_queue, why);
+  qu.down = true;
+  qu.reconnect_at = now + (qu.link.established ? std::chrono::milliseconds(0) : kReconnectBackoff);
+  qu.link.established = false;
+  // Everything not completed goes out again on the next link, in tag order.
+  qu.unsent.clear();
+  for (auto& [tag, p] : qu.parts) {
+    if (p.sent) {
+      p.sent = false;
+      qu.resent.fetch_add(1, std::memory_order_relaxed);
+    }
+    qu.unsent.push_back(tag);
+  }
+  qu.sent = 0;
+}
+
+void RemoteBlock::on_message(Queue& qu, ChannelMessage& m) {
+  switch (m.opcode) {
+    case Opcode::kHelloAck:
+      if (!qu.link.established) {
+        qu.link.established = true;
+        pump(qu);
+      }
+      return;
+    case Opcode::kCompletion: {
+      auto it = qu.parts.find(m.tag);
+      if (it == qu.parts.end() || !it->second.sent) {
+        return;  // finished already (deadline) or from an older link: ignored
+      }
+      auto c = decode_completion(m.payload);
+      Part& p = it->second;
+      std::int32_t status = -EIO;
+      if (c) {
+        status = c->status;
+        const std::size_t data = m.payload.size() - kCompletionBytes;
+        if (status == 0 && p.op == BlockOp::kRead) {
+          if (c->bytes == p.length && data == p.length) {
+            scatter(p.io->iov, p.io->iovcnt, p.iov_offset, m.payload.data() + kCompletionBytes,
+                    data);
+          } else {
+            status = -EIO;  // a short or inconsistent read never reports success
+          }
+        } else if (data != 0) {
+          status = -EIO;
+        }
+      }
+      finish(qu, it, status);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void RemoteBlock::drive(Queue& qu, Clock::time_point now) {
+  if (qu.down) {
+    if (now < qu.reconnect_at) {
+      return;
+    }
+    qu.reconnects.fetch_add(1, std::memory_order_relaxed);
+    if (!connect(qu)) {
+      qu.down = true;
+      qu.reconnect_at = now + kReconnectBackoff;
+      return;
+    }
+  }
+  qu.msgs.clear();
+  qu.link.ch->poll(now, qu.msgs);
+  for (auto& m : qu.msgs) {
+    if (m.opcode == Opcode::kNak || m.opcode == Opcode::kGoodbye) {
+      link_down(qu, now, m.opcode == Opcode::kNak ? "refused" : "goodbye");
+      break;
+    }
+    on_message(qu, m);
+  }
+  if (!qu.down && qu.link.ch->broken()) {
+    link_down(qu, now, "no answer");
+  }
+  if (!qu.down) {
+    pump(qu);
+    qu.msgs.clear();
+    qu.link.ch->poll(now, qu.msgs);  // what pump queued goes out now
+    for (auto& m : qu.msgs) {
+      on_message(qu, m);
+    }
+  }
+  qu.retransmits.store(qu.link.ch ? qu.link.ch->stats().retransmits : 0, std::memory_order_relaxed);
+  if (now >= qu.next_scan && !qu.parts.empty()) {
+    qu.next_scan = now + kDeadlineScan;
+    for (auto it = qu.parts.begin(); it != qu.parts.end();) {
+      auto cur = it++;
+      if (cur->second.deadline <= now) {
+        qu.timeouts.fetch_add(1, std::memory_order_relaxed);
+        finish(qu, cur, -ETIMEDOUT);
+      }
+    }
+  }
+}
+
+std::uint32_t RemoteBlock::poll(std::uint16_t q, blk::BlkCompletion* out,
+                                std::uint32_t max) noexcept {
+  Queue& qu = *queues_[q];
+  if (qu.ios > qu.done.size()) {
+    drive(qu, Clock::now());
+  }
+  const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(max, qu.done.size()));
+  std::copy_n(qu.done.begin(), n, out);
+  qu.done.erase(qu.done.begin(), qu.done.begin() + n);
+  qu.ios -= n;
+  return n;
+}
+
+bool RemoteBlock::prepare_sleep(std::uint16_t q) noexcept {
+  Queue& qu = *queues_[q];
+  if (!qu.done.empty()) {
+    return false;
+  }
+  std::uint64_t expirations = 0;
+  while (::read(qu.timerfd, &expirations, sizeof expirations) > 0) {
+  }
+  const auto now = Clock::now();
+  auto wake = qu.next_scan;
+  if (qu.down) {
+    wake = std::min(wake, qu.reconnect_at);
+  } else if (qu.link.ch) {
+    wake = std::min(wake, qu.link.ch->next_timer());
+  }
+  if (wake <= now) {
+    return false;
+  }
+  const auto us = duration_cast<microseconds>(wake - now).count();
+  itimerspec its{};
+  its.it_value.tv_sec = static_cast<time_t>(us / 1000000);
+  its.it_value.tv_nsec = static_cast<long>(us % 1000000) * 1000;
+  if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) {
+    its.it_value.tv_nsec = 1000;
+  }
+  ::timerfd_settime(qu.timerfd, 0, &its, nullptr);
+  return true;
+}
+
+}  // namespace
+
+Result<void> parse_pool_uri(const std::string& uri, RemoteBlockOptions& o) {
+  static constexpr std::string_view kScheme = "pool://";
+  if (uri.compare(0, kScheme.size(), kScheme) != 0) {
+    return fail(Errc::kInvalidArgument, "pool URI: expected pool://ADDRESS:PORT/VOLUME");
+  }
+  const std::string rest = uri.substr(kScheme.size());
+  const auto slash = rest.rfind('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size()) {
+    return fail(Errc::kInvalidArgument, "pool URI: expected pool://ADDRESS:PORT/VOLUME");
+  }
+  const std::string addr = rest.substr(0, slash);
+  const std::string volume = rest.substr(slash + 1);
+  if (!parse_udp_address(addr) || volume.size() > kVolumeNameBytes) {
+    return fail(Errc::kInvalidArgument, "pool URI: expected pool://ADDRESS:PORT/VOLUME");
+  }
+  o.appliance = addr;
+  o.volume = volume;
+  return {};
+}
+
+Result<std::unique_ptr<blk::BlockBackend>> make_remote_backend(const RemoteBlockOptions& o,
+                                                               std::string& why) {
+  const std::string who = "pool://" + o.appliance + "/" + o.volume + ": ";
+  auto peer = parse_udp_address(o.appliance);
+  if (!peer) {
+    why = who + "appliance address is not ip:port";
+    return unexpected(peer.error());
+  }
+  if (o.function_id == 0 || o.mtu < 512 || o.mtu > 65507) {
+    why = who + "function_id must be > 0 and mtu in [512, 65507]";
+    return fail(Errc::kInvalidArgument, "pool volume: bad options");
+  }
+  auto auth = FrameAuthenticator::create(o.key);
+  if (!auth) {
+    why = who + to_string(auth.error());
+    return unexpected(auth.error());
+  }
+  auto link = open_link(o, *peer, **auth, 0, o.mtu, 64 * 1024);
+  if (!link) {
+    why = who + to_string(link.error());
+    return unexpected(link.error());
+  }
+  std::byte range[kConfigRangeBytes];
+  (void)encode_config_range(ConfigRange{0, static_cast<std::uint32_t>(kConfigBytes)}, range);
+  (void)link->ch->send(Opcode::kConfigRead, kConfigTag, range);
+  std::vector<ChannelMessage> msgs;
+  ChannelMessage config;
+  Hello their{};
+  const bool got =
+      drive_blocking(*link, Clock::now() + o.connect_timeout, msgs, [&](ChannelMessage& m) {
+        if (m.opcode == Opcode::kHelloAck) {
+          if (auto h = decode_hello(m.payload)) {
+            their = *h;
+          }
+        }
+        if (m.opcode == Opcode::kNak) {
+          config = std::move(m);
+          return true;
+        }
+        if (m.opcode == Opcode::kConfigData) {
+          config = std::move(m);
+          return true;
+        }
+        return false;
+      });
+  if (!got) {
+    why = who + "no answer from the appliance (unreachable, or it does not hold function " +
+          std::to_string(o.function_id) + " with this key)";
+    return fail(Errc::kTimeout, "pool volume: no answer");
+  }
+  link->ch->send_unsequenced(Opcode::kGoodbye, {});
+  if (config.opcode == Opcode::kNak) {
+    why = who + "the appliance refused the connection";
+    return fail(Errc::kUnsupported, "pool volume: refused");
+  }
+  auto r = decode_config_range(config.payload);
+  std::optional<VolumeInfo> vi;
+  if (r && r->size == kConfigBytes && config.payload.size() == kConfigRangeBytes + kConfigBytes) {
+    const auto space = std::span<const std::byte>(config.payload).subspan(kConfigRangeBytes);
+    if (auto v = decode_volume_info(space)) {
+      vi = *v;
+      const char* name = reinterpret_cast<const char*>(space.data() + kVolumeNameOffset);
+      const std::string actual(name, strnlen(name, kVolumeNameBytes));
+      if (actual != o.volume) {
+        why = who + "function " + std::to_string(o.function_id) + " is volume '" + actual + "'";
+        return fail(Errc::kInvalidArgument, "pool volume: another volume");
+      }
+    }
+  }
+  if (!vi) {
+    why = who + "malformed volume config space from the appliance";
+    return fail(Errc::kProtocol, "pool volume: bad config space");
+  }
+  const std::uint32_t mtu = their.mtu >= 512 ? std::min<std::uint32_t>(o.mtu, their.mtu) : o.mtu;
+  return std::unique_ptr<blk::BlockBackend>(
+      std::make_unique<RemoteBlock>(o, *peer, std::move(*auth), *vi, mtu));
+}
+
+}  // namespace viopool::pool

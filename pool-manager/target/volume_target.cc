@@ -1,0 +1,615 @@
+// VolumeTarget: channels, requests and completions of pooled volumes.
+#include "pool-manager/target/volume_target.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "vhost-backend/base/log.h"
+
+namespace viopool::pool {
+namespace {
+
+constexpr std::size_t kRxBurst = 32;
+constexpr std::size_t kMaxRxBursts = 8;  // per poll(): then the backends get a turn
+constexpr std::size_t kDataAlign = 4096;
+constexpr std::uint32_t kMinMaxIo = 4096;
+constexpr std::uint32_t kMaxMaxIo = 1u << 20;
+
+struct FreeDeleter {
+  void operator()(std::byte* p) const noexcept { std::free(p); }
+};
+using AlignedBuf = std::unique_ptr<std::byte, FreeDeleter>;
+
+AlignedBuf aligned_buffer(std::size_t n) {
+  const std::size_t rounded =
+      (std::max<std::size_t>(n, 1) + kDataAlign - 1) / kDataAlign * kDataAlign;
+  return AlignedBuf(static_cast<std::byte*>(std::aligned_alloc(kDataAlign, rounded)));
+}
+
+std::array<std::uint8_t, 16> random_nonce() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::array<std::uint8_t, 16> n{};
+  for (auto& b : n) {
+    b = static_cast<std::uint8_t>(rng());
+  }
+  return n;
+}
+
+}  // namespace
+
+struct VolumeTarget::Volume {
+  VolumeExport exp;
+  std::unique_ptr<blk::BlockBackend> backend;
+  std::unique_ptr<FrameAuthenticator> auth;
+  VolumeInfo info;
+  std::vector<std::deque<Io*>> backlog;  // per backend queue, not yet accepted
+};
+
+struct VolumeTarget::Channel {
+  Key key;
+  Volume* vol = nullptr;
+  std::array<std::uint8_t, 16> nonce{};
+  std::unique_ptr<ReliableChannel> ch;
+  Clock::time_point last_heard{};
+  std::uint32_t outstanding = 0;  // requests taken and not yet completed
+  bool open = true;
+};
+
+struct VolumeTarget::Io {
+  std::shared_ptr<Channel> chan;
+  std::uint32_t tag = 0;
+  std::uint16_t bq = 0;  // backend queue
+  Clock::time_point deadline = Clock::time_point::max();
+  AlignedBuf data;
+  iovec iov{};
+  blk::BlkIo io;
+};
+
+bool VolumeTarget::Key::operator<(const Key& o) const noexcept {
+  if (function_id != o.function_id) {
+    return function_id < o.function_id;
+  }
+  if (queue_id != o.queue_id) {
+    return queue_id < o.queue_id;
+  }
+  if (peer.len != o.peer.len) {
+    return peer.len < o.peer.len;
+  }
+  return std::memcmp(peer.bytes.data(), o.peer.bytes.data(), peer.len) < 0;
+}
+
+VolumeTarget::VolumeTarget(Transport& t, TargetOptions o) : transport_(t), o_(std::move(o)) {
+  rx_bufs_.resize(kRxBurst * transport_.mtu());
+}
+
+Result<std::unique_ptr<VolumeTarget>> VolumeTarget::create(Transport& transport, TargetOptions o,
+                                                           std::string& why) {
+  std::unique_ptr<VolumeTarget> t(new VolumeTarget(transport, o));
+  std::set<std::string> names;
+  std::set<std::uint32_t> ids;
+  const auto bad = [&](std::string text) {
+    why = std::move(text);
+    return fail(Errc::kInvalidArgument, "target: bad volume");
+  };
+  for (const auto& e : o.volumes) {
+    const std::string who = "volume '" + e.name + "': ";
+    if (e.name.empty() || e.name.size() > kVolumeNameBytes || !names.insert(e.name).second) {
+      return bad("volume names must be unique, 1 to 64 characters");
+    }
+    if (e.function_id == 0 || !ids.insert(e.function_id).second) {
+      return bad(who + "function_id must be unique and greater than 0");
+    }
+    if (e.queues == 0 || e.queues > 64) {
+      return bad(who + "queues must be in [1, 64]");
+    }
+    if (e.max_io_bytes < kMinMaxIo || e.max_io_bytes > kMaxMaxIo) {
+      return bad(who + "max_io_bytes must be in [4096, 1048576]");
+    }
+    auto v = std::make_unique<Volume>();
+    v->exp = e;
+    std::string backend_why;
+    auto b = blk::make_uring_backend(e.backend, backend_why);
+    if (!b) {
+      return bad(who + backend_why);
+    }
+    v->backend = std::move(*b);
+    if (auto r = v->backend->start(e.queues); !r) {
+      why = who + to_string(r.error());
+      return unexpected(r.error());
+    }
+    auto a = FrameAuthenticator::create(e.key);
+    if (!a) {
+      why = who + to_string(a.error());
+      return unexpected(a.error());
+    }
+    v->auth = std::move(*a);
+    const auto& bi = v->backend->info();
+    VolumeInfo& vi = v->info;
+    vi.block_size = bi.block_size;
+    vi.capacity_bytes = bi.capacity_bytes;
+    vi.flags = (bi.read_only ? kVolumeReadOnly : 0) | (bi.supports_discard ? kVolumeDiscard : 0) |
+               (bi.supports_write_zeroes ? kVolumeWriteZeroes : 0) |
+               (bi.volatile_cache ? kVolumeVolatileCache : 0);
+    vi.queues = e.queues;
+    vi.queue_depth = static_cast<std::uint16_t>(
+        std::min<std::uint32_t>(bi.max_queue_depth == 0 ? 256 : bi.max_queue_depth, 65535));
+    vi.max_io_bytes = std::max(e.max_io_bytes / bi.block_size * bi.block_size, bi.block_size);
+    vi.physical_block_exp = static_cast<std::uint8_t>(bi.physical_block_exp);
+    v->backlog.resize(e.queues);
+    t->volumes_.push_back(std::move(v));
+  }
+  return t;
+}
+
+VolumeTarget::~VolumeTarget() {
+  // Let every I/O the backends hold finish (bounded), then stop them.
+  for (auto& v : volumes_) {
+    for (auto& q : v->backlog) {
+      for (Io* io : q) {
+        delete io;
+      }
+      q.clear();
+    }
+    const auto until = Clock::now() + std::chrono::seconds(10);
+    for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
+      while (v->backend->in_flight(q) > 0 && Clock::now() < until) {
+        blk::BlkCompletion c[32];
+        const auto n = v->backend->poll(q, c, 32);
+        for (std::uint32_t i = 0; i < n; ++i) {
+          delete static_cast<Io*>(c[i].cookie);
+        }
+        if (n == 0) {
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+      }
+    }
+    v->backend->stop();
+  }
+}
+
+void VolumeTarget::send_nak(Volume& v, const FrameHeader& about, const PeerAddress& to,
+                            NakReason why) {
+  FrameHeader h;
+  h.opcode = Opcode::kNak;
+  h.function_id = about.function_id;
+  h.queue_id = about.queue_id;
+  h.tag = about.tag;
+  h.message_length = 4;
+  std::byte payload[4];
+  std::byte frame[kHeaderBytes + 4];
+  if (!encode_nak(why, payload) || !encode_frame(h, payload, frame) || !v.auth->sign(frame)) {
+    return;
+  }
+  const OutFrame out{std::span<const std::byte>(frame), to};
+  transport_.send_burst(std::span(&out, 1));
+  ++stats_.naks;
+}
+
+void VolumeTarget::close(std::map<Key, std::shared_ptr<Channel>>::iterator it) {
+  it->second->open = false;
+  retransmits_closed_ += it->second->ch->stats().retransmits;
+  duplicates_closed_ += it->second->ch->stats().duplicates;
+  ++stats_.channels_closed;
+  channels_.erase(it);
+}
+
+void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress& from,
+                            Clock::time_point now) {
+  ++stats_.frames;
+  auto f = decode_frame(bytes);
+  if (!f) {
+    ++stats_.malformed;
+    return;
+  }
+  const FrameHeader& h = f->header;
+  Volume* vol = nullptr;
+  for (auto& v : volumes_) {
+    if (v->exp.function_id == h.function_id) {
+      vol = v.get();
+      break;
+    }
+  }
+  if (vol == nullptr) {
+    ++stats_.unknown_function;  // not ours: never answered
+    return;
+  }
+  if (!vol->auth->verify(bytes)) {
+    ++stats_.auth_failures;
+    return;
+  }
+  const Key key{from, h.function_id, h.queue_id};
+  auto it = channels_.find(key);
+  if (h.opcode == Opcode::kHello && h.seq != 0) {
+    auto hello = decode_hello(f->payload);
+    if (!hello || h.frag_offset != 0 || (h.flags & kFlagMore) != 0) {
+      ++stats_.malformed;
+      return;
+    }
+    if (it == channels_.end() || it->second->nonce != hello->nonce) {
+      // A new host instance (or a first contact): a fresh channel. What the
+      // old instance had in flight is dropped when it completes.
+      if (it != channels_.end()) {
+        close(it);
+      }
+      if (h.queue_id >= vol->exp.queues) {
+        send_nak(*vol, h, from, NakReason::kNoResources);
+        return;
+      }
+      auto c = std::make_shared<Channel>();
+      c->key = key;
+      c->vol = vol;
+      c->nonce = hello->nonce;
+      ChannelOptions co;
+      co.function_id = h.function_id;
+      co.queue_id = h.queue_id;
+      co.window = o_.window;
+      co.receive = false;
+      co.max_message = vol->info.max_io_bytes + 4096;
+      c->ch = std::make_unique<ReliableChannel>(transport_, from, vol->auth.get(), co);
+      it = channels_.emplace(key, std::move(c)).first;
+      ++stats_.hellos;
+    }
+  } else if (it == channels_.end()) {
+    if (h.opcode != Opcode::kNak && h.opcode != Opcode::kGoodbye) {
+      send_nak(*vol, h, from, NakReason::kNotEstablished);
+    }
+    return;
+  }
+  std::shared_ptr<Channel> c = it->second;  // on_message may close it
+  c->last_heard = now;
+  messages_.clear();
+  c->ch->ingest(*f, now, messages_);
+  for (auto& m : messages_) {
+    if (!c->open) {
+      break;
+    }
+    on_message(*c, m, now);
+  }
+}
+
+void VolumeTarget::on_message(Channel& c, ChannelMessage& m, Clock::time_point now) {
+  switch (m.opcode) {
+    case Opcode::kHello: {
+      auto in = decode_hello(m.payload);
+      Hello ack;
+      ack.lease_id = in ? in->lease_id : 0;
+      ack.node_id = o_.node_id;
+      ack.mtu = static_cast<std::uint16_t>(std::min<std::uint32_t>(transport_.mtu(), 65535));
+      ack.window = o_.window;
+      ack.nonce = random_nonce();
+      std::byte buf[kHelloBytes];
+      if (encode_hello(ack, buf)) {
+        (void)c.ch->send(Opcode::kHelloAck, m.tag, buf);
+      }
+      return;
+    }
+    case Opcode::kConfigRead: {
+      auto r = decode_config_range(m.payload);
+      if (!r) {
+        ++stats_.malformed;
+        return;
+      }
+      std::vector<std::byte> space(kMaxConfigBytes);
+      (void)encode_volume_info(c.vol->info, space);
+      const auto& name = c.vol->exp.name;
+      std::memcpy(space.data() + kVolumeNameOffset, name.data(),
+                  std::min(name.size(), kVolumeNameBytes));
+      std::byte head[kConfigRangeBytes];
+      (void)encode_config_range(*r, head);
+      (void)c.ch->send(Opcode::kConfigData, m.tag, head,
+                       std::span(space).subspan(r->offset, r->size));
+      return;
+    }
+    case Opcode::kRequest:
+      on_request(c, m, now);
+      return;
+    case Opcode::kGoodbye: {
+      auto it = channels_.find(c.key);
+      if (it != channels_.end()) {
+        close(it);
+      }
+      return;
+    }
+    default:
+      ++stats_.malformed;  // not something a host sends
+      return;
+  }
+}
+
+void VolumeTarget::complete(Channel& c, std::uint32_t tag, std::int32_t status,
+                            std::uint32_t bytes) {
+  std::byte head[kCompletionBytes];
+  (void)encode_completion(Completion{status, bytes}, head);
+  (void)c.ch->send(Opcode::kCompletion, tag, head);
+  ++stats_.completions;
+  if (status < 0) {
+    ++stats_.errors;
+  }
+}
+
+void VolumeTarget::on_request(Channel& c, ChannelMessage& m, Clock::time_point now) {
+  ++stats_.requests;
+  auto r = decode_block_request(m.payload);
+  if (!r) {
+    ++stats_.malformed;
+    complete(c, m.tag, -EINVAL, 0);
+    return;
+  }
+  const VolumeInfo& vi = c.vol->info;
+  const bool ro = (vi.flags & kVolumeReadOnly) != 0;
+  const std::uint64_t data_bytes = m.payload.size() - kBlockRequestBytes;
+  const bool in_range =
+      r->length <= vi.capacity_bytes && r->offset <= vi.capacity_bytes - r->length;
+  const bool sector_aligned = r->offset % 512 == 0 && r->length % 512 == 0;
+  int err = 0;
+  blk::BlkIo io;
+  io.offset = r->offset;
+  io.length = r->length;
+  switch (r->op) {
+    case BlockOp::kRead:
+    case BlockOp::kWrite: {
+      const bool write = r->op == BlockOp::kWrite;
+      if (r->flags != 0 || r->length == 0 || r->length > vi.max_io_bytes || !sector_aligned ||
+          data_bytes != (write ? r->length : 0)) {
+        err = -EINVAL;
+      } else if (!in_range) {
+        err = -ENOSPC;
+      } else if (write && ro) {
+        err = -EROFS;
+      }
+      io.op = write ? blk::BlkOp::kWrite : blk::BlkOp::kRead;
+      break;
+    }
+    case BlockOp::kFlush:
+      if (r->flags != 0 || r->length != 0 || data_bytes != 0) {
+        err = -EINVAL;
+      }
+      io.op = blk::BlkOp::kFlush;
+      break;
+    case BlockOp::kDiscard:
+    case BlockOp::kWriteZeroes: {
+      const bool wz = r->op == BlockOp::kWriteZeroes;
+      const std::uint8_t allowed = wz ? kBlockFlagUnmap : 0;
+      if ((r->flags & ~allowed) != 0 || r->length == 0 || !sector_aligned || data_bytes != 0) {
+        err = -EINVAL;
+      } else if (!in_range) {
+        err = -ENOSPC;
+      } else if (ro) {
+        err = -EROFS;
+      } else if ((vi.flags & (wz ? kVolumeWriteZeroes : kVolumeDiscard)) == 0) {
+        err = -EOPNOTSUPP;
+      }
+      io.op = wz ? blk::BlkOp::kWriteZeroes : blk::BlkOp::kDiscard;
+      io.unmap = (r->flags & kBlockFlagUnmap) != 0;
+      break;
+    }
+    default:
+      err = -EINVAL;
+      break;
+  }
+  if (err == 0 && c.outstanding >= 2u * vi.queue_depth) {
+    err = -EBUSY;  // the host ignores the queue depth it was given
+  }
+  if (err != 0) {
+    complete(c, m.tag, err, 0);
+    return;
+  }
+  auto x = std::make_unique<Io>();
+  x->tag = m.tag;
+  x->bq = static_cast<std::uint16_t>(c.key.queue_id % c.vol->exp.queues);
+  if (r->deadline_us != 0) {
+    x->deadline = now + std::chrono::microseconds(r->deadline_us);
+  }
+  if (io.op == blk::BlkOp::kRead || io.op == blk::BlkOp::kWrite) {
+    x->data = aligned_buffer(r->length);
+    if (!x->data) {
+      complete(c, m.tag, -ENOMEM, 0);
+      return;
+    }
+    if (io.op == blk::BlkOp::kWrite) {
+      std::memcpy(x->data.get(), m.payload.data() + kBlockRequestBytes, r->length);
+    }
+    x->iov = iovec{x->data.get(), r->length};
+    io.iov = &x->iov;
+    io.iovcnt = 1;
+  }
+  x->io = io;
+  x->io.cookie = x.get();
+  auto it = channels_.find(c.key);
+  x->chan = it->second;
+  ++c.outstanding;
+  c.vol->backlog[x->bq].push_back(x.release());
+}
+
+bool VolumeTarget::submit_backlog(Clock::time_point now) {
+  bool work = false;
+  for (auto& v : volumes_) {
+    for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
+      auto& bl = v->backlog[q];
+      // Drop what nobody waits for any more: closed channels, past deadlines.
+      while (!bl.empty() && (!bl.front()->chan->open || bl.front()->deadline < now)) {
+        std::unique_ptr<Io> x(bl.front());
+        bl.pop_front();
+        --x->chan->outstanding;
+        if (x->chan->open) {
+          ++stats_.expired;
+          complete(*x->chan, x->tag, -ETIMEDOUT, 0);
+        }
+        work = true;
+      }
+      if (bl.empty()) {
+        continue;
+      }
+      blk::BlkIo* batch[32];
+      std::uint32_t n = 0;
+      for (auto i = bl.begin(); i != bl.end() && n < 32; ++i) {
+        batch[n++] = &(*i)->io;
+      }
+      const auto took = v->backend->submit(q, batch, n);
+      bl.erase(bl.begin(), bl.begin() + took);
+      work |= took > 0;
+    }
+  }
+  return work;
+}
+
+bool VolumeTarget::reap() {
+  bool work = false;
+  for (auto& v : volumes_) {
+    for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
+      blk::BlkCompletion done[32];
+      const auto n = v->backend->poll(q, done, 32);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        std::unique_ptr<Io> x(static_cast<Io*>(done[i].cookie));
+        Channel& c = *x->chan;
+        --c.outstanding;
+        if (!c.open) {
+          continue;  // its host is gone or restarted
+        }
+        const std::int32_t res = done[i].result;
+        std::byte head[kCompletionBytes];
+        if (res >= 0 && x->io.op == blk::BlkOp::kRead) {
+          stats_.bytes_read += static_cast<std::uint64_t>(res);
+          (void)encode_completion(Completion{0, static_cast<std::uint32_t>(res)}, head);
+          (void)c.ch->send(
+              Opcode::kCompletion, x->tag, head,
+              std::span<const std::byte>(x->data.get(), static_cast<std::size_t>(res)));
+          ++stats_.completions;
+        } else {
+          if (res >= 0 && x->io.op == blk::BlkOp::kWrite) {
+            stats_.bytes_written += static_cast<std::uint64_t>(res);
+          }
+          complete(c, x->tag, std::min(res, 0), res > 0 ? static_cast<std::uint32_t>(res) : 0);
+        }
+      }
+      work |= n > 0;
+    }
+  }
+  return work;
+}
+
+bool VolumeTarget::poll(Clock::time_point now) {
+  bool work = false;
+  const std::uint32_t mtu = transport_.mtu();
+  for (std::size_t round = 0; round < kMaxRxBursts; ++round) {
+    InFrame in[kRxBurst];
+    for (std::size_t i = 0; i < kRxBurst; ++i) {
+      in[i].buf = std::span(rx_bufs_).subspan(i * mtu, mtu);
+    }
+    const auto n = transport_.recv_burst(in);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      on_frame(std::span<const std::byte>(in[i].buf.data(), in[i].len), in[i].peer, now);
+    }
+    work |= n > 0;
+    if (n < kRxBurst) {
+      break;
+    }
+  }
+  if (work) {
+    // Acks go out before the I/O work of this round, so that a host's
+    // retransmission timer measures the path, not our disk.
+    for (auto& [key, c] : channels_) {
+      messages_.clear();
+      c->ch->poll(now, messages_);
+    }
+  }
+  work |= submit_backlog(now);
+  work |= reap();
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    auto cur = it++;
+    Channel& c = *cur->second;
+    messages_.clear();
+    work |= c.ch->poll(now, messages_);
+    if (c.ch->broken() ||
+        (c.outstanding == 0 && c.ch->idle() && now - c.last_heard > o_.idle_timeout)) {
+      close(cur);
+    }
+  }
+  return work;
+}
+
+bool VolumeTarget::sleep_until(Clock::time_point deadline) {
+  pollfd fds[1 + 256];
+  nfds_t n = 0;
+  if (transport_.wait_fd() >= 0) {
+    fds[n++] = pollfd{transport_.wait_fd(), POLLIN, 0};
+  }
+  for (auto& v : volumes_) {
+    for (std::uint16_t q = 0; q < v->exp.queues && n < std::size(fds); ++q) {
+      if (v->backend->in_flight(q) == 0) {
+        continue;
+      }
+      const int fd = v->backend->completion_fd(q);
+      if (fd < 0 || !v->backend->prepare_sleep(q)) {
+        return false;  // completions are waiting
+      }
+      fds[n++] = pollfd{fd, POLLIN, 0};
+    }
+  }
+  for (const auto& [key, c] : channels_) {
+    deadline = std::min(deadline, c->ch->next_timer());
+  }
+  const auto now = Clock::now();
+  if (deadline <= now) {
+    return false;
+  }
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
+  timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
+  ::ppoll(fds, n, &ts, nullptr);
+  return true;
+}
+
+void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
+  // Spin a little after work (the next request usually follows within
+  // microseconds), then sleep on the socket, the rings and the timers.
+  constexpr std::uint32_t kIdleSpins = 256;
+  constexpr auto kIdleTime = std::chrono::microseconds(100);
+  std::uint32_t idle = 0;
+  auto last_work = Clock::now();
+  while (!stop.load(std::memory_order_relaxed)) {
+    const auto now = Clock::now();
+    if (now >= until) {
+      return;
+    }
+    if (poll(now)) {
+      idle = 0;
+      last_work = now;
+      continue;
+    }
+    if (++idle < kIdleSpins || now - last_work < kIdleTime) {
+      continue;
+    }
+    sleep_until(std::min(until, now + std::chrono::milliseconds(100)));
+    idle = 0;
+  }
+}
+
+TargetStats VolumeTarget::stats() const {
+  TargetStats s = stats_;
+  s.channels = channels_.size();
+  s.retransmits = retransmits_closed_;
+  s.duplicates = duplicates_closed_;
+  for (const auto& [key, c] : channels_) {
+    s.retransmits += c->ch->stats().retransmits;
+    s.duplicates += c->ch->stats().duplicates;
+  }
+  return s;
+}
+
+std::vector<VolumeInfo> VolumeTarget::volumes() const {
+  std::vector<VolumeInfo> out;
+  for (const auto& v : volumes_) {
+    out.push_back(v->info);
+  }
+  return out;
+}
+
+}  // namespace viopool::pool

@@ -1,0 +1,121 @@
+// VolumeTarget: the appliance side of pooled volumes. Serves files and block
+// devices (through the same io_uring BlockBackend the host uses locally) to
+// hosts over one fabric Transport, as docs/fabric.md "Volumes" describes:
+// HELLO opens a channel per (host address, function, queue), CONFIG_READ
+// returns the volume's config space, REQUEST runs a read, write, flush,
+// discard or write-zeroes and COMPLETION answers it (a read's data follows
+// the completion head). Frames are verified with the volume's key; frames
+// for unknown functions or with bad tags are dropped and counted, never
+// answered. Single-threaded: one poll() or run() drives every channel.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pool-manager/fabric/reliable_channel.h"
+#include "pool-manager/protocol/fabric_codec.h"
+#include "pool-manager/protocol/frame_auth.h"
+#include "pool-manager/transport/transport.h"
+#include "vhost-backend/devices/blk/blk_backends.h"
+
+namespace viopool::pool {
+
+struct VolumeExport {
+  std::string name;
+  std::uint32_t function_id = 0;  // > 0, unique on the target
+  AuthKey key{};
+  blk::UringBackendOptions backend;         // path, read_only, direct, queue_depth, block_size
+  std::uint16_t queues = 4;                 // fabric queues served, [1, 64]
+  std::uint32_t max_io_bytes = 256 * 1024;  // largest read or write, [4 KiB, 1 MiB]
+};
+
+struct TargetOptions {
+  std::vector<VolumeExport> volumes;
+  std::uint32_t node_id = 1;
+  std::uint16_t window = 256;  // frames a host may send beyond our ack
+  // A channel that hears nothing for this long, with nothing in flight, closes.
+  std::chrono::milliseconds idle_timeout{60000};
+};
+
+struct TargetStats {
+  std::uint64_t frames = 0;
+  std::uint64_t malformed = 0;         // undecodable frames and messages
+  std::uint64_t unknown_function = 0;  // dropped: no such function here
+  std::uint64_t auth_failures = 0;     // dropped: the tag does not verify
+  std::uint64_t naks = 0;              // sent: frames for channels not established
+  std::uint64_t hellos = 0;            // channels opened or reset
+  std::uint64_t channels_closed = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t completions = 0;
+  std::uint64_t errors = 0;   // completions with a negative status
+  std::uint64_t expired = 0;  // requests dropped past their deadline
+  std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_written = 0;
+  std::uint64_t retransmits = 0;  // of channels closed so far and open now
+  std::uint64_t duplicates = 0;   // frames received twice (dropped, acked again)
+  std::uint64_t channels = 0;     // open now
+};
+
+class VolumeTarget {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Opens every volume (control thread; may block). kInvalidArgument for bad
+  // options, duplicate names or function ids, or a backend that cannot be
+  // opened, with the volume's name and the reason in `why`. `transport`
+  // outlives the target.
+  static Result<std::unique_ptr<VolumeTarget>> create(Transport& transport, TargetOptions o,
+                                                      std::string& why);
+  ~VolumeTarget();
+  VolumeTarget(const VolumeTarget&) = delete;
+  VolumeTarget& operator=(const VolumeTarget&) = delete;
+
+  // One round: receive, run, complete, acknowledge, retransmit. True if it
+  // moved anything. Never blocks.
+  bool poll(Clock::time_point now);
+  // Polls until `stop` or `until`; sleeps on the transport, the backends and
+  // the channels' timers when idle.
+  void run(const std::atomic<bool>& stop, Clock::time_point until = Clock::time_point::max());
+
+  TargetStats stats() const;
+  std::vector<VolumeInfo> volumes() const;
+
+ private:
+  struct Volume;
+  struct Channel;
+  struct Io;
+  struct Key {
+    PeerAddress peer;
+    std::uint32_t function_id = 0;
+    std::uint16_t queue_id = 0;
+    bool operator<(const Key& o) const noexcept;
+  };
+
+  VolumeTarget(Transport& t, TargetOptions o);
+  void on_frame(std::span<const std::byte> bytes, const PeerAddress& from, Clock::time_point now);
+  void on_message(Channel& c, ChannelMessage& m, Clock::time_point now);
+  void on_request(Channel& c, ChannelMessage& m, Clock::time_point now);
+  void complete(Channel& c, std::uint32_t tag, std::int32_t status, std::uint32_t bytes);
+  void send_nak(Volume& v, const FrameHeader& about, const PeerAddress& to, NakReason why);
+  void close(std::map<Key, std::shared_ptr<Channel>>::iterator it);
+  bool submit_backlog(Clock::time_point now);
+  bool reap();
+  bool sleep_until(Clock::time_point deadline);
+
+  Transport& transport_;
+  TargetOptions o_;
+  std::vector<std::unique_ptr<Volume>> volumes_;
+  std::map<Key, std::shared_ptr<Channel>> channels_;
+  std::vector<std::byte> rx_bufs_;
+  std::vector<ChannelMessage> messages_;
+  TargetStats stats_;
+  std::uint64_t retransmits_closed_ = 0;
+  std::uint64_t duplicates_closed_ = 0;
+};
+
+}  // namespace viopool::pool

@@ -1,0 +1,154 @@
+// Strict JSON field readers (json_fields.h).
+#include "vhost-backend/control/json_fields.h"
+
+namespace viopool::control {
+
+using nlohmann::json;
+
+Result<void> reject_unknown(const json& j, std::initializer_list<const char*> known,
+                            const std::string& where, std::string& why) {
+  if (!j.is_object()) {
+    why = where + ": expected an object";
+    return fail(Errc::kInvalidArgument, "config: expected object");
+  }
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool ok = false;
+    for (const char* k : known) {
+      if (it.key() == k) {
+        ok = true;
+        break;
+      }
+    }
+    if (!ok) {
+      why = where + ": unknown key '" + it.key() + "'";
+      return fail(Errc::kInvalidArgument, "config: unknown key");
+    }
+  }
+  return {};
+}
+
+std::string path_of(const std::string& where, const char* key) {
+  return where.empty() ? std::string(key) : where + "." + key;
+}
+
+Result<std::string> get_string(const json& j, const char* key, const std::string& where,
+                               std::string& why, bool required, std::string fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    if (required) {
+      why = path_of(where, key) + ": missing";
+      return fail(Errc::kInvalidArgument, "config: missing key");
+    }
+    return fallback;
+  }
+  if (!it->is_string()) {
+    why = path_of(where, key) + ": expected a string";
+    return fail(Errc::kInvalidArgument, "config: expected string");
+  }
+  return it->get<std::string>();
+}
+
+Result<std::int64_t> get_int(const json& j, const char* key, const std::string& where,
+                             std::string& why, std::int64_t fallback, std::int64_t lo,
+                             std::int64_t hi) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    return fallback;
+  }
+  if (!it->is_number_integer()) {
+    why = path_of(where, key) + ": expected an integer";
+    return fail(Errc::kInvalidArgument, "config: expected integer");
+  }
+  const auto v = it->get<std::int64_t>();
+  if (v < lo || v > hi) {
+    why = path_of(where, key) + ": " + std::to_string(v) + " is outside [" + std::to_string(lo) +
+          ", " + std::to_string(hi) + "]";
+    return fail(Errc::kOutOfRange, "config: value out of range");
+  }
+  return v;
+}
+
+Result<bool> get_bool(const json& j, const char* key, const std::string& where, std::string& why,
+                      bool fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    return fallback;
+  }
+  if (!it->is_boolean()) {
+    why = path_of(where, key) + ": expected true or false";
+    return fail(Errc::kInvalidArgument, "config: expected boolean");
+  }
+  return it->get<bool>();
+}
+
+bool valid_name(const std::string& n) {
+  if (n.empty() || n.size() > 32) {
+    return false;
+  }
+  for (char c : n) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Result<std::uint64_t> get_size(const json& j, const char* key, const std::string& where,
+                               std::string& why, std::uint64_t fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    return fallback;
+  }
+  if (it->is_number_unsigned() || (it->is_number_integer() && it->get<std::int64_t>() >= 0)) {
+    return it->get<std::uint64_t>();
+  }
+  if (it->is_string()) {
+    const std::string s = it->get<std::string>();
+    std::size_t pos = 0;
+    std::uint64_t v = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      const std::uint64_t digit = static_cast<std::uint64_t>(s[pos] - '0');
+      if (v > (UINT64_MAX - digit) / 10) {
+        pos = std::string::npos;
+        break;
+      }
+      v = v * 10 + digit;
+      ++pos;
+    }
+    unsigned shift = 0;
+    if (pos != std::string::npos && pos > 0 && pos + 1 == s.size()) {
+      switch (s[pos]) {
+        case 'K':
+        case 'k':
+          shift = 10;
+          break;
+        case 'M':
+        case 'm':
+          shift = 20;
+          break;
+        case 'G':
+        case 'g':
+          shift = 30;
+          break;
+        case 'T':
+        case 't':
+          shift = 40;
+          break;
+        default:
+          pos = std::string::npos;
+      }
+      if (pos != std::string::npos) {
+        ++pos;
+      }
+    }
+    if (pos == s.size() && !s.empty() && (shift == 0 || v <= (UINT64_MAX >> shift))) {
+      return v << shift;
+    }
+  }
+  why = path_of(where, key) + ": expected a size in bytes (e.g. 1073741824 or \"1G\")";
+  return fail(Errc::kInvalidArgument, "config: bad size");
+}
+
+}  // namespace viopool::control
