@@ -37,9 +37,14 @@ constexpr auto kDeadlineScan = std::chrono::milliseconds(1);
 constexpr auto kReconnectBackoff = std::chrono::milliseconds(50);
 constexpr std::size_t kConfigBytes = kVolumeNameOffset + kVolumeNameBytes;
 
-std::array<std::uint8_t, 16> random_nonce() {
+// HELLO nonce: 8 bytes naming the host queue for its whole life (the
+// appliance fences an older link of the same instance before it accepts a new
+// one), then 8 bytes numbering the link.
+using Instance = std::array<std::uint8_t, 8>;
+
+Instance random_instance() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::array<std::uint8_t, 16> n{};
+  Instance n{};
   for (auto& b : n) {
     b = static_cast<std::uint8_t>(rng());
   }
@@ -88,7 +93,7 @@ struct Link {
 
 Result<Link> open_link(const RemoteBlockOptions& o, const PeerAddress& peer,
                        FrameAuthenticator& auth, std::uint16_t queue_id, std::uint32_t mtu,
-                       std::uint32_t max_message) {
+                       std::uint32_t max_message, const Instance& instance, std::uint64_t link_no) {
   Link l;
   auto u = UdpTransport::open({is_ipv6(peer) ? "[::]:0" : "0.0.0.0:0", mtu});
   if (!u) {
@@ -102,7 +107,10 @@ Result<Link> open_link(const RemoteBlockOptions& o, const PeerAddress& peer,
   co.max_message = max_message;
   co.max_retries = 12;  // ~2.5 s of silence with backoff: then reconnect
   l.ch = std::make_unique<ReliableChannel>(*l.udp, peer, &auth, co);
-  l.nonce = random_nonce();
+  std::copy(instance.begin(), instance.end(), l.nonce.begin());
+  for (int i = 0; i < 8; ++i) {
+    l.nonce[8 + i] = static_cast<std::uint8_t>(link_no >> (56 - 8 * i));
+  }
   Hello h;
   h.lease_id = o.lease_id;
   h.node_id = o.host_id;
@@ -205,6 +213,8 @@ class RemoteBlock final : public blk::BlockBackend {
   };
   struct Queue {
     std::uint16_t fabric_queue = 0;
+    Instance instance{};
+    std::uint64_t link_no = 0;
     Link link;
     Clock::time_point reconnect_at{};  // while the link is down
     bool down = false;
@@ -228,6 +238,7 @@ class RemoteBlock final : public blk::BlockBackend {
   Result<void> connect(Queue& qu);
   void watch(Queue& qu);
   void drive(Queue& qu, Clock::time_point now);
+  bool exchange(Queue& qu, Clock::time_point now);
   void pump(Queue& qu);
   void on_message(Queue& qu, ChannelMessage& m);
   void finish(Queue& qu, std::map<std::uint32_t, Part>::iterator it, std::int32_t status);
@@ -261,10 +272,14 @@ void RemoteBlock::watch(Queue& qu) {
 }
 
 Result<void> RemoteBlock::connect(Queue& qu) {
+  if (qu.link.ch && qu.link.established) {
+    qu.link.ch->send_unsequenced(Opcode::kGoodbye, {});
+  }
   // The old socket goes first: its fd leaves the epoll set before it closes.
   qu.link = Link{};
   watch(qu);
-  auto l = open_link(o_, peer_, *auth_, qu.fabric_queue, mtu_, vi_.max_io_bytes + 4096);
+  auto l = open_link(o_, peer_, *auth_, qu.fabric_queue, mtu_, vi_.max_io_bytes + 4096, qu.instance,
+                     ++qu.link_no);
   if (!l) {
     return unexpected(l.error());
   }
@@ -281,6 +296,7 @@ Result<void> RemoteBlock::start(std::uint16_t queues) {
   for (std::uint16_t q = 0; q < queues; ++q) {
     auto qu = std::make_unique<Queue>();
     qu->fabric_queue = static_cast<std::uint16_t>(q % vi_.queues);
+    qu->instance = random_instance();
     qu->epfd = ::epoll_create1(EPOLL_CLOEXEC);
     qu->timerfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (qu->epfd < 0 || qu->timerfd < 0) {
@@ -506,7 +522,44 @@ void RemoteBlock::on_message(Queue& qu, ChannelMessage& m) {
   }
 }
 
+// Polls the link once and handles what came back; false if the link went down.
+bool RemoteBlock::exchange(Queue& qu, Clock::time_point now) {
+  qu.msgs.clear();
+  qu.link.ch->poll(now, qu.msgs);
+  for (auto& m : qu.msgs) {
+    if (m.opcode == Opcode::kNak || m.opcode == Opcode::kGoodbye) {
+      link_down(qu, now, m.opcode == Opcode::kNak ? "refused" : "goodbye");
+      return false;
+    }
+    on_message(qu, m);
+  }
+  if (qu.link.ch->broken()) {
+    link_down(qu, now, "no answer");
+    return false;
+  }
+  return true;
+}
+
 void RemoteBlock::drive(Queue& qu, Clock::time_point now) {
+  if (now >= qu.next_scan && !qu.parts.empty()) {
+    qu.next_scan = now + kDeadlineScan;
+    bool fence = false;
+    for (auto it = qu.parts.begin(); it != qu.parts.end();) {
+      auto cur = it++;
+      if (cur->second.deadline <= now) {
+        qu.timeouts.fetch_add(1, std::memory_order_relaxed);
+        fence |= cur->second.sent;
+        finish(qu, cur, -ETIMEDOUT);
+      }
+    }
+    // A request the guest was told failed may still be on the wire or in
+    // the appliance's queue: a new link makes the appliance finish or drop
+    // everything of the old one before it answers, so the failed write can
+    // never land after the guest's next write to the same blocks.
+    if (fence && !qu.down) {
+      link_down(qu, now, "request timed out");
+    }
+  }
   if (qu.down) {
     if (now < qu.reconnect_at) {
       return;
@@ -518,37 +571,15 @@ void RemoteBlock::drive(Queue& qu, Clock::time_point now) {
       return;
     }
   }
-  qu.msgs.clear();
-  qu.link.ch->poll(now, qu.msgs);
-  for (auto& m : qu.msgs) {
-    if (m.opcode == Opcode::kNak || m.opcode == Opcode::kGoodbye) {
-      link_down(qu, now, m.opcode == Opcode::kNak ? "refused" : "goodbye");
-      break;
-    }
-    on_message(qu, m);
+  if (qu.link.established && qu.link.ch->needs_renewal()) {
+    link_down(qu, now, "sequence numbers renewed");
+    return;
   }
-  if (!qu.down && qu.link.ch->broken()) {
-    link_down(qu, now, "no answer");
-  }
-  if (!qu.down) {
+  if (exchange(qu, now)) {
     pump(qu);
-    qu.msgs.clear();
-    qu.link.ch->poll(now, qu.msgs);  // what pump queued goes out now
-    for (auto& m : qu.msgs) {
-      on_message(qu, m);
-    }
+    exchange(qu, now);  // what pump queued goes out now
   }
   qu.retransmits.store(qu.link.ch ? qu.link.ch->stats().retransmits : 0, std::memory_order_relaxed);
-  if (now >= qu.next_scan && !qu.parts.empty()) {
-    qu.next_scan = now + kDeadlineScan;
-    for (auto it = qu.parts.begin(); it != qu.parts.end();) {
-      auto cur = it++;
-      if (cur->second.deadline <= now) {
-        qu.timeouts.fetch_add(1, std::memory_order_relaxed);
-        finish(qu, cur, -ETIMEDOUT);
-      }
-    }
-  }
 }
 
 std::uint32_t RemoteBlock::poll(std::uint16_t q, blk::BlkCompletion* out,
@@ -632,34 +663,42 @@ Result<std::unique_ptr<blk::BlockBackend>> make_remote_backend(const RemoteBlock
     why = who + to_string(auth.error());
     return unexpected(auth.error());
   }
-  auto link = open_link(o, *peer, **auth, 0, o.mtu, 64 * 1024);
+  auto link = open_link(o, *peer, **auth, 0, o.mtu, 64 * 1024, random_instance(), 1);
   if (!link) {
     why = who + to_string(link.error());
     return unexpected(link.error());
   }
-  std::byte range[kConfigRangeBytes];
-  (void)encode_config_range(ConfigRange{0, static_cast<std::uint32_t>(kConfigBytes)}, range);
-  (void)link->ch->send(Opcode::kConfigRead, kConfigTag, range);
   std::vector<ChannelMessage> msgs;
   ChannelMessage config;
   Hello their{};
-  const bool got =
-      drive_blocking(*link, Clock::now() + o.connect_timeout, msgs, [&](ChannelMessage& m) {
-        if (m.opcode == Opcode::kHelloAck) {
-          if (auto h = decode_hello(m.payload)) {
-            their = *h;
-          }
-        }
-        if (m.opcode == Opcode::kNak) {
-          config = std::move(m);
-          return true;
-        }
-        if (m.opcode == Opcode::kConfigData) {
-          config = std::move(m);
-          return true;
-        }
-        return false;
-      });
+  const auto deadline = Clock::now() + o.connect_timeout;
+  // HELLO first; CONFIG_READ once the channel exists (a CONFIG_READ that
+  // overtook a lost HELLO would be refused).
+  bool got = drive_blocking(*link, deadline, msgs, [&](ChannelMessage& m) {
+    if (m.opcode == Opcode::kHelloAck) {
+      if (auto h = decode_hello(m.payload)) {
+        their = *h;
+      }
+      return true;
+    }
+    if (m.opcode == Opcode::kNak) {
+      config = std::move(m);
+      return true;
+    }
+    return false;
+  });
+  if (got && config.opcode != Opcode::kNak) {
+    std::byte range[kConfigRangeBytes];
+    (void)encode_config_range(ConfigRange{0, static_cast<std::uint32_t>(kConfigBytes)}, range);
+    (void)link->ch->send(Opcode::kConfigRead, kConfigTag, range);
+    got = drive_blocking(*link, deadline, msgs, [&](ChannelMessage& m) {
+      if (m.opcode == Opcode::kNak || m.opcode == Opcode::kConfigData) {
+        config = std::move(m);
+        return true;
+      }
+      return false;
+    });
+  }
   if (!got) {
     why = who + "no answer from the appliance (unreachable, or it does not hold function " +
           std::to_string(o.function_id) + " with this key)";

@@ -17,7 +17,10 @@ constexpr microseconds kClockGranularity{50};
 ReliableChannel::ReliableChannel(Transport& transport, PeerAddress peer, FrameAuthenticator* auth,
                                  ChannelOptions o)
     : transport_(transport), peer_(peer), auth_(auth), o_(o), rto_(o.min_rto * 5) {
-  tx_bufs_.resize(std::size_t{kTxBurst} * transport_.mtu());
+  if (o_.mtu == 0 || o_.mtu > transport_.mtu()) {
+    o_.mtu = transport_.mtu();
+  }
+  tx_bufs_.resize(std::size_t{kTxBurst} * o_.mtu);
   tx_.reserve(kTxBurst);
   if (o_.receive) {
     rx_bufs_.resize(std::size_t{kRxBurst} * transport_.mtu());
@@ -38,10 +41,10 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag, std::span<const
   if (total > o_.max_message) {
     return fail(Errc::kInvalidArgument, "fabric: message too long");
   }
-  if (transport_.mtu() <= kHeaderBytes) {
-    return fail(Errc::kInvalidArgument, "fabric: transport MTU below a frame header");
+  if (o_.mtu <= kHeaderBytes) {
+    return fail(Errc::kInvalidArgument, "fabric: MTU below a frame header");
   }
-  const std::size_t chunk = transport_.mtu() - kHeaderBytes;
+  const std::size_t chunk = o_.mtu - kHeaderBytes;
   std::size_t off = 0;
   do {
     const std::size_t n = std::min(chunk, total - off);
@@ -74,8 +77,7 @@ bool ReliableChannel::emit(const FrameHeader& h, std::span<const std::byte> payl
   if (tx_.size() == kTxBurst) {
     flush_tx();
   }
-  const std::span<std::byte> buf =
-      std::span(tx_bufs_).subspan(tx_.size() * transport_.mtu(), transport_.mtu());
+  const std::span<std::byte> buf = std::span(tx_bufs_).subspan(tx_.size() * o_.mtu, o_.mtu);
   auto n = encode_frame(h, payload, buf);
   if (!n) {
     return false;
@@ -161,7 +163,8 @@ bool ReliableChannel::send_due(Clock::time_point now) {
     // (a descheduled peer) would see every frame time out early.
     rto_ = std::min(o_.max_rto, rto_ * 2);
   }
-  while (!unsent_.empty() && inflight_.size() < peer_credits_) {
+  // The peer takes frames up to its cumulative ack plus its credits.
+  while (!unsent_.empty() && unsent_.begin()->first - peer_acked_ < peer_credits_) {
     auto node = unsent_.extract(unsent_.begin());
     transmit(node.mapped(), now, false);
     inflight_.insert(std::move(node));
@@ -236,8 +239,11 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
         return;
       }
       for (std::size_t i = 0; i < sack->count; ++i) {
-        for (std::uint32_t s = sack->blocks[i].start; s != sack->blocks[i].end; ++s) {
-          inflight_.erase(s);  // received: never retransmitted
+        // Received: never retransmitted. A range, whatever its width, costs
+        // only the frames we actually hold in it.
+        const auto& b = sack->blocks[i];
+        if (b.start < b.end) {
+          inflight_.erase(inflight_.lower_bound(b.start), inflight_.lower_bound(b.end));
         }
       }
     }
@@ -260,18 +266,44 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
     ++stats_.duplicates;  // delivered already: acked again, not applied again
     return;
   }
+  if (h.seq - rcv_next_ >= o_.window) {
+    ++stats_.out_of_window;  // beyond the credits we gave: a confused or hostile sender
+    return;
+  }
   if (h.message_length > o_.max_message) {
     ++stats_.malformed;
     return;
   }
-  auto& r = reassembly_[h.tag];
-  if (r.have == 0 && r.bytes.empty()) {
-    r.opcode = h.opcode;
-    r.message_length = h.message_length;
-    r.bytes.resize(h.message_length);
-  } else if (r.message_length != h.message_length || r.opcode != h.opcode) {
+  auto rit = reassembly_.find(h.tag);
+  if (rit == reassembly_.end()) {
+    if (reassembly_bytes_ + h.message_length > o_.max_reassembly_bytes) {
+      ++stats_.out_of_window;  // not recorded, so not acked: sent again once room is made
+      return;
+    }
+    rit = reassembly_.emplace(h.tag, Reassembly{}).first;
+    rit->second.opcode = h.opcode;
+    rit->second.message_length = h.message_length;
+    rit->second.bytes.resize(h.message_length);
+    reassembly_bytes_ += h.message_length;
+  }
+  Reassembly& r = rit->second;
+  if (r.message_length != h.message_length || r.opcode != h.opcode) {
     ++stats_.malformed;  // a fragment that does not belong: the sender is confused
     return;
+  }
+  // Fragments of one message never overlap: one that does is dropped (it
+  // would make `have` count bytes twice and deliver a message with holes).
+  if (h.length > 0 || h.message_length == 0) {
+    auto next = r.pieces.lower_bound(h.frag_offset);
+    const bool overlaps_next = next != r.pieces.end() && next->first < h.frag_offset + h.length;
+    const bool overlaps_prev = next != r.pieces.begin() &&
+                               std::prev(next)->first + std::prev(next)->second > h.frag_offset;
+    const bool same_empty = next != r.pieces.end() && next->first == h.frag_offset && h.length == 0;
+    if (overlaps_next || overlaps_prev || same_empty) {
+      ++stats_.malformed;
+      return;
+    }
+    r.pieces.emplace(h.frag_offset, h.length);
   }
   if (h.seq == rcv_next_) {
     ++rcv_next_;
@@ -287,7 +319,8 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
   r.have += h.length;
   if (r.have == r.message_length) {
     out.push_back(ChannelMessage{r.opcode, h.tag, std::move(r.bytes)});
-    reassembly_.erase(h.tag);
+    reassembly_bytes_ -= r.message_length;
+    reassembly_.erase(rit);
     ++stats_.messages_delivered;
   }
 }

@@ -37,6 +37,12 @@ struct ChannelOptions {
   std::uint32_t max_retries = 30;  // then the channel is broken
   std::uint32_t max_message = 1u << 20;
   bool receive = true;  // poll() reads the transport; false: the owner calls ingest()
+  // Largest frame this channel sends (0: the transport's MTU); the peer's
+  // receive buffers may be smaller than ours.
+  std::uint32_t mtu = 0;
+  // Bytes of partly received messages held at once; a frame that would start
+  // one more is dropped (and retransmitted by its sender later).
+  std::uint32_t max_reassembly_bytes = 4u << 20;
 };
 
 struct ChannelMessage {
@@ -53,7 +59,8 @@ struct ChannelStats {
   std::uint64_t duplicates = 0;
   std::uint64_t auth_failures = 0;
   std::uint64_t malformed = 0;
-  std::uint64_t foreign = 0;  // frames for another function or queue
+  std::uint64_t foreign = 0;        // frames for another function or queue
+  std::uint64_t out_of_window = 0;  // beyond what we advertised, or no room to reassemble
   std::uint64_t messages_delivered = 0;
 };
 
@@ -90,6 +97,9 @@ class ReliableChannel {
   bool idle() const noexcept { return unsent_.empty() && inflight_.empty(); }
   // A frame was retransmitted max_retries times without an ack.
   bool broken() const noexcept { return broken_; }
+  // Sequence numbers are compared as plain integers: past 2^31 frames either
+  // way the owner must open a new channel (a new HELLO) before they wrap.
+  bool needs_renewal() const noexcept { return next_seq_ > (1u << 31) || rcv_next_ > (1u << 31); }
   // Frames sent and not yet acknowledged (at most the peer's credits).
   std::size_t in_flight() const noexcept { return inflight_.size(); }
   const ChannelStats& stats() const noexcept { return stats_; }
@@ -108,6 +118,7 @@ class ReliableChannel {
     Opcode opcode = Opcode::kData;
     std::uint32_t message_length = 0;
     std::uint32_t have = 0;
+    std::map<std::uint32_t, std::uint32_t> pieces;  // offset -> length received
     std::vector<std::byte> bytes;
   };
 
@@ -134,6 +145,7 @@ class ReliableChannel {
   std::uint32_t rcv_next_ = 1;                      // next seq expected (our cumulative ack)
   std::set<std::uint32_t> rcv_ahead_;               // received beyond rcv_next_
   std::map<std::uint32_t, Reassembly> reassembly_;  // by tag
+  std::uint64_t reassembly_bytes_ = 0;              // sum of their message lengths
   bool ack_due_ = false;
 
   std::chrono::microseconds srtt_{0};

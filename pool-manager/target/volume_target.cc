@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -56,7 +57,12 @@ struct VolumeTarget::Volume {
 struct VolumeTarget::Channel {
   Key key;
   Volume* vol = nullptr;
-  std::array<std::uint8_t, 16> nonce{};
+  std::array<std::uint8_t, 16> nonce{};  // bytes 0-7: the host queue's instance
+  // Older links of the same host queue, closed by this channel's HELLO:
+  // HELLO_ACK waits until none of them has a request left in the backend.
+  std::vector<std::shared_ptr<Channel>> fenced;
+  std::optional<std::uint32_t> hello_ack_tag;  // HELLO_ACK owed once `fenced` drained
+  std::uint64_t lease_id = 0;
   std::unique_ptr<ReliableChannel> ch;
   Clock::time_point last_heard{};
   std::uint32_t outstanding = 0;  // requests taken and not yet completed
@@ -234,25 +240,41 @@ void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress&
       return;
     }
     if (it == channels_.end() || it->second->nonce != hello->nonce) {
-      // A new host instance (or a first contact): a fresh channel. What the
-      // old instance had in flight is dropped when it completes.
-      if (it != channels_.end()) {
-        close(it);
-      }
+      // A new link: a first contact, a host queue reconnecting (from a new
+      // port), or a restarted host. Every older link of the same host queue
+      // closes now; what they still have in the backend finishes before this
+      // one is acknowledged, and what they had queued is dropped.
       if (h.queue_id >= vol->exp.queues) {
         send_nak(*vol, h, from, NakReason::kNoResources);
         return;
+      }
+      std::vector<std::shared_ptr<Channel>> fenced;
+      for (auto o = channels_.begin(); o != channels_.end();) {
+        auto cur = o++;
+        const Channel& oc = *cur->second;
+        const bool same_instance =
+            oc.key.function_id == h.function_id && oc.key.queue_id == h.queue_id &&
+            std::equal(oc.nonce.begin(), oc.nonce.begin() + 8, hello->nonce.begin());
+        if (cur->first == key || same_instance) {
+          if (cur->second->outstanding > 0) {
+            fenced.push_back(cur->second);
+          }
+          close(cur);
+        }
       }
       auto c = std::make_shared<Channel>();
       c->key = key;
       c->vol = vol;
       c->nonce = hello->nonce;
+      c->fenced = std::move(fenced);
       ChannelOptions co;
       co.function_id = h.function_id;
       co.queue_id = h.queue_id;
       co.window = o_.window;
       co.receive = false;
       co.max_message = vol->info.max_io_bytes + 4096;
+      // Never larger than the host receives.
+      co.mtu = std::min<std::uint32_t>(transport_.mtu(), std::max<std::uint16_t>(hello->mtu, 512));
       c->ch = std::make_unique<ReliableChannel>(transport_, from, vol->auth.get(), co);
       it = channels_.emplace(key, std::move(c)).first;
       ++stats_.hellos;
@@ -275,20 +297,36 @@ void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress&
   }
 }
 
+void VolumeTarget::send_hello_ack(Channel& c) {
+  if (!c.hello_ack_tag) {
+    return;
+  }
+  for (const auto& f : c.fenced) {
+    if (f->outstanding > 0) {
+      return;  // poll() tries again as the old link's requests finish
+    }
+  }
+  c.fenced.clear();
+  Hello ack;
+  ack.lease_id = c.lease_id;
+  ack.node_id = o_.node_id;
+  ack.mtu = static_cast<std::uint16_t>(std::min<std::uint32_t>(transport_.mtu(), 65535));
+  ack.window = o_.window;
+  ack.nonce = random_nonce();
+  std::byte buf[kHelloBytes];
+  if (encode_hello(ack, buf)) {
+    (void)c.ch->send(Opcode::kHelloAck, *c.hello_ack_tag, buf);
+  }
+  c.hello_ack_tag.reset();
+}
+
 void VolumeTarget::on_message(Channel& c, ChannelMessage& m, Clock::time_point now) {
   switch (m.opcode) {
     case Opcode::kHello: {
       auto in = decode_hello(m.payload);
-      Hello ack;
-      ack.lease_id = in ? in->lease_id : 0;
-      ack.node_id = o_.node_id;
-      ack.mtu = static_cast<std::uint16_t>(std::min<std::uint32_t>(transport_.mtu(), 65535));
-      ack.window = o_.window;
-      ack.nonce = random_nonce();
-      std::byte buf[kHelloBytes];
-      if (encode_hello(ack, buf)) {
-        (void)c.ch->send(Opcode::kHelloAck, m.tag, buf);
-      }
+      c.lease_id = in ? in->lease_id : 0;
+      c.hello_ack_tag = m.tag;
+      send_hello_ack(c);
       return;
     }
     case Opcode::kConfigRead: {
@@ -406,7 +444,8 @@ void VolumeTarget::on_request(Channel& c, ChannelMessage& m, Clock::time_point n
   x->tag = m.tag;
   x->bq = static_cast<std::uint16_t>(c.key.queue_id % c.vol->exp.queues);
   if (r->deadline_us != 0) {
-    x->deadline = now + std::chrono::microseconds(r->deadline_us);
+    constexpr std::uint64_t kMaxDeadlineUs = 3600ull * 1000 * 1000;  // an hour
+    x->deadline = now + std::chrono::microseconds(std::min(r->deadline_us, kMaxDeadlineUs));
   }
   if (io.op == blk::BlkOp::kRead || io.op == blk::BlkOp::kWrite) {
     x->data = aligned_buffer(r->length);
@@ -526,6 +565,7 @@ bool VolumeTarget::poll(Clock::time_point now) {
   for (auto it = channels_.begin(); it != channels_.end();) {
     auto cur = it++;
     Channel& c = *cur->second;
+    send_hello_ack(c);
     messages_.clear();
     work |= c.ch->poll(now, messages_);
     if (c.ch->broken() ||
@@ -570,8 +610,8 @@ bool VolumeTarget::sleep_until(Clock::time_point deadline) {
 void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
   // Spin a little after work (the next request usually follows within
   // microseconds), then sleep on the socket, the rings and the timers.
-  constexpr std::uint32_t kIdleSpins = 256;
-  constexpr auto kIdleTime = std::chrono::microseconds(100);
+  constexpr std::uint32_t kIdleSpins = 1;
+  constexpr auto kIdleTime = std::chrono::microseconds(0);
   std::uint32_t idle = 0;
   auto last_work = Clock::now();
   while (!stop.load(std::memory_order_relaxed)) {

@@ -94,11 +94,13 @@ class VolumeTarget {
     std::uint32_t function_id = 0;
     std::uint16_t queue_id = 0;
     bool operator<(const Key& o) const noexcept;
+    bool operator==(const Key& o) const noexcept = default;
   };
 
   VolumeTarget(Transport& t, TargetOptions o);
   void on_frame(std::span<const std::byte> bytes, const PeerAddress& from, Clock::time_point now);
   void on_message(Channel& c, ChannelMessage& m, Clock::time_point now);
+  void send_hello_ack(Channel& c);
   void on_request(Channel& c, ChannelMessage& m, Clock::time_point now);
   void complete(Channel& c, std::uint32_t tag, std::int32_t status, std::uint32_t bytes);
   void send_nak(Volume& v, const FrameHeader& about, const PeerAddress& to, NakReason why);

@@ -76,6 +76,18 @@ struct Pair {
   std::vector<ChannelMessage> at_b;
 };
 
+// Sends one hand-made frame from a's transport to b, signed with `auth`.
+void inject(Pair& p, FrameHeader h, std::span<const std::byte> payload) {
+  std::vector<std::byte> buf(kHeaderBytes + payload.size());
+  h.function_id = 7;
+  h.queue_id = 1;
+  auto n = encode_frame(h, payload, buf);
+  BOOST_REQUIRE(n.has_value());
+  BOOST_REQUIRE(p.auth_a->sign(buf).has_value());
+  const OutFrame f{buf, p.tb->local()};
+  BOOST_REQUIRE(p.ta->send_burst(std::span(&f, 1)) == 1u);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(fabric_channel)
@@ -190,6 +202,63 @@ BOOST_AUTO_TEST_CASE(channels_over_real_udp_sockets) {
     BOOST_TEST((m.payload == message_bytes(m.tag, m.tag * 97)));
   }
   BOOST_TEST(a.stats().auth_failures + b.stats().auth_failures == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_hostile_peer_cannot_stall_or_bloat_the_receiver) {
+  Pair p({}, {}, key(1), key(1));
+  // b has frames in flight; a claims, in one SACK, 2^31 frames received.
+  for (std::uint32_t tag = 1; tag <= 4; ++tag) {
+    BOOST_REQUIRE(p.cb->send(Opcode::kData, tag, message_bytes(tag, 100)).has_value());
+  }
+  p.cb->poll(Clock::now(), p.at_b);
+  Sack sack;
+  sack.count = 1;
+  sack.blocks[0] = SackBlock{1, 0x7ffffff0u};
+  std::byte sb[kMaxSackBlocks * 8];
+  const auto len = encode_sack(sack, sb).value();
+  FrameHeader ack;
+  ack.opcode = Opcode::kAck;
+  ack.flags = kFlagSack;
+  ack.credits = 64;
+  ack.message_length = static_cast<std::uint32_t>(len);
+  inject(p, ack, std::span<const std::byte>(sb, len));
+  const auto t0 = Clock::now();
+  p.cb->poll(Clock::now(), p.at_b);
+  BOOST_TEST((Clock::now() - t0 < 100ms));  // a range, not four billion erasures
+  BOOST_TEST(p.cb->in_flight() == 0u);
+
+  // Frames far beyond the window b advertised are dropped, not buffered.
+  FrameHeader far;
+  far.opcode = Opcode::kData;
+  far.seq = 1000000;
+  far.tag = 9;
+  far.message_length = 1u << 20;
+  far.flags = kFlagMore;
+  inject(p, far, {});
+  p.cb->poll(Clock::now(), p.at_b);
+  BOOST_TEST(p.cb->stats().out_of_window == 1u);
+
+  // Overlapping fragments of one message are refused: the message is never
+  // delivered with bytes counted twice (and holes left).
+  const std::vector<std::byte> piece(100, std::byte{1});
+  FrameHeader f1;
+  f1.opcode = Opcode::kData;
+  f1.tag = 5;
+  f1.seq = 1;
+  f1.frag_offset = 0;
+  f1.message_length = 200;
+  f1.flags = kFlagMore;
+  inject(p, f1, piece);
+  FrameHeader f2 = f1;
+  f2.seq = 2;
+  f2.frag_offset = 50;  // overlaps the first
+  f2.flags = 0;
+  f2.message_length = 200;
+  std::vector<std::byte> tail(150, std::byte{2});
+  inject(p, f2, tail);
+  p.cb->poll(Clock::now(), p.at_b);
+  BOOST_TEST(p.at_b.empty());
+  BOOST_TEST(p.cb->stats().malformed >= 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,6 +17,7 @@
 #include "pool-manager/target/target_config.h"
 #include "pool-manager/target/volume_target.h"
 #include "pool-manager/transport/loopback_transport.h"
+#include "pool-manager/transport/udp_transport.h"
 
 using namespace viopool;
 using namespace viopool::pool;
@@ -331,6 +332,80 @@ BOOST_AUTO_TEST_CASE(a_new_hello_resets_the_channel) {
   BOOST_TEST(s.hellos == 2u);
   BOOST_TEST(s.channels == 1u);
   BOOST_TEST(s.channels_closed == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_new_link_of_the_same_host_queue_fences_the_old_one) {
+  // Real sockets: the reconnecting host queue speaks from a new port.
+  char tmpl[] = "/tmp/vp-fence-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(::ftruncate(fd, kCapacity) == 0);
+  ::close(fd);
+  auto tt = UdpTransport::open({"127.0.0.1:0"});
+  BOOST_REQUIRE(tt.has_value());
+  TargetOptions o;
+  VolumeExport v;
+  v.name = "vol-f";
+  v.function_id = kFunction;
+  v.key = key(1);
+  v.backend.path = tmpl;
+  o.volumes.push_back(v);
+  std::string why;
+  auto target = VolumeTarget::create(**tt, o, why);
+  BOOST_REQUIRE_MESSAGE(target.has_value(), why);
+  auto auth = std::move(*FrameAuthenticator::create(key(1)));
+  struct Link {
+    std::unique_ptr<UdpTransport> t;
+    std::unique_ptr<ReliableChannel> ch;
+    std::vector<ChannelMessage> got;
+  };
+  const auto open_link = [&](std::uint8_t link_no) {
+    Link l;
+    l.t = std::move(*UdpTransport::open({"127.0.0.1:0"}));
+    ChannelOptions co;
+    co.function_id = kFunction;
+    co.max_retries = 8;
+    l.ch = std::make_unique<ReliableChannel>(*l.t, (*tt)->local(), auth.get(), co);
+    Hello h;
+    h.mtu = 1472;
+    h.window = 64;
+    h.nonce.fill(0xab);     // the same host queue instance...
+    h.nonce[15] = link_no;  // ...on its n-th link
+    std::byte buf[kHelloBytes];
+    BOOST_REQUIRE(encode_hello(h, buf).has_value());
+    BOOST_REQUIRE(l.ch->send(Opcode::kHello, 0, buf).has_value());
+    return l;
+  };
+  const auto wait_for = [&](Link& l, Opcode op) {
+    for (int i = 0; i < 2000; ++i) {
+      l.ch->poll(Clock::now(), l.got);
+      (*target)->poll(Clock::now());
+      for (const auto& m : l.got) {
+        if (m.opcode == op) {
+          return true;
+        }
+      }
+      std::this_thread::sleep_for(100us);
+    }
+    return false;
+  };
+  Link first = open_link(1);
+  BOOST_REQUIRE(wait_for(first, Opcode::kHelloAck));
+  Link second = open_link(2);
+  BOOST_REQUIRE(wait_for(second, Opcode::kHelloAck));
+  auto s = (*target)->stats();
+  BOOST_TEST(s.hellos == 2u);
+  BOOST_TEST(s.channels == 1u);  // the first link is gone
+  BOOST_TEST(s.channels_closed == 1u);
+  // Whatever the old link still sends is refused, never executed.
+  std::byte head[kBlockRequestBytes];
+  BOOST_REQUIRE(encode_block_request(req(BlockOp::kWrite, 0, 512), head).has_value());
+  const std::vector<std::byte> data(512, std::byte{0x42});
+  BOOST_REQUIRE(first.ch->send(Opcode::kRequest, 7, head, data).has_value());
+  first.got.clear();
+  BOOST_TEST(wait_for(first, Opcode::kNak));
+  BOOST_TEST((*target)->stats().requests == 0u);
+  ::unlink(tmpl);
 }
 
 BOOST_AUTO_TEST_CASE(appliance_config_is_strict) {
