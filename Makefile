@@ -46,6 +46,7 @@ bench: build
 	bash bench/net_loopback
 	bash bench/blk
 	bash bench/crypto
+	bash bench/pool_blk
 
 images: build
 	cmake --build --preset dev --target images

@@ -226,8 +226,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"server", "client"}));
   add->add_option("--queue-pairs", a_qps, "Queue pairs offered")->check(CLI::Range(1u, 16u));
   add->add_option("--backend", a_backend,
-                  "net: loopback, null or ethdev; blk: uring, malloc or null; crypto: cryptodev")
-      ->check(CLI::IsMember({"loopback", "null", "ethdev", "uring", "malloc", "cryptodev"}));
+                  "net: loopback, null or ethdev; blk: uring, malloc, null or pool; crypto: "
+                  "cryptodev")
+      ->check(CLI::IsMember({"loopback", "null", "ethdev", "uring", "malloc", "pool", "cryptodev"}));
   add->add_option("--devargs", a_devargs,
                   "net ethdev backend: DPDK devargs, e.g. net_tap0,iface=vp0; crypto: the engine, "
                   "e.g. crypto_aesni_mb0");
@@ -240,6 +241,15 @@ int main(int argc, char** argv) {
   add->add_option("--size", a_size, "blk malloc/null backend: capacity (bytes, or 64M, 1G)");
   add->add_option("--direct", a_direct, "blk uring backend: O_DIRECT auto, on or off")
       ->check(CLI::IsMember({"auto", "on", "off"}));
+  std::string a_uri, a_key;
+  unsigned a_function = 0, a_mtu = 1472, a_timeout_ms = 30000;
+  add->add_option("--uri", a_uri, "blk pool backend: the volume, pool://ADDRESS:PORT/VOLUME");
+  add->add_option("--function-id", a_function, "blk pool backend: the volume's function id");
+  add->add_option("--key", a_key, "blk pool backend: the function's fabric key (32 hex digits)");
+  add->add_option("--mtu", a_mtu, "blk pool backend: fabric bytes per datagram (default 1472)")
+      ->check(CLI::Range(512u, 65507u));
+  add->add_option("--timeout-ms", a_timeout_ms,
+                  "blk pool backend: a request not done by then fails with EIO (default 30000)");
   add->add_option("--serial", a_serial, "blk: GET_ID serial (<= 20 bytes; default: the name)");
   add->add_flag("--read-only", a_ro, "blk: read-only device");
   add->add_option("--lcore", a_lcore, "Worker lcore that polls the device");
@@ -308,6 +318,13 @@ int main(int argc, char** argv) {
       }
       if (b["kind"] == "uring") {
         b["direct"] = a_direct;
+      }
+      if (b["kind"] == "pool") {
+        b["uri"] = a_uri;
+        b["function_id"] = a_function;
+        b["key"] = a_key;
+        b["mtu"] = a_mtu;
+        b["timeout_ms"] = a_timeout_ms;
       }
       body = {{"name", a_name},   {"type", "blk"},      {"socket", a_socket},
               {"mode", a_mode},   {"queues", a_queues}, {"read_only", a_ro},

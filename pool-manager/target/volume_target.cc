@@ -608,27 +608,18 @@ bool VolumeTarget::sleep_until(Clock::time_point deadline) {
 }
 
 void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
-  // Spin a little after work (the next request usually follows within
-  // microseconds), then sleep on the socket, the rings and the timers.
-  constexpr std::uint32_t kIdleSpins = 1;
-  constexpr auto kIdleTime = std::chrono::microseconds(0);
-  std::uint32_t idle = 0;
-  auto last_work = Clock::now();
+  // Polls while there is work and sleeps (on the socket, the rings and the
+  // channels' timers) as soon as a round finds none: measured on shared
+  // cores, spinning for the next request only takes the CPU from the host
+  // daemon that produces it.
   while (!stop.load(std::memory_order_relaxed)) {
     const auto now = Clock::now();
     if (now >= until) {
       return;
     }
-    if (poll(now)) {
-      idle = 0;
-      last_work = now;
-      continue;
+    if (!poll(now)) {
+      sleep_until(std::min(until, now + std::chrono::milliseconds(100)));
     }
-    if (++idle < kIdleSpins || now - last_work < kIdleTime) {
-      continue;
-    }
-    sleep_until(std::min(until, now + std::chrono::milliseconds(100)));
-    idle = 0;
   }
 }
 

@@ -145,17 +145,31 @@ int PollLoop::run() noexcept {
       idle = 0;
       continue;
     }
-    // Read the clock once per kIdleSpins empty polls, not per poll.
-    if (++idle % kIdleSpins != 0 || mode_ == IdleMode::kBusy) {
+    if (mode_ == IdleMode::kBusy) {
       continue;
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (idle == kIdleSpins) {
-      idle_since = now;
-      continue;
-    }
-    if (now - idle_since < kIdleTime) {
-      continue;
+    ++idle;
+    bool spin = false;
+    if (idle == kShortIdleSpins) {
+      for (Poller* p : active) {
+        spin |= p->spin_when_idle();
+      }
+      if (spin) {
+        continue;
+      }
+    } else {
+      // Read the clock once per kIdleSpins empty polls, not per poll.
+      if (idle < kShortIdleSpins || idle % kIdleSpins != 0) {
+        continue;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (idle == kIdleSpins) {
+        idle_since = now;
+        continue;
+      }
+      if (now - idle_since < kIdleTime) {
+        continue;
+      }
     }
     idle = 0;
 

@@ -51,6 +51,11 @@ class Poller {
   // not sleep. disarm() is called after every arm(), slept or not.
   virtual bool arm(WaitSet& ws) noexcept = 0;
   virtual void disarm(const WaitSet& ws) noexcept = 0;
+  // Polling lcore: false when what this poller waits for arrives slowly
+  // (over a network: tens of microseconds or more), so spinning for it only
+  // takes the CPU from others. An idle loop whose pollers all say false
+  // sleeps after kShortIdleSpins empty polls instead of spinning kIdleTime.
+  virtual bool spin_when_idle() const noexcept { return true; }
 };
 
 struct PollLoopStats {
@@ -67,6 +72,7 @@ class PollLoop {
   // wake-up, while an idle one still sleeps within a fraction of a millisecond.
   static constexpr std::uint32_t kIdleSpins = 512;
   static constexpr std::chrono::microseconds kIdleTime{200};
+  static constexpr std::uint32_t kShortIdleSpins = 16;
 
   // Busy: never sleep (a core dedicated to polling, lowest latency). Adaptive:
   // sleep on wake-up sources when idle (shared cores, idle daemons cost nothing).

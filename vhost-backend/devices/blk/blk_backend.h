@@ -52,6 +52,9 @@ struct BlockBackendInfo {
   bool supports_write_zeroes = false;
   bool volatile_cache = true;        // needs FLUSH for durability (writeback)
   std::uint32_t max_queue_depth = 0; // per queue; 0: unlimited
+  // Completions come from afar (a network): a poller waiting only for them
+  // should sleep on completion_fd() soon rather than spin.
+  bool remote = false;
 };
 
 class BlockBackend {
