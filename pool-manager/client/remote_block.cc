@@ -14,6 +14,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -36,6 +37,8 @@ constexpr std::uint32_t kHelloTag = 0;
 constexpr auto kDeadlineScan = std::chrono::milliseconds(1);
 constexpr auto kReconnectBackoff = std::chrono::milliseconds(50);
 constexpr std::uint32_t kIdleRxSkip = 8;
+constexpr auto kKeepaliveInterval = std::chrono::milliseconds(100);
+constexpr std::uint32_t kMaxKeepalivesUnanswered = 3;
 constexpr std::size_t kConfigBytes = kVolumeNameOffset + kVolumeNameBytes;
 
 // HELLO nonce: 8 bytes naming the host queue for its whole life (the
@@ -52,33 +55,26 @@ Instance random_instance() {
   return n;
 }
 
-// Copies bytes [off, off + len) of the iovecs' concatenation to `dst`
-// (gather) or from `src` (scatter).
-void gather(const iovec* iov, std::uint32_t cnt, std::uint64_t off, std::byte* dst,
-            std::size_t len) {
+// Copies bytes [off, off + len) of the iovecs' concatenation into `buf`
+// (gather) or out of it (scatter).
+enum class Dir : std::uint8_t { kGather, kScatter };
+template <Dir D>
+void copy_iov(const iovec* iov, std::uint32_t cnt, std::uint64_t off,
+              std::conditional_t<D == Dir::kGather, std::byte*, const std::byte*> buf,
+              std::size_t len) {
   for (std::uint32_t i = 0; i < cnt && len > 0; ++i) {
     if (off >= iov[i].iov_len) {
       off -= iov[i].iov_len;
       continue;
     }
     const std::size_t n = std::min<std::size_t>(len, iov[i].iov_len - off);
-    std::memcpy(dst, static_cast<const std::byte*>(iov[i].iov_base) + off, n);
-    dst += n;
-    len -= n;
-    off = 0;
-  }
-}
-
-void scatter(const iovec* iov, std::uint32_t cnt, std::uint64_t off, const std::byte* src,
-             std::size_t len) {
-  for (std::uint32_t i = 0; i < cnt && len > 0; ++i) {
-    if (off >= iov[i].iov_len) {
-      off -= iov[i].iov_len;
-      continue;
+    std::byte* guest = static_cast<std::byte*>(iov[i].iov_base) + off;
+    if constexpr (D == Dir::kGather) {
+      std::memcpy(buf, guest, n);
+    } else {
+      std::memcpy(guest, buf, n);
     }
-    const std::size_t n = std::min<std::size_t>(len, iov[i].iov_len - off);
-    std::memcpy(static_cast<std::byte*>(iov[i].iov_base) + off, src, n);
-    src += n;
+    buf += n;
     len -= n;
     off = 0;
   }
@@ -229,6 +225,13 @@ class RemoteBlock final : public blk::BlockBackend {
     std::uint32_t ios = 0;                 // BlkIos accepted and not yet returned
     Clock::time_point next_scan{};
     std::uint32_t rx_skip = 0;  // poll() calls left before it receives again
+    // Liveness while requests wait for completions: an appliance that
+    // crashed after acknowledging them would otherwise go unnoticed until
+    // their deadlines.
+    std::uint64_t heard_frames = 0;  // frames received on the link so far
+    Clock::time_point last_heard{};
+    Clock::time_point next_keepalive{};
+    std::uint32_t keepalives_unanswered = 0;
     std::vector<ChannelMessage> msgs;
     std::vector<std::byte> scratch;  // a write's data, gathered
     int epfd = -1;
@@ -288,6 +291,9 @@ Result<void> RemoteBlock::connect(Queue& qu) {
   }
   qu.link = std::move(*l);
   qu.down = false;
+  qu.heard_frames = 0;
+  qu.last_heard = Clock::now();
+  qu.keepalives_unanswered = 0;
   watch(qu);
   return {};
 }
@@ -456,7 +462,7 @@ void RemoteBlock::pump(Queue& qu) {
     (void)encode_block_request(r, head);
     std::span<const std::byte> body;
     if (p.op == BlockOp::kWrite) {
-      gather(p.io->iov, p.io->iovcnt, p.iov_offset, qu.scratch.data(), p.length);
+      copy_iov<Dir::kGather>(p.io->iov, p.io->iovcnt, p.iov_offset, qu.scratch.data(), p.length);
       body = std::span<const std::byte>(qu.scratch.data(), p.length);
     }
     if (!qu.link.ch->send(Opcode::kRequest, tag, head, body)) {
@@ -508,8 +514,8 @@ void RemoteBlock::on_message(Queue& qu, ChannelMessage& m) {
         const std::size_t data = m.payload.size() - kCompletionBytes;
         if (status == 0 && p.op == BlockOp::kRead) {
           if (c->bytes == p.length && data == p.length) {
-            scatter(p.io->iov, p.io->iovcnt, p.iov_offset, m.payload.data() + kCompletionBytes,
-                    data);
+            copy_iov<Dir::kScatter>(p.io->iov, p.io->iovcnt, p.iov_offset,
+                                    m.payload.data() + kCompletionBytes, data);
           } else {
             status = -EIO;  // a short or inconsistent read never reports success
           }
@@ -529,6 +535,11 @@ void RemoteBlock::on_message(Queue& qu, ChannelMessage& m) {
 bool RemoteBlock::exchange(Queue& qu, Clock::time_point now) {
   qu.msgs.clear();
   qu.link.ch->poll(now, qu.msgs);
+  if (qu.link.ch->stats().frames_received != qu.heard_frames) {
+    qu.heard_frames = qu.link.ch->stats().frames_received;
+    qu.last_heard = now;
+    qu.keepalives_unanswered = 0;
+  }
   for (auto& m : qu.msgs) {
     if (m.opcode == Opcode::kNak || m.opcode == Opcode::kGoodbye) {
       link_down(qu, now, m.opcode == Opcode::kNak ? "refused" : "goodbye");
@@ -581,6 +592,19 @@ void RemoteBlock::drive(Queue& qu, Clock::time_point now) {
   if (exchange(qu, now)) {
     pump(qu);
     exchange(qu, now);  // what pump queued goes out now
+  }
+  // Requests acknowledged but not completed, and the appliance silent: ask
+  // whether it is still there (a KEEPALIVE is answered by an ACK, or by a
+  // NAK from an appliance that restarted and lost the channel).
+  if (!qu.down && qu.link.established && qu.sent > 0 && now - qu.last_heard >= kKeepaliveInterval &&
+      now >= qu.next_keepalive) {
+    if (qu.keepalives_unanswered >= kMaxKeepalivesUnanswered) {
+      link_down(qu, now, "keepalives unanswered");
+      return;
+    }
+    qu.link.ch->send_unsequenced(Opcode::kKeepalive, {});
+    ++qu.keepalives_unanswered;
+    qu.next_keepalive = now + kKeepaliveInterval;
   }
   qu.retransmits.store(qu.link.ch ? qu.link.ch->stats().retransmits : 0, std::memory_order_relaxed);
 }

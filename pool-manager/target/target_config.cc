@@ -1,6 +1,7 @@
 // JSON → ApplianceConfig.
 #include "pool-manager/target/target_config.h"
 
+#include <array>
 #include <fstream>
 #include <set>
 
@@ -47,32 +48,19 @@ Result<VolumeExport> parse_volume(const json& j, const std::string& where, std::
   auto ro = get_bool(j, "read_only", where, why, false);
   VIOPOOL_TRY(ro);
   v.backend.read_only = *ro;
-  auto direct = get_string(j, "direct", where, why, false, "auto");
-  VIOPOOL_TRY(direct);
   using D = blk::UringBackendOptions::DirectIo;
-  if (*direct == "auto") {
-    v.backend.direct = D::kAuto;
-  } else if (*direct == "on") {
-    v.backend.direct = D::kOn;
-  } else if (*direct == "off") {
-    v.backend.direct = D::kOff;
-  } else {
-    why = path_of(where, "direct") + ": one of auto, on, off";
-    return fail(Errc::kInvalidArgument, "config: bad direct mode");
-  }
+  auto direct = get_choice(j, "direct", where, why, {"auto", "on", "off"}, 0);
+  VIOPOOL_TRY(direct);
+  v.backend.direct = std::array{D::kAuto, D::kOn, D::kOff}[*direct];
   auto q = get_int(j, "queues", where, why, 4, 1, 64);
   VIOPOOL_TRY(q);
   v.queues = static_cast<std::uint16_t>(*q);
   auto qd = get_int(j, "queue_depth", where, why, 128, 1, 4096);
   VIOPOOL_TRY(qd);
   v.backend.queue_depth = static_cast<std::uint32_t>(*qd);
-  auto bs = get_int(j, "block_size", where, why, 0, 0, 65536);
+  auto bs = get_block_size(j, "block_size", where, why);
   VIOPOOL_TRY(bs);
-  if (*bs != 0 && (*bs < 512 || (*bs & (*bs - 1)) != 0)) {
-    why = path_of(where, "block_size") + ": a power of two from 512 to 65536";
-    return fail(Errc::kInvalidArgument, "config: bad block size");
-  }
-  v.backend.block_size = static_cast<std::uint32_t>(*bs);
+  v.backend.block_size = *bs;
   auto mx = get_int(j, "max_io_bytes", where, why, 256 * 1024, 4096, 1 << 20);
   VIOPOOL_TRY(mx);
   v.max_io_bytes = static_cast<std::uint32_t>(*mx);

@@ -40,6 +40,9 @@ struct TargetOptions {
   std::uint16_t window = 256;  // frames a host may send beyond our ack
   // A channel that hears nothing for this long, with nothing in flight, closes.
   std::chrono::milliseconds idle_timeout{60000};
+  // Channels (host queue links) open at once per volume; a HELLO beyond gets
+  // NAK "no resources", so no host can make the appliance hold unbounded state.
+  std::uint32_t max_channels_per_volume = 256;
 };
 
 struct TargetStats {
@@ -108,6 +111,7 @@ class VolumeTarget {
   bool submit_backlog(Clock::time_point now);
   bool reap();
   bool sleep_until(Clock::time_point deadline);
+  bool backend_busy() const noexcept;
 
   Transport& transport_;
   TargetOptions o_;

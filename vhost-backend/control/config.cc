@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -121,13 +122,9 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
     return fail(Errc::kInvalidArgument, "config: path without uring");
   }
   d.blk.path = *path;
-  auto bs = get_int(bj, "block_size", bwhere, why, 0, 0, 65536);
+  auto bs = get_block_size(bj, "block_size", bwhere, why);
   VIOPOOL_TRY(bs);
-  if (*bs != 0 && (*bs < 512 || (*bs & (*bs - 1)) != 0)) {
-    why = path_of(bwhere, "block_size") + ": a power of two from 512 to 65536";
-    return fail(Errc::kInvalidArgument, "config: bad block size");
-  }
-  d.blk.block_size = static_cast<std::uint32_t>(*bs);
+  d.blk.block_size = *bs;
   auto size = get_size(bj, "size", bwhere, why, 0);
   VIOPOOL_TRY(size);
   if (uring && *size != 0) {
@@ -140,18 +137,9 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
     return fail(Errc::kInvalidArgument, "config: bad size");
   }
   d.blk.size_bytes = *size;
-  auto direct = get_string(bj, "direct", bwhere, why, false, "auto");
+  auto direct = get_choice(bj, "direct", bwhere, why, {"auto", "on", "off"}, 0);
   VIOPOOL_TRY(direct);
-  if (*direct == "auto") {
-    d.blk.direct = DirectIoMode::kAuto;
-  } else if (*direct == "on") {
-    d.blk.direct = DirectIoMode::kOn;
-  } else if (*direct == "off") {
-    d.blk.direct = DirectIoMode::kOff;
-  } else {
-    why = path_of(bwhere, "direct") + ": one of auto, on, off";
-    return fail(Errc::kInvalidArgument, "config: bad direct mode");
-  }
+  d.blk.direct = std::array{DirectIoMode::kAuto, DirectIoMode::kOn, DirectIoMode::kOff}[*direct];
   auto qd = get_int(bj, "queue_depth", bwhere, why, 128, 1, 4096);
   VIOPOOL_TRY(qd);
   d.blk.queue_depth = static_cast<std::uint32_t>(*qd);

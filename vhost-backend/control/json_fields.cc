@@ -151,4 +151,34 @@ Result<std::uint64_t> get_size(const json& j, const char* key, const std::string
   return fail(Errc::kInvalidArgument, "config: bad size");
 }
 
+Result<std::size_t> get_choice(const json& j, const char* key, const std::string& where,
+                               std::string& why, std::initializer_list<const char*> choices,
+                               std::size_t fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    return fallback;
+  }
+  std::string list;
+  std::size_t i = 0;
+  for (const char* c : choices) {
+    if (it->is_string() && it->get<std::string>() == c) {
+      return i;
+    }
+    list += (i++ == 0 ? "" : ", ") + std::string(c);
+  }
+  why = path_of(where, key) + ": one of " + list;
+  return fail(Errc::kInvalidArgument, "config: not one of the choices");
+}
+
+Result<std::uint32_t> get_block_size(const json& j, const char* key, const std::string& where,
+                                     std::string& why) {
+  auto bs = get_int(j, key, where, why, 0, 0, 65536);
+  VIOPOOL_TRY(bs);
+  if (*bs != 0 && (*bs < 512 || (*bs & (*bs - 1)) != 0)) {
+    why = path_of(where, key) + ": a power of two from 512 to 65536";
+    return fail(Errc::kInvalidArgument, "config: bad block size");
+  }
+  return static_cast<std::uint32_t>(*bs);
+}
+
 }  // namespace viopool::control

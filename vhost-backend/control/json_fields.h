@@ -27,6 +27,13 @@ Result<std::int64_t> get_int(const nlohmann::json& j, const char* key, const std
                              std::int64_t hi);
 Result<bool> get_bool(const nlohmann::json& j, const char* key, const std::string& where,
                       std::string& why, bool fallback);
+// One of `choices` (its index); `fallback` when absent.
+Result<std::size_t> get_choice(const nlohmann::json& j, const char* key, const std::string& where,
+                               std::string& why, std::initializer_list<const char*> choices,
+                               std::size_t fallback);
+// A logical block size: 0 (detect) or a power of two in [512, 65536].
+Result<std::uint32_t> get_block_size(const nlohmann::json& j, const char* key,
+                                     const std::string& where, std::string& why);
 // 1 to 32 characters of [A-Za-z0-9_.-].
 bool valid_name(const std::string& n);
 // Byte sizes: an integer, or a string with an optional K/M/G/T suffix (powers of 1024).

@@ -177,6 +177,10 @@ BOOST_AUTO_TEST_CASE(appliance_crash_and_restart_lose_nothing) {
   p.start_appliance();
   io.join();
   BOOST_TEST(rc == 0);
+  if (rc != 0) {
+    BOOST_TEST_MESSAGE("host log:\n" << host.process().log());
+    BOOST_TEST_MESSAGE("appliance log:\n" << p.appliance.log());
+  }
   BOOST_TEST(mismatches(report) == 0u);
   const json b = host.stats("pvol").value("backend", json::object());
   BOOST_TEST(b.value("reconnects", 0ull) > 0u);

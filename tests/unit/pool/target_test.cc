@@ -350,6 +350,7 @@ BOOST_AUTO_TEST_CASE(a_new_link_of_the_same_host_queue_fences_the_old_one) {
   v.key = key(1);
   v.backend.path = tmpl;
   o.volumes.push_back(v);
+  o.max_channels_per_volume = 1;
   std::string why;
   auto target = VolumeTarget::create(**tt, o, why);
   BOOST_REQUIRE_MESSAGE(target.has_value(), why);
@@ -359,7 +360,7 @@ BOOST_AUTO_TEST_CASE(a_new_link_of_the_same_host_queue_fences_the_old_one) {
     std::unique_ptr<ReliableChannel> ch;
     std::vector<ChannelMessage> got;
   };
-  const auto open_link = [&](std::uint8_t link_no) {
+  const auto open_link = [&](std::uint8_t link_no, std::uint8_t instance = 0xab) {
     Link l;
     l.t = std::move(*UdpTransport::open({"127.0.0.1:0"}));
     ChannelOptions co;
@@ -369,8 +370,8 @@ BOOST_AUTO_TEST_CASE(a_new_link_of_the_same_host_queue_fences_the_old_one) {
     Hello h;
     h.mtu = 1472;
     h.window = 64;
-    h.nonce.fill(0xab);     // the same host queue instance...
-    h.nonce[15] = link_no;  // ...on its n-th link
+    h.nonce.fill(instance);  // the same host queue instance...
+    h.nonce[15] = link_no;   // ...on its n-th link
     std::byte buf[kHelloBytes];
     BOOST_REQUIRE(encode_hello(h, buf).has_value());
     BOOST_REQUIRE(l.ch->send(Opcode::kHello, 0, buf).has_value());
@@ -405,6 +406,10 @@ BOOST_AUTO_TEST_CASE(a_new_link_of_the_same_host_queue_fences_the_old_one) {
   first.got.clear();
   BOOST_TEST(wait_for(first, Opcode::kNak));
   BOOST_TEST((*target)->stats().requests == 0u);
+  // Another host queue finds the volume's channel budget (1 here) spent.
+  Link other = open_link(1, 0xcd);
+  BOOST_TEST(wait_for(other, Opcode::kNak));
+  BOOST_TEST((*target)->stats().channels == 1u);
   ::unlink(tmpl);
 }
 
