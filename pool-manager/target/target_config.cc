@@ -2,7 +2,6 @@
 #include "pool-manager/target/target_config.h"
 
 #include <array>
-#include <fstream>
 #include <set>
 
 #include "vhost-backend/control/json_fields.h"
@@ -109,17 +108,13 @@ Result<ApplianceConfig> parse_appliance_config(const json& j, std::string& why) 
 }
 
 Result<ApplianceConfig> load_appliance_config(const std::string& path, std::string& why) {
-  std::ifstream in(path);
-  if (!in) {
-    why = path + ": cannot open";
-    return fail(Errc::kNotFound, "config: cannot open");
+  auto j = load_json_file(path, why);
+  VIOPOOL_TRY(j);
+  auto c = parse_appliance_config(*j, why);
+  if (!c) {
+    why = path + ": " + why;
   }
-  json j = json::parse(in, nullptr, false);
-  if (j.is_discarded()) {
-    why = path + ": not valid JSON";
-    return fail(Errc::kInvalidArgument, "config: bad JSON");
-  }
-  return parse_appliance_config(j, why);
+  return c;
 }
 
 }  // namespace viopool::pool

@@ -4,7 +4,6 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -411,17 +410,9 @@ Result<HostConfig> parse_host_config(const json& j, std::string& why) {
 }
 
 Result<HostConfig> load_host_config(const std::string& path, std::string& why) {
-  std::ifstream in(path);
-  if (!in) {
-    why = path + ": cannot open";
-    return fail(Errc::kNotFound, "config: cannot open file", errno);
-  }
-  json j = json::parse(in, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
-  if (j.is_discarded()) {
-    why = path + ": not valid JSON";
-    return fail(Errc::kInvalidArgument, "config: invalid JSON");
-  }
-  auto c = parse_host_config(j, why);
+  auto j = load_json_file(path, why);
+  VIOPOOL_TRY(j);
+  auto c = parse_host_config(*j, why);
   if (!c) {
     why = path + ": " + why;
   }

@@ -1,9 +1,26 @@
 // Strict JSON field readers (json_fields.h).
 #include "vhost-backend/control/json_fields.h"
 
+#include <cerrno>
+#include <fstream>
+
 namespace viopool::control {
 
 using nlohmann::json;
+
+Result<json> load_json_file(const std::string& path, std::string& why) {
+  std::ifstream in(path);
+  if (!in) {
+    why = path + ": cannot open";
+    return fail(Errc::kNotFound, "config: cannot open file", errno);
+  }
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (j.is_discarded()) {
+    why = path + ": not valid JSON";
+    return fail(Errc::kInvalidArgument, "config: invalid JSON");
+  }
+  return j;
+}
 
 Result<void> reject_unknown(const json& j, std::initializer_list<const char*> known,
                             const std::string& where, std::string& why) {

@@ -14,6 +14,9 @@
 
 namespace viopool::control {
 
+// Reads a JSON file (comments allowed): kNotFound if it cannot be opened,
+// kInvalidArgument if it is not JSON, with the path in `why`.
+Result<nlohmann::json> load_json_file(const std::string& path, std::string& why);
 // Fails if `j` is not an object or has a key outside `known`.
 Result<void> reject_unknown(const nlohmann::json& j, std::initializer_list<const char*> known,
                             const std::string& where, std::string& why);
