@@ -25,7 +25,7 @@ Result<json> load_json_file(const std::string& path, std::string& why) {
 Result<void> reject_unknown(const json& j, std::initializer_list<const char*> known,
                             const std::string& where, std::string& why) {
   if (!j.is_object()) {
-    why = where + ": expected an object";
+    why = (where.empty() ? std::string("config") : where) + ": expected an object";
     return fail(Errc::kInvalidArgument, "config: expected object");
   }
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -37,7 +37,7 @@ Result<void> reject_unknown(const json& j, std::initializer_list<const char*> kn
       }
     }
     if (!ok) {
-      why = where + ": unknown key '" + it.key() + "'";
+      why = (where.empty() ? std::string() : where + ": ") + "unknown key '" + it.key() + "'";
       return fail(Errc::kInvalidArgument, "config: unknown key");
     }
   }
