@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "pool-manager/protocol/frame_auth.h"
 #include "vhost-backend/control/json_fields.h"
 
 namespace viopool::control {
@@ -66,6 +67,9 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
           "' (supported for blk: uring, malloc, null, pool)";
     return fail(Errc::kUnsupported, "config: unknown backend kind");
   }
+  auto qd = get_int(bj, "queue_depth", bwhere, why, 128, 1, 4096);
+  VIOPOOL_TRY(qd);
+  d.blk.queue_depth = static_cast<std::uint32_t>(*qd);
   const bool pool = d.blk.kind == BlkBackendKind::kPool;
   for (const char* k : {"uri", "function_id", "key", "mtu", "timeout_ms"}) {
     if (!pool && bj.contains(k)) {
@@ -96,8 +100,7 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
     d.blk.function_id = static_cast<std::uint32_t>(*fid);
     auto key = get_string(bj, "key", bwhere, why, true);
     VIOPOOL_TRY(key);
-    if (key->size() != 32 ||
-        key->find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    if (!pool::parse_auth_key(*key)) {
       why = path_of(bwhere, "key") + ": 32 hex digits (a 128-bit key)";
       return fail(Errc::kInvalidArgument, "config: bad key");
     }
@@ -108,9 +111,6 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
     auto timeout = get_int(bj, "timeout_ms", bwhere, why, 30000, 10, 3600000);
     VIOPOOL_TRY(timeout);
     d.blk.timeout_ms = static_cast<std::uint32_t>(*timeout);
-    auto qd = get_int(bj, "queue_depth", bwhere, why, 128, 1, 4096);
-    VIOPOOL_TRY(qd);
-    d.blk.queue_depth = static_cast<std::uint32_t>(*qd);
     return {};
   }
   const bool uring = d.blk.kind == BlkBackendKind::kUring;
@@ -139,9 +139,6 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
   auto direct = get_choice(bj, "direct", bwhere, why, {"auto", "on", "off"}, 0);
   VIOPOOL_TRY(direct);
   d.blk.direct = std::array{DirectIoMode::kAuto, DirectIoMode::kOn, DirectIoMode::kOff}[*direct];
-  auto qd = get_int(bj, "queue_depth", bwhere, why, 128, 1, 4096);
-  VIOPOOL_TRY(qd);
-  d.blk.queue_depth = static_cast<std::uint32_t>(*qd);
   return {};
 }
 
