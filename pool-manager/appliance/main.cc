@@ -1,16 +1,23 @@
-// viopool-appliance: the pool side of the fabric. Serves the volumes of its
-// config file to viopool-host instances over UDP (docs/fabric.md); inventory,
-// carving and leases come with the appliance's control API.
+// viopool-appliance: the pool. Carves volumes from its inventory, leases them
+// to hosts (control API on TCP, state in SQLite) and serves them over the
+// fabric (UDP; docs/fabric.md), with the statically configured volumes.
 #include <signal.h>
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
-#include "pool-manager/target/target_config.h"
+#include "pool-manager/appliance/appliance_api.h"
+#include "pool-manager/appliance/appliance_config.h"
+#include "pool-manager/appliance/volume_plane.h"
+#include "pool-manager/pool/state_store.h"
 #include "pool-manager/transport/udp_transport.h"
 #include "vhost-backend/base/log.h"
 
@@ -21,33 +28,20 @@ namespace {
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
 
-nlohmann::json to_json(const viopool::pool::TargetStats& s) {
-  return {{"frames", s.frames},
-          {"malformed", s.malformed},
-          {"unknown_function", s.unknown_function},
-          {"auth_failures", s.auth_failures},
-          {"naks", s.naks},
-          {"hellos", s.hellos},
-          {"channels", s.channels},
-          {"channels_closed", s.channels_closed},
-          {"requests", s.requests},
-          {"completions", s.completions},
-          {"errors", s.errors},
-          {"expired", s.expired},
-          {"bytes_read", s.bytes_read},
-          {"bytes_written", s.bytes_written},
-          {"retransmits", s.retransmits},
-          {"duplicates", s.duplicates}};
-}
-
 // Written whole to a temporary file and renamed: readers never see half.
 void write_stats(const std::string& path, const viopool::pool::TargetStats& s) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
-    out << to_json(s).dump() << "\n";
+    out << viopool::pool::to_json(s).dump() << "\n";
   }
   std::rename(tmp.c_str(), path.c_str());
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -55,15 +49,21 @@ void write_stats(const std::string& path, const viopool::pool::TargetStats& s) {
 int main(int argc, char** argv) {
   using namespace viopool;
   CLI::App app{
-      "viopool-appliance: serves pooled volumes (files or block devices, through io_uring) to\n"
-      "viopool-host over the fabric (UDP; docs/fabric.md). Stops on SIGINT/SIGTERM.",
+      "viopool-appliance: the device pool. Carves volumes from the inventory of its config\n"
+      "(directories and block devices), leases them to hosts through its control API (JSON\n"
+      "over HTTP, docs/api.md), keeps carvings and leases in SQLite, and serves the volumes\n"
+      "to viopool-host over the fabric (UDP; docs/fabric.md). Stops on SIGINT/SIGTERM.",
       "viopool-appliance"};
   std::string config_path;
   std::string listen;
+  std::string api;
+  std::string state;
   std::string stats_path;
   std::string log_level;
   app.add_option("-c,--config", config_path, "JSON config file (docs/operations.md)")->required();
-  app.add_option("--listen", listen, "UDP address to serve on (overrides the config), ip:port");
+  app.add_option("--listen", listen, "Fabric UDP address (overrides the config), ip:port");
+  app.add_option("--api", api, "Control API TCP address (overrides the config), ip:port");
+  app.add_option("--state", state, "SQLite state file (overrides the config)");
   app.add_option("--stats", stats_path, "Write fabric counters as JSON to this file every second");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
   CLI11_PARSE(app, argc, argv);
@@ -76,7 +76,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!listen.empty()) {
+    if (cfg->fabric_endpoint == cfg->listen) {
+      cfg->fabric_endpoint = listen;
+    }
     cfg->listen = listen;
+  }
+  if (!api.empty()) {
+    cfg->api = api;
+  }
+  if (!state.empty()) {
+    cfg->state = state;
   }
   auto udp = pool::UdpTransport::open({cfg->listen, cfg->mtu});
   if (!udp) {
@@ -89,20 +98,63 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
     return 1;
   }
+  auto store = pool::SqliteStateStore::open(cfg->state, why);
+  if (!store) {
+    std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
+    return 1;
+  }
+  pool::VolumePlane plane(**target);
+  pool::PoolServiceOptions po;
+  po.devices = cfg->inventory;
+  po.fabric_endpoint = cfg->fabric_endpoint;
+  po.default_ttl_ms = cfg->lease_ttl_ms;
+  for (const auto& v : cfg->target.volumes) {
+    po.reserved_names.push_back(v.name);
+    po.reserved_ids.push_back(v.function_id);
+  }
+  auto service = pool::PoolService::open(po, **store, plane, wall_ms, why);
+  if (!service) {
+    std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
+    return 1;
+  }
+  control::ApiServer server;
+  if (!cfg->api.empty()) {
+    if (auto r = server.start_tcp(cfg->api, pool::appliance_routes(**service, **target), why);
+        !r) {
+      std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
+      return 1;
+    }
+  }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  VIOPOOL_LOG_INFO("serving {} volume(s) on udp {} mtu {}", cfg->target.volumes.size(),
-                   pool::to_string((*udp)->local()), cfg->mtu);
+  // Leases of silent hosts expire here; the fabric thread fences them.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::thread expiry([&] {
+    std::unique_lock lock(mu);
+    while (!g_stop.load()) {
+      cv.wait_for(lock, std::chrono::milliseconds(250));
+      lock.unlock();
+      (*service)->expire();
+      lock.lock();
+    }
+  });
+  VIOPOOL_LOG_INFO("serving {} static volume(s) on udp {} mtu {}; {} inventory device(s); api {}",
+                   cfg->target.volumes.size(), pool::to_string((*udp)->local()), cfg->mtu,
+                   cfg->inventory.size(), cfg->api.empty() ? "off" : cfg->api);
   while (!g_stop.load()) {
     (*target)->run(g_stop, pool::VolumeTarget::Clock::now() + std::chrono::seconds(1));
     if (!stats_path.empty()) {
       write_stats(stats_path, (*target)->stats());
     }
   }
+  server.stop();
+  cv.notify_all();
+  expiry.join();
   const auto s = (*target)->stats();
   if (!stats_path.empty()) {
     write_stats(stats_path, s);
   }
-  VIOPOOL_LOG_INFO("stopped: {}", to_json(s).dump());
+  VIOPOOL_LOG_INFO("stopped: {}", pool::to_json(s).dump());
   return 0;
 }

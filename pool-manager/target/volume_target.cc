@@ -2,18 +2,23 @@
 #include "pool-manager/target/volume_target.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <optional>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "vhost-backend/base/log.h"
+
+VIOPOOL_LOG_MODULE("target")
 
 namespace viopool::pool {
 namespace {
@@ -44,12 +49,54 @@ std::array<std::uint8_t, 16> random_nonce() {
   return n;
 }
 
+// A token bucket that may go into debt: a request is admitted while tokens
+// are positive and pays its full cost, so requests larger than the burst
+// still pass, at the configured average rate.
+struct TokenBucket {
+  using Clock = std::chrono::steady_clock;
+  double rate = 0;  // tokens per second; 0: unlimited
+  double burst = 0;
+  double tokens = 0;
+  Clock::time_point last{};
+
+  void configure(double r, double b) {
+    rate = r;
+    burst = b;
+    tokens = b;
+  }
+  bool limited() const noexcept { return rate > 0; }
+  void refill(Clock::time_point now) noexcept {
+    if (last != Clock::time_point{} && now > last) {
+      tokens = std::min(burst, tokens + rate * std::chrono::duration<double>(now - last).count());
+    }
+    last = now;
+  }
+  bool can_take() const noexcept { return !limited() || tokens > 0; }
+  void take(double n) noexcept {
+    if (limited()) {
+      tokens -= n;
+    }
+  }
+  // When the bucket is positive again.
+  Clock::time_point ready_at() const noexcept {
+    if (can_take()) {
+      return last;
+    }
+    return last + std::chrono::duration_cast<Clock::duration>(
+                      std::chrono::duration<double>((-tokens + 1e-3) / rate));
+  }
+};
+
 }  // namespace
 
 struct VolumeTarget::Volume {
   VolumeExport exp;
   std::unique_ptr<blk::BlockBackend> backend;
-  std::unique_ptr<FrameAuthenticator> auth;
+  // Lease id -> the key its frames carry (a static config's key is lease 0).
+  std::map<std::uint64_t, std::shared_ptr<FrameAuthenticator>> grants;
+  TokenBucket ops;
+  TokenBucket bytes;
+  VolumeStats st;
   VolumeInfo info;
   std::vector<std::deque<Io*>> backlog;  // per backend queue, not yet accepted
   std::uint32_t channels = 0;            // open now
@@ -64,6 +111,7 @@ struct VolumeTarget::Channel {
   std::vector<std::shared_ptr<Channel>> fenced;
   std::optional<std::uint32_t> hello_ack_tag;  // HELLO_ACK owed once `fenced` drained
   std::uint64_t lease_id = 0;
+  std::shared_ptr<FrameAuthenticator> auth;  // the lease's, for as long as the channel lives
   std::unique_ptr<ReliableChannel> ch;
   Clock::time_point last_heard{};
   std::uint32_t outstanding = 0;  // requests taken and not yet completed
@@ -95,95 +143,279 @@ bool VolumeTarget::Key::operator<(const Key& o) const noexcept {
 
 VolumeTarget::VolumeTarget(Transport& t, TargetOptions o) : transport_(t), o_(std::move(o)) {
   rx_bufs_.resize(kRxBurst * transport_.mtu());
+  command_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+Result<std::unique_ptr<VolumeTarget::Volume>> VolumeTarget::open_volume(const VolumeExport& e,
+                                                                       std::string& why) {
+  const std::string who = "volume '" + e.name + "': ";
+  const auto bad = [&](std::string text) {
+    why = std::move(text);
+    return fail(Errc::kInvalidArgument, "target: bad volume");
+  };
+  if (e.name.empty() || e.name.size() > kVolumeNameBytes) {
+    return bad("volume names must be 1 to 64 characters");
+  }
+  if (e.function_id == 0) {
+    return bad(who + "function_id must be greater than 0");
+  }
+  if (e.queues == 0 || e.queues > 64) {
+    return bad(who + "queues must be in [1, 64]");
+  }
+  if (e.max_io_bytes < kMinMaxIo || e.max_io_bytes > kMaxMaxIo) {
+    return bad(who + "max_io_bytes must be in [4096, 1048576]");
+  }
+  auto v = std::make_unique<Volume>();
+  v->exp = e;
+  std::string backend_why;
+  auto b = blk::make_uring_backend(e.backend, backend_why);
+  if (!b) {
+    why = who + backend_why;
+    return unexpected(b.error());
+  }
+  v->backend = std::move(*b);
+  if (auto r = v->backend->start(e.queues); !r) {
+    why = who + to_string(r.error());
+    return unexpected(r.error());
+  }
+  if (e.key) {
+    auto a = FrameAuthenticator::create(*e.key);
+    if (!a) {
+      why = who + to_string(a.error());
+      return unexpected(a.error());
+    }
+    v->grants[0] = std::shared_ptr<FrameAuthenticator>(std::move(*a));
+  }
+  const auto& bi = v->backend->info();
+  VolumeInfo& vi = v->info;
+  vi.block_size = bi.block_size;
+  vi.capacity_bytes = bi.capacity_bytes;
+  vi.flags = (bi.read_only ? kVolumeReadOnly : 0) | (bi.supports_discard ? kVolumeDiscard : 0) |
+             (bi.supports_write_zeroes ? kVolumeWriteZeroes : 0) |
+             (bi.volatile_cache ? kVolumeVolatileCache : 0);
+  vi.queues = e.queues;
+  vi.queue_depth = static_cast<std::uint16_t>(
+      std::min<std::uint32_t>(bi.max_queue_depth == 0 ? 256 : bi.max_queue_depth, 65535));
+  vi.max_io_bytes = std::max(e.max_io_bytes / bi.block_size * bi.block_size, bi.block_size);
+  vi.physical_block_exp = static_cast<std::uint8_t>(bi.physical_block_exp);
+  v->backlog.resize(e.queues);
+  // Bursts of 50 ms, and never smaller than one request.
+  if (e.iops_limit > 0) {
+    const double r = static_cast<double>(e.iops_limit);
+    v->ops.configure(r, std::max(1.0, r / 20));
+  }
+  if (e.bps_limit > 0) {
+    const double r = static_cast<double>(e.bps_limit);
+    v->bytes.configure(r, std::max<double>(vi.max_io_bytes, r / 20));
+  }
+  return v;
 }
 
 Result<std::unique_ptr<VolumeTarget>> VolumeTarget::create(Transport& transport, TargetOptions o,
                                                            std::string& why) {
   std::unique_ptr<VolumeTarget> t(new VolumeTarget(transport, o));
+  if (t->command_fd_ < 0) {
+    why = std::string("target: eventfd: ") + std::strerror(errno);
+    return fail(Errc::kIo, "target: eventfd failed", errno);
+  }
   std::set<std::string> names;
   std::set<std::uint32_t> ids;
-  const auto bad = [&](std::string text) {
-    why = std::move(text);
-    return fail(Errc::kInvalidArgument, "target: bad volume");
-  };
   for (const auto& e : o.volumes) {
-    const std::string who = "volume '" + e.name + "': ";
-    if (e.name.empty() || e.name.size() > kVolumeNameBytes || !names.insert(e.name).second) {
-      return bad("volume names must be unique, 1 to 64 characters");
+    if (!names.insert(e.name).second) {
+      why = "volume names must be unique";
+      return fail(Errc::kInvalidArgument, "target: bad volume");
     }
-    if (e.function_id == 0 || !ids.insert(e.function_id).second) {
-      return bad(who + "function_id must be unique and greater than 0");
+    if (!ids.insert(e.function_id).second) {
+      why = "volume '" + e.name + "': function_id must be unique";
+      return fail(Errc::kInvalidArgument, "target: bad volume");
     }
-    if (e.queues == 0 || e.queues > 64) {
-      return bad(who + "queues must be in [1, 64]");
+    auto v = open_volume(e, why);
+    if (!v) {
+      return unexpected(v.error());
     }
-    if (e.max_io_bytes < kMinMaxIo || e.max_io_bytes > kMaxMaxIo) {
-      return bad(who + "max_io_bytes must be in [4096, 1048576]");
-    }
-    auto v = std::make_unique<Volume>();
-    v->exp = e;
-    std::string backend_why;
-    auto b = blk::make_uring_backend(e.backend, backend_why);
-    if (!b) {
-      return bad(who + backend_why);
-    }
-    v->backend = std::move(*b);
-    if (auto r = v->backend->start(e.queues); !r) {
-      why = who + to_string(r.error());
-      return unexpected(r.error());
-    }
-    auto a = FrameAuthenticator::create(e.key);
-    if (!a) {
-      why = who + to_string(a.error());
-      return unexpected(a.error());
-    }
-    v->auth = std::move(*a);
-    const auto& bi = v->backend->info();
-    VolumeInfo& vi = v->info;
-    vi.block_size = bi.block_size;
-    vi.capacity_bytes = bi.capacity_bytes;
-    vi.flags = (bi.read_only ? kVolumeReadOnly : 0) | (bi.supports_discard ? kVolumeDiscard : 0) |
-               (bi.supports_write_zeroes ? kVolumeWriteZeroes : 0) |
-               (bi.volatile_cache ? kVolumeVolatileCache : 0);
-    vi.queues = e.queues;
-    vi.queue_depth = static_cast<std::uint16_t>(
-        std::min<std::uint32_t>(bi.max_queue_depth == 0 ? 256 : bi.max_queue_depth, 65535));
-    vi.max_io_bytes = std::max(e.max_io_bytes / bi.block_size * bi.block_size, bi.block_size);
-    vi.physical_block_exp = static_cast<std::uint8_t>(bi.physical_block_exp);
-    v->backlog.resize(e.queues);
-    t->volumes_.push_back(std::move(v));
+    t->volumes_.push_back(std::move(*v));
   }
   return t;
 }
 
 VolumeTarget::~VolumeTarget() {
-  // Let every I/O the backends hold finish (bounded), then stop them.
   for (auto& v : volumes_) {
-    for (auto& q : v->backlog) {
-      for (Io* io : q) {
-        delete io;
-      }
-      q.clear();
-    }
-    const auto until = Clock::now() + std::chrono::seconds(10);
-    for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
-      while (v->backend->in_flight(q) > 0 && Clock::now() < until) {
-        blk::BlkCompletion c[32];
-        const auto n = v->backend->poll(q, c, 32);
-        for (std::uint32_t i = 0; i < n; ++i) {
-          delete static_cast<Io*>(c[i].cookie);
-        }
-        if (n == 0) {
-          std::this_thread::sleep_for(std::chrono::microseconds(100));
-        }
-      }
-    }
-    v->backend->stop();
+    drain(*v);
+  }
+  if (command_fd_ >= 0) {
+    ::close(command_fd_);
   }
 }
 
-void VolumeTarget::send_nak(Volume& v, const FrameHeader& about, const PeerAddress& to,
-                            NakReason why) {
+// Lets every I/O the backend holds finish (bounded), drops what waits in the
+// backlog, and stops the backend.
+void VolumeTarget::drain(Volume& v) {
+  for (auto& q : v.backlog) {
+    for (Io* io : q) {
+      --io->chan->outstanding;
+      delete io;
+    }
+    q.clear();
+  }
+  const auto until = Clock::now() + std::chrono::seconds(10);
+  for (std::uint16_t q = 0; q < v.exp.queues; ++q) {
+    while (v.backend->in_flight(q) > 0 && Clock::now() < until) {
+      blk::BlkCompletion c[32];
+      const auto n = v.backend->poll(q, c, 32);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        auto* io = static_cast<Io*>(c[i].cookie);
+        --io->chan->outstanding;
+        delete io;
+      }
+      if (n == 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    }
+  }
+  v.backend->stop();
+}
+
+VolumeTarget::Volume* VolumeTarget::find_volume(std::uint32_t function_id) noexcept {
+  for (auto& v : volumes_) {
+    if (v->exp.function_id == function_id) {
+      return v.get();
+    }
+  }
+  return nullptr;
+}
+
+bool VolumeTarget::call(std::function<void()> fn) {
+  const auto poller = poller_.load();
+  if (poller == std::thread::id{} || poller == std::this_thread::get_id()) {
+    fn();
+    return true;
+  }
+  auto done = std::make_shared<std::promise<void>>();
+  auto fut = done->get_future();
+  {
+    std::lock_guard lock(command_mu_);
+    commands_.push_back([fn = std::move(fn), done] {
+      fn();
+      done->set_value();
+    });
+  }
+  const std::uint64_t one = 1;
+  (void)!::write(command_fd_, &one, sizeof one);
+  return fut.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+}
+
+bool VolumeTarget::run_commands() {
+  std::vector<std::function<void()>> todo;
+  {
+    std::lock_guard lock(command_mu_);
+    todo.swap(commands_);
+  }
+  if (todo.empty()) {
+    return false;
+  }
+  std::uint64_t v = 0;
+  (void)!::read(command_fd_, &v, sizeof v);
+  for (auto& fn : todo) {
+    fn();
+  }
+  return true;
+}
+
+Result<void> VolumeTarget::add_volume(VolumeExport e, std::string& why) {
+  // The backend opens here, on the caller's thread; only the insertion runs
+  // on the polling thread.
+  auto v = open_volume(e, why);
+  if (!v) {
+    return unexpected(v.error());
+  }
+  std::unique_ptr<Volume> vol = std::move(*v);
+  Result<void> r;
+  const bool ran = call([&] {
+    for (const auto& o : volumes_) {
+      if (o->exp.function_id == e.function_id || o->exp.name == e.name) {
+        why = "volume '" + e.name + "': name and function_id must be unique";
+        r = fail(Errc::kAlreadyExists, "target: duplicate volume");
+        return;
+      }
+    }
+    volumes_.push_back(std::move(vol));
+  });
+  if (!ran) {
+    why = "volume '" + e.name + "': the fabric thread does not answer";
+    return fail(Errc::kTimeout, "target: no poller");
+  }
+  if (vol) {
+    vol->backend->stop();  // refused, or the poller never ran it
+  }
+  return r;
+}
+
+void VolumeTarget::close_lease_channels(std::uint32_t function_id,
+                                        std::optional<std::uint64_t> lease_id) {
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    auto cur = it++;
+    Channel& c = *cur->second;
+    if (c.key.function_id == function_id && (!lease_id || c.lease_id == *lease_id)) {
+      c.ch->send_unsequenced(Opcode::kGoodbye, {});
+      close(cur);
+    }
+  }
+}
+
+void VolumeTarget::remove_volume(std::uint32_t function_id) {
+  call([&] {
+    for (auto it = volumes_.begin(); it != volumes_.end(); ++it) {
+      if ((*it)->exp.function_id == function_id) {
+        close_lease_channels(function_id, std::nullopt);
+        drain(**it);
+        volumes_.erase(it);
+        return;
+      }
+    }
+  });
+}
+
+void VolumeTarget::grant(std::uint32_t function_id, std::uint64_t lease_id, const AuthKey& key) {
+  auto a = FrameAuthenticator::create(key);
+  if (!a) {
+    VIOPOOL_LOG_ERROR("function {} lease {}: {}", function_id, lease_id, to_string(a.error()));
+    return;
+  }
+  std::shared_ptr<FrameAuthenticator> auth(std::move(*a));
+  call([&] {
+    if (Volume* v = find_volume(function_id); v != nullptr) {
+      // A new key for a lease that had one (reassigned): its links close.
+      if (v->grants.contains(lease_id)) {
+        close_lease_channels(function_id, lease_id);
+      }
+      v->grants[lease_id] = auth;
+    }
+  });
+}
+
+void VolumeTarget::revoke(std::uint32_t function_id, std::uint64_t lease_id) {
+  call([&] {
+    if (Volume* v = find_volume(function_id); v != nullptr) {
+      v->grants.erase(lease_id);
+      close_lease_channels(function_id, lease_id);
+    }
+  });
+}
+
+std::optional<VolumeStats> VolumeTarget::volume_stats(std::uint32_t function_id) {
+  std::optional<VolumeStats> out;
+  call([&] {
+    if (Volume* v = find_volume(function_id); v != nullptr) {
+      out = v->st;
+      out->channels = v->channels;
+      out->grants = v->grants.size();
+    }
+  });
+  return out;
+}
+
+void VolumeTarget::send_nak(FrameAuthenticator& auth, const FrameHeader& about,
+                            const PeerAddress& to, NakReason why) {
   FrameHeader h;
   h.opcode = Opcode::kNak;
   h.function_id = about.function_id;
@@ -192,7 +424,7 @@ void VolumeTarget::send_nak(Volume& v, const FrameHeader& about, const PeerAddre
   h.message_length = 4;
   std::byte payload[4];
   std::byte frame[kHeaderBytes + 4];
-  if (!encode_nak(why, payload) || !encode_frame(h, payload, frame) || !v.auth->sign(frame)) {
+  if (!encode_nak(why, payload) || !encode_frame(h, payload, frame) || !auth.sign(frame)) {
     return;
   }
   const OutFrame out{std::span<const std::byte>(frame), to};
@@ -218,36 +450,51 @@ void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress&
     return;
   }
   const FrameHeader& h = f->header;
-  Volume* vol = nullptr;
-  for (auto& v : volumes_) {
-    if (v->exp.function_id == h.function_id) {
-      vol = v.get();
-      break;
-    }
-  }
+  Volume* vol = find_volume(h.function_id);
   if (vol == nullptr) {
     ++stats_.unknown_function;  // not ours: never answered
     return;
   }
-  if (!vol->auth->verify(bytes)) {
-    ++stats_.auth_failures;
-    return;
-  }
   const Key key{from, h.function_id, h.queue_id};
   auto it = channels_.find(key);
-  if (h.opcode == Opcode::kHello && h.seq != 0) {
-    auto hello = decode_hello(f->payload);
+  const bool hello_frame = h.opcode == Opcode::kHello && h.seq != 0;
+  // Which key verifies: the lease a HELLO names, the channel's own lease, or
+  // (a frame for no channel, answered with a NAK) any lease of the function.
+  std::shared_ptr<FrameAuthenticator> auth;
+  std::optional<Hello> hello;
+  if (hello_frame) {
+    if (auto hr = decode_hello(f->payload); hr) {
+      hello = *hr;
+    }
     if (!hello || h.frag_offset != 0 || (h.flags & kFlagMore) != 0) {
       ++stats_.malformed;
       return;
     }
+    if (auto g = vol->grants.find(hello->lease_id); g != vol->grants.end()) {
+      auth = g->second;
+    }
+  } else if (it != channels_.end()) {
+    auth = it->second->auth;
+  } else {
+    for (auto& [lease, a] : vol->grants) {
+      if (a->verify(bytes)) {
+        auth = a;
+        break;
+      }
+    }
+  }
+  if (!auth || !auth->verify(bytes)) {
+    ++stats_.auth_failures;
+    return;
+  }
+  if (hello_frame) {
     if (it == channels_.end() || it->second->nonce != hello->nonce) {
       // A new link: a first contact, a host queue reconnecting (from a new
       // port), or a restarted host. Every older link of the same host queue
       // closes now; what they still have in the backend finishes before this
       // one is acknowledged, and what they had queued is dropped.
       if (h.queue_id >= vol->exp.queues) {
-        send_nak(*vol, h, from, NakReason::kNoResources);
+        send_nak(*auth, h, from, NakReason::kNoResources);
         return;
       }
       std::vector<std::shared_ptr<Channel>> fenced;
@@ -265,13 +512,15 @@ void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress&
         }
       }
       if (vol->channels >= o_.max_channels_per_volume) {
-        send_nak(*vol, h, from, NakReason::kNoResources);
+        send_nak(*auth, h, from, NakReason::kNoResources);
         return;
       }
       auto c = std::make_shared<Channel>();
       c->key = key;
       c->vol = vol;
       c->nonce = hello->nonce;
+      c->lease_id = hello->lease_id;
+      c->auth = auth;
       c->fenced = std::move(fenced);
       ChannelOptions co;
       co.function_id = h.function_id;
@@ -281,14 +530,14 @@ void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress&
       co.max_message = vol->info.max_io_bytes + 4096;
       // Never larger than the host receives.
       co.mtu = std::min<std::uint32_t>(transport_.mtu(), std::max<std::uint16_t>(hello->mtu, 512));
-      c->ch = std::make_unique<ReliableChannel>(transport_, from, vol->auth.get(), co);
+      c->ch = std::make_unique<ReliableChannel>(transport_, from, c->auth.get(), co);
       it = channels_.emplace(key, std::move(c)).first;
       ++vol->channels;
       ++stats_.hellos;
     }
   } else if (it == channels_.end()) {
     if (h.opcode != Opcode::kNak && h.opcode != Opcode::kGoodbye) {
-      send_nak(*vol, h, from, NakReason::kNotEstablished);
+      send_nak(*auth, h, from, NakReason::kNotEstablished);
     }
     return;
   }
@@ -330,8 +579,6 @@ void VolumeTarget::send_hello_ack(Channel& c) {
 void VolumeTarget::on_message(Channel& c, ChannelMessage& m, Clock::time_point now) {
   switch (m.opcode) {
     case Opcode::kHello: {
-      auto in = decode_hello(m.payload);
-      c.lease_id = in ? in->lease_id : 0;
       c.hello_ack_tag = m.tag;
       send_hello_ack(c);
       return;
@@ -375,13 +622,16 @@ void VolumeTarget::complete(Channel& c, std::uint32_t tag, std::int32_t status,
   (void)encode_completion(Completion{status, bytes}, head);
   (void)c.ch->send(Opcode::kCompletion, tag, head);
   ++stats_.completions;
+  ++c.vol->st.completions;
   if (status < 0) {
     ++stats_.errors;
+    ++c.vol->st.errors;
   }
 }
 
 void VolumeTarget::on_request(Channel& c, ChannelMessage& m, Clock::time_point now) {
   ++stats_.requests;
+  ++c.vol->st.requests;
   auto r = decode_block_request(m.payload);
   if (!r) {
     ++stats_.malformed;
@@ -496,8 +746,29 @@ bool VolumeTarget::submit_backlog(Clock::time_point now) {
       }
       blk::BlkIo* batch[32];
       std::uint32_t n = 0;
+      const bool limited = v->ops.limited() || v->bytes.limited();
+      if (limited) {
+        v->ops.refill(now);
+        v->bytes.refill(now);
+      }
       for (auto i = bl.begin(); i != bl.end() && n < 32; ++i) {
+        if (limited) {
+          // Tokens are taken as I/Os are offered; one the backend refuses
+          // (its ring is full) is simply charged early.
+          if (!v->ops.can_take() || !v->bytes.can_take()) {
+            ++v->st.throttled;
+            break;
+          }
+          const auto& io = (*i)->io;
+          v->ops.take(1);
+          if (io.op == blk::BlkOp::kRead || io.op == blk::BlkOp::kWrite) {
+            v->bytes.take(static_cast<double>(io.length));
+          }
+        }
         batch[n++] = &(*i)->io;
+      }
+      if (n == 0) {
+        continue;
       }
       const auto took = v->backend->submit(q, batch, n);
       bl.erase(bl.begin(), bl.begin() + took);
@@ -524,6 +795,8 @@ bool VolumeTarget::reap() {
         std::byte head[kCompletionBytes];
         if (res >= 0 && x->io.op == blk::BlkOp::kRead) {
           stats_.bytes_read += static_cast<std::uint64_t>(res);
+          c.vol->st.bytes_read += static_cast<std::uint64_t>(res);
+          ++c.vol->st.completions;
           (void)encode_completion(Completion{0, static_cast<std::uint32_t>(res)}, head);
           (void)c.ch->send(
               Opcode::kCompletion, x->tag, head,
@@ -532,6 +805,7 @@ bool VolumeTarget::reap() {
         } else {
           if (res >= 0 && x->io.op == blk::BlkOp::kWrite) {
             stats_.bytes_written += static_cast<std::uint64_t>(res);
+            c.vol->st.bytes_written += static_cast<std::uint64_t>(res);
           }
           complete(c, x->tag, std::min(res, 0), res > 0 ? static_cast<std::uint32_t>(res) : 0);
         }
@@ -543,7 +817,7 @@ bool VolumeTarget::reap() {
 }
 
 bool VolumeTarget::poll(Clock::time_point now) {
-  bool work = false;
+  bool work = run_commands();
   const std::uint32_t mtu = transport_.mtu();
   for (std::size_t round = 0; round < kMaxRxBursts; ++round) {
     InFrame in[kRxBurst];
@@ -589,7 +863,15 @@ bool VolumeTarget::sleep_until(Clock::time_point deadline) {
   if (transport_.wait_fd() >= 0) {
     fds[n++] = pollfd{transport_.wait_fd(), POLLIN, 0};
   }
+  fds[n++] = pollfd{command_fd_, POLLIN, 0};
   for (auto& v : volumes_) {
+    bool waiting = false;
+    for (const auto& q : v->backlog) {
+      waiting |= !q.empty();
+    }
+    if (waiting) {  // held back by a limit: wake when tokens are back
+      deadline = std::min({deadline, v->ops.ready_at(), v->bytes.ready_at()});
+    }
     for (std::uint16_t q = 0; q < v->exp.queues && n < std::size(fds); ++q) {
       if (v->backend->in_flight(q) == 0) {
         continue;
@@ -623,6 +905,11 @@ void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
   // takes the CPU from the host daemon that produces it.
   constexpr auto kSpinForDisk = std::chrono::microseconds(200);
   auto last_work = Clock::now();
+  poller_.store(std::this_thread::get_id());
+  struct Unmark {
+    std::atomic<std::thread::id>& p;
+    ~Unmark() { p.store(std::thread::id{}); }
+  } unmark{poller_};
   while (!stop.load(std::memory_order_relaxed)) {
     const auto now = Clock::now();
     if (now >= until) {

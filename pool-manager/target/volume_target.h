@@ -4,12 +4,20 @@
 // HELLO opens a channel per (host address, function, queue), CONFIG_READ
 // returns the volume's config space, REQUEST runs a read, write, flush,
 // discard or write-zeroes and COMPLETION answers it (a read's data follows
-// the completion head). Frames are verified with the volume's key; frames
-// for unknown functions or with bad tags are dropped and counted, never
-// answered. Single-threaded: one poll() or run() drives every channel.
+// the completion head). Frames are verified with the key of the lease a
+// channel was opened under (its HELLO names the lease; a static config gives
+// lease 0); frames for unknown functions or with bad tags are dropped and
+// counted, never answered. Volumes carry IOPS and bandwidth limits, enforced
+// by token buckets before I/O reaches the backend. One thread polls
+// (poll() or run()); add_volume, remove_volume, grant, revoke and
+// volume_stats may be called from any thread and run between two rounds.
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -28,10 +36,24 @@ namespace viopool::pool {
 struct VolumeExport {
   std::string name;
   std::uint32_t function_id = 0;  // > 0, unique on the target
-  AuthKey key{};
-  blk::UringBackendOptions backend;         // path, read_only, direct, queue_depth, block_size
+  std::optional<AuthKey> key;  // a static grant (lease 0); leases add theirs with grant()
+  blk::UringBackendOptions backend;  // path, read_only, direct, queue_depth, block_size, extent
   std::uint16_t queues = 4;                 // fabric queues served, [1, 64]
   std::uint32_t max_io_bytes = 256 * 1024;  // largest read or write, [4 KiB, 1 MiB]
+  std::uint64_t iops_limit = 0;             // requests per second, 0: none
+  std::uint64_t bps_limit = 0;              // bytes read + written per second, 0: none
+};
+
+// Per volume, for the appliance API.
+struct VolumeStats {
+  std::uint64_t requests = 0;
+  std::uint64_t completions = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_written = 0;
+  std::uint64_t throttled = 0;  // requests held back by the IOPS or bandwidth limit
+  std::uint64_t channels = 0;   // open now
+  std::uint64_t grants = 0;     // leases whose frames verify
 };
 
 struct TargetOptions {
@@ -49,7 +71,7 @@ struct TargetStats {
   std::uint64_t frames = 0;
   std::uint64_t malformed = 0;         // undecodable frames and messages
   std::uint64_t unknown_function = 0;  // dropped: no such function here
-  std::uint64_t auth_failures = 0;     // dropped: the tag does not verify
+  std::uint64_t auth_failures = 0;     // dropped: no grant for the lease, or a bad tag
   std::uint64_t naks = 0;              // sent: frames for channels not established
   std::uint64_t hellos = 0;            // channels opened or reset
   std::uint64_t channels_closed = 0;
@@ -88,6 +110,20 @@ class VolumeTarget {
   TargetStats stats() const;
   std::vector<VolumeInfo> volumes() const;
 
+  // Thread-safe control (see the top of the file). A call from a thread other
+  // than the polling one waits until the next round runs it (kTimeout after
+  // 10 s if no thread polls).
+  // Opens and starts serving a volume; the same checks as create().
+  Result<void> add_volume(VolumeExport e, std::string& why);
+  // Closes the volume's channels (GOODBYE), lets its backend I/O finish
+  // (bounded) and stops it. Unknown ids are ignored.
+  void remove_volume(std::uint32_t function_id);
+  // Frames naming `lease_id` in their channel's HELLO verify with `key`.
+  void grant(std::uint32_t function_id, std::uint64_t lease_id, const AuthKey& key);
+  // The lease's channels close (GOODBYE) and its frames stop verifying.
+  void revoke(std::uint32_t function_id, std::uint64_t lease_id);
+  std::optional<VolumeStats> volume_stats(std::uint32_t function_id);
+
  private:
   struct Volume;
   struct Channel;
@@ -101,12 +137,21 @@ class VolumeTarget {
   };
 
   VolumeTarget(Transport& t, TargetOptions o);
+  static Result<std::unique_ptr<Volume>> open_volume(const VolumeExport& e, std::string& why);
+  Volume* find_volume(std::uint32_t function_id) noexcept;
+  // Runs `fn` on the polling thread (inline when called from it, or when no
+  // thread polls); false on timeout.
+  bool call(std::function<void()> fn);
+  bool run_commands();
+  void close_lease_channels(std::uint32_t function_id, std::optional<std::uint64_t> lease_id);
+  void drain(Volume& v);
   void on_frame(std::span<const std::byte> bytes, const PeerAddress& from, Clock::time_point now);
   void on_message(Channel& c, ChannelMessage& m, Clock::time_point now);
   void send_hello_ack(Channel& c);
   void on_request(Channel& c, ChannelMessage& m, Clock::time_point now);
   void complete(Channel& c, std::uint32_t tag, std::int32_t status, std::uint32_t bytes);
-  void send_nak(Volume& v, const FrameHeader& about, const PeerAddress& to, NakReason why);
+  void send_nak(FrameAuthenticator& auth, const FrameHeader& about, const PeerAddress& to,
+                NakReason why);
   void close(std::map<Key, std::shared_ptr<Channel>>::iterator it);
   bool submit_backlog(Clock::time_point now);
   bool reap();
@@ -122,6 +167,10 @@ class VolumeTarget {
   TargetStats stats_;
   std::uint64_t retransmits_closed_ = 0;
   std::uint64_t duplicates_closed_ = 0;
+  int command_fd_ = -1;  // eventfd: a command is waiting
+  std::mutex command_mu_;
+  std::vector<std::function<void()>> commands_;
+  std::atomic<std::thread::id> poller_{};
 };
 
 }  // namespace viopool::pool

@@ -52,18 +52,36 @@ ApiServer::ApiServer() = default;
 ApiServer::~ApiServer() { stop(); }
 
 Result<void> ApiServer::start(const std::string& socket_path, HostApi& api, std::string& why) {
-  VIOPOOL_TRY(prepare_unix_socket_path(socket_path, why));
+  ApiRoutes routes;
+  routes.call = [&api](const std::string& op, const json& body) {
+    if (op == "device_add") {
+      return api.device_add(body);
+    }
+    if (op == "device_del") {
+      return api.device_del(body);
+    }
+    if (op == "device_list") {
+      return api.device_list(body);
+    }
+    if (op == "device_stats") {
+      return api.device_stats(body);
+    }
+    return error_reply(Errc::kNotFound, "unknown operation '" + op + "'");
+  };
+  routes.read_only = {"device_list", "device_stats"};
+  routes.metrics = [&api] { return api.metrics(); };
+  return start_unix(socket_path, std::move(routes), why);
+}
 
-  server_ = std::make_unique<httplib::Server>();
+Result<void> ApiServer::serve(ApiRoutes routes) {
   auto& svr = *server_;
-  svr.set_address_family(AF_UNIX);
   svr.set_payload_max_length(1 << 20);
   svr.new_task_queue = [] { return new httplib::ThreadPool(2); };
-
-  // One request at a time reaches the HostApi: operations change shared state.
+  // One request at a time reaches the daemon: operations change shared state.
+  auto shared = std::make_shared<ApiRoutes>(std::move(routes));
   auto api_mutex = std::make_shared<std::mutex>();
-  auto route = [&api, api_mutex](const std::string& op, const httplib::Request& req,
-                                 httplib::Response& res) {
+  auto route = [shared, api_mutex](const std::string& op, const httplib::Request& req,
+                                   httplib::Response& res) {
     json body = json::object();
     if (!req.body.empty()) {
       body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
@@ -74,8 +92,10 @@ Result<void> ApiServer::start(const std::string& socket_path, HostApi& api, std:
         return;
       }
     }
+    // Query parameters are the body of a GET; a POST's body is JSON whatever
+    // its content type says (curl -d sends form-urlencoded).
     for (const auto& [k, v] : req.params) {
-      if (!body.is_object()) {
+      if (req.method != "GET" || !body.is_object()) {
         break;
       }
       body[k] = v;
@@ -85,17 +105,7 @@ Result<void> ApiServer::start(const std::string& socket_path, HostApi& api, std:
       r = error_reply(Errc::kInvalidArgument, "request body must be a JSON object");
     } else {
       std::lock_guard<std::mutex> lock(*api_mutex);
-      if (op == "device_add") {
-        r = api.device_add(body);
-      } else if (op == "device_del") {
-        r = api.device_del(body);
-      } else if (op == "device_list") {
-        r = api.device_list(body);
-      } else if (op == "device_stats") {
-        r = api.device_stats(body);
-      } else {
-        r = error_reply(Errc::kNotFound, "unknown operation '" + op + "'");
-      }
+      r = shared->call(op, body);
     }
     res.status = r.status;
     res.set_content(r.body.dump(), "application/json");
@@ -103,16 +113,34 @@ Result<void> ApiServer::start(const std::string& socket_path, HostApi& api, std:
   svr.Post(R"(/v1/([a-z_]+))", [route](const httplib::Request& req, httplib::Response& res) {
     route(req.matches[1], req, res);
   });
-  svr.Get(R"(/v1/(device_list|device_stats))",
-          [route](const httplib::Request& req, httplib::Response& res) {
-            route(req.matches[1], req, res);
+  svr.Get(R"(/v1/([a-z_]+))",
+          [route, shared](const httplib::Request& req, httplib::Response& res) {
+            const std::string op = req.matches[1];
+            for (const auto& ro : shared->read_only) {
+              if (ro == op) {
+                route(op, req, res);
+                return;
+              }
+            }
+            auto r = error_reply(Errc::kNotFound, "'" + op + "' is not a read-only operation (use POST)");
+            res.status = r.status;
+            res.set_content(r.body.dump(), "application/json");
           });
-  svr.Get("/metrics", [&api, api_mutex](const httplib::Request&, httplib::Response& res) {
+  svr.Get("/metrics", [shared, api_mutex](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(*api_mutex);
-    res.set_content(api.metrics(), "text/plain; version=0.0.4");
+    res.set_content(shared->metrics ? shared->metrics() : std::string(),
+                    "text/plain; version=0.0.4");
   });
+  return {};
+}
 
-  if (!svr.bind_to_port(socket_path, 80)) {
+Result<void> ApiServer::start_unix(const std::string& socket_path, ApiRoutes routes,
+                                   std::string& why) {
+  VIOPOOL_TRY(prepare_unix_socket_path(socket_path, why));
+  server_ = std::make_unique<httplib::Server>();
+  server_->set_address_family(AF_UNIX);
+  VIOPOOL_TRY(serve(std::move(routes)));
+  if (!server_->bind_to_port(socket_path, 80)) {
     why = "cannot bind " + socket_path + ": " + std::strerror(errno);
     server_.reset();
     return fail(Errc::kIo, "api: bind failed", errno);
@@ -121,6 +149,41 @@ Result<void> ApiServer::start(const std::string& socket_path, HostApi& api, std:
   path_ = socket_path;
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   VIOPOOL_LOG_INFO("control API listening socket={}", socket_path);
+  return {};
+}
+
+Result<void> ApiServer::start_tcp(const std::string& address, ApiRoutes routes, std::string& why) {
+  const auto colon = address.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos && colon > 0) {
+    const std::string p = address.substr(colon + 1);
+    if (!p.empty() && p.size() <= 5 && p.find_first_not_of("0123456789") == std::string::npos) {
+      port = std::stoi(p);
+    }
+  }
+  if (port < 0 || port > 65535) {
+    why = "control API address '" + address + "': expected ADDRESS:PORT";
+    return fail(Errc::kInvalidArgument, "api: bad address");
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  server_ = std::make_unique<httplib::Server>();
+  VIOPOOL_TRY(serve(std::move(routes)));
+  if (port == 0) {
+    port = server_->bind_to_any_port(host);
+  } else if (!server_->bind_to_port(host, port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    why = "cannot listen on " + address + ": " + std::strerror(errno);
+    server_.reset();
+    return fail(Errc::kIo, "api: bind failed", errno);
+  }
+  port_ = port;
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  VIOPOOL_LOG_INFO("control API listening tcp={}:{}", host, port);
   return {};
 }
 

@@ -1,11 +1,14 @@
-// The control API of viopool-host: JSON over HTTP on a unix socket (cpp-httplib).
-// Operations are named <object>_<verb> (docs/api.md) and are served by a HostApi
-// implementation; this file knows HTTP and JSON, not DPDK.
+// The control API of both daemons: JSON over HTTP (cpp-httplib), viopool-host
+// on a unix socket, viopool-appliance on TCP. Operations are named
+// <object>_<verb> (docs/api.md) and are served by a HostApi implementation or
+// any ApiRoutes; this file knows HTTP and JSON, not DPDK.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -41,6 +44,14 @@ class HostApi {
   virtual std::string metrics() = 0;
 };
 
+// A daemon's operations: POST /v1/<op> (and GET for those in `read_only`, with
+// query parameters as the body's keys), GET /metrics. Calls are serialised.
+struct ApiRoutes {
+  std::function<ApiReply(const std::string& op, const nlohmann::json& body)> call;
+  std::vector<std::string> read_only;
+  std::function<std::string()> metrics;  // Prometheus text; may be empty
+};
+
 class ApiServer {
  public:
   ApiServer();
@@ -52,13 +63,19 @@ class ApiServer {
   // live server listens on; replacing a stale socket file) and serves on a
   // background thread. `why` explains a failure.
   Result<void> start(const std::string& socket_path, HostApi& api, std::string& why);
+  Result<void> start_unix(const std::string& socket_path, ApiRoutes routes, std::string& why);
+  // Listens on "ADDRESS:PORT" (port 0: any; port() tells which).
+  Result<void> start_tcp(const std::string& address, ApiRoutes routes, std::string& why);
+  int port() const noexcept { return port_; }
   // Stops serving and removes the socket file. Idempotent.
   void stop();
 
  private:
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
+  Result<void> serve(ApiRoutes routes);
   std::string path_;
+  int port_ = 0;
 };
 
 }  // namespace viopool::control

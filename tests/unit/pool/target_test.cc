@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "pool-manager/fabric/reliable_channel.h"
-#include "pool-manager/target/target_config.h"
+#include "pool-manager/appliance/appliance_config.h"
 #include "pool-manager/target/volume_target.h"
 #include "pool-manager/transport/loopback_transport.h"
 #include "pool-manager/transport/udp_transport.h"
@@ -424,7 +424,7 @@ BOOST_AUTO_TEST_CASE(appliance_config_is_strict) {
   BOOST_TEST(good->mtu == 8972u);
   BOOST_TEST(good->target.volumes.at(0).queues == 2u);
   BOOST_TEST(good->target.volumes.at(0).max_io_bytes == 131072u);
-  BOOST_TEST(good->target.volumes.at(0).key[15] == 0x0f);
+  BOOST_TEST((*good->target.volumes.at(0).key)[15] == 0x0f);
   const char* bad[] = {
       R"({"volumes": [{"name": "v0", "function_id": 1, "key": "00", "path": "/x"}]})",
       R"({"volumes": [{"name": "v0", "function_id": 0, "key": "000102030405060708090a0b0c0d0e0f", "path": "/x"}]})",

@@ -369,6 +369,7 @@ class UringBackend final : public BlockBackend {
     int buffered_fd = -1;         // -1 with DirectIo::kOn
     int direct_fd = -1;           // -1 with DirectIo::kOff or when O_DIRECT is unavailable
     std::uint32_t dio_align = 0;  // alignment O_DIRECT needs (offset, length and memory)
+    std::uint64_t base = 0;       // where the served extent starts in the image
   };
 
   UringBackend(const UringBackendOptions& o, const BlockBackendInfo& info, Image image)
@@ -380,6 +381,7 @@ class UringBackend final : public BlockBackend {
         buffered_fd_(image.buffered_fd),
         direct_fd_(image.direct_fd),
         dio_align_(image.dio_align),
+        base_(image.base),
         direct_usable_(image.direct_fd >= 0),
         punch_ok_(info.supports_discard) {}
 
@@ -620,7 +622,7 @@ class UringBackend final : public BlockBackend {
     Slot& s = q.slots[idx];
     s.stage = stage;
     // offset and length were checked against the capacity (< 2^63).
-    io_uring_prep_fallocate(sqe, meta_fd(), mode, static_cast<off_t>(s.io->offset),
+    io_uring_prep_fallocate(sqe, meta_fd(), mode, static_cast<off_t>(base_ + s.io->offset),
                             static_cast<off_t>(s.io->length));
     io_uring_sqe_set_data64(sqe, idx);
     return Next::kQueued;
@@ -763,7 +765,7 @@ class UringBackend final : public BlockBackend {
       }
     }
 
-    const std::uint64_t pos = io.offset + s.done;
+    const std::uint64_t pos = base_ + io.offset + s.done;
     int fd = buffered_fd_;
     if (s.direct) {
       // The caller's iovecs were checked by suits_direct() and the zero
@@ -972,6 +974,7 @@ class UringBackend final : public BlockBackend {
   const int buffered_fd_;
   const int direct_fd_;
   const std::uint32_t dio_align_;
+  const std::uint64_t base_;  // extent start: added to every offset
   // Shared by all queues; each only ever goes from true to false.
   std::atomic<bool> direct_usable_;
   std::atomic<bool> punch_ok_;
@@ -1163,6 +1166,17 @@ Result<std::unique_ptr<BlockBackend>> make_uring_backend(const UringBackendOptio
   BlockBackendInfo info;
   info.block_size = bs;
   info.capacity_bytes = size & ~std::uint64_t{bs - 1};
+  if (o.extent_bytes != 0) {
+    if (o.extent_offset % bs != 0 || o.extent_bytes % bs != 0 ||
+        o.extent_offset > info.capacity_bytes ||
+        o.extent_bytes > info.capacity_bytes - o.extent_offset) {
+      why = o.path + ": extent of " + std::to_string(o.extent_bytes) + " bytes at " +
+            std::to_string(o.extent_offset) + " is not block-aligned within the image's " +
+            std::to_string(info.capacity_bytes) + " bytes";
+      return fail(Errc::kInvalidArgument, "bad extent");
+    }
+    info.capacity_bytes = o.extent_bytes;
+  }
   if (physical > bs && physical <= kMaxBlockSize && std::has_single_bit(physical)) {
     info.physical_block_exp = static_cast<std::uint32_t>(std::countr_zero(physical / bs));
   }
@@ -1213,6 +1227,7 @@ Result<std::unique_ptr<BlockBackend>> make_uring_backend(const UringBackendOptio
   UringBackend::Image image;
   image.path = o.path;
   image.dio_align = dio_align;
+  image.base = o.extent_bytes != 0 ? o.extent_offset : 0;
   image.buffered_fd = buffered.release();
   image.direct_fd = direct.release();
   std::unique_ptr<BlockBackend> backend = std::make_unique<UringBackend>(o, info, std::move(image));

@@ -28,6 +28,11 @@ struct UringBackendOptions {
   // Logical block size, a power of two in [512, 65536]. 0: the block device's
   // logical block size, or 512 for a regular file.
   std::uint32_t block_size = 0;
+  // Serve only this extent of the image (a volume carved from a larger file or
+  // block device): bytes [extent_offset, extent_offset + extent_bytes), both
+  // multiples of the block size. extent_bytes 0: the whole image.
+  std::uint64_t extent_offset = 0;
+  std::uint64_t extent_bytes = 0;
   // Test hook: moves at most this many bytes per io_uring request, one iovec
   // at a time, so that every read and write takes the short-transfer path.
   // 0 (the default): off.

@@ -1,0 +1,246 @@
+// JSON → ApplianceConfig.
+#include "pool-manager/appliance/appliance_config.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "vhost-backend/control/json_fields.h"
+
+namespace viopool::pool {
+
+using nlohmann::json;
+using namespace viopool::control;
+
+namespace {
+
+Result<VolumeExport> parse_volume(const json& j, const std::string& where, std::string& why) {
+  VIOPOOL_TRY(reject_unknown(j,
+                             {"name", "function_id", "key", "path", "read_only", "direct", "queues",
+                              "queue_depth", "block_size", "max_io_bytes"},
+                             where, why));
+  VolumeExport v;
+  auto name = get_string(j, "name", where, why, true);
+  VIOPOOL_TRY(name);
+  if (!valid_name(*name)) {
+    why = path_of(where, "name") + ": 1 to 32 characters of A-Z a-z 0-9 _ - .";
+    return fail(Errc::kInvalidArgument, "config: bad name");
+  }
+  v.name = *name;
+  auto fid = get_int(j, "function_id", where, why, 0, 1, 0xffffffffLL);
+  VIOPOOL_TRY(fid);
+  if (*fid == 0) {
+    why = path_of(where, "function_id") + ": missing";
+    return fail(Errc::kInvalidArgument, "config: missing key");
+  }
+  v.function_id = static_cast<std::uint32_t>(*fid);
+  auto key = get_string(j, "key", where, why, true);
+  VIOPOOL_TRY(key);
+  auto k = parse_auth_key(*key);
+  if (!k) {
+    why = path_of(where, "key") + ": 32 hex digits (a 128-bit key)";
+    return fail(Errc::kInvalidArgument, "config: bad key");
+  }
+  v.key = *k;
+  auto path = get_string(j, "path", where, why, true);
+  VIOPOOL_TRY(path);
+  v.backend.path = *path;
+  auto ro = get_bool(j, "read_only", where, why, false);
+  VIOPOOL_TRY(ro);
+  v.backend.read_only = *ro;
+  using D = blk::UringBackendOptions::DirectIo;
+  auto direct = get_choice(j, "direct", where, why, {"auto", "on", "off"}, 0);
+  VIOPOOL_TRY(direct);
+  v.backend.direct = std::array{D::kAuto, D::kOn, D::kOff}[*direct];
+  auto q = get_int(j, "queues", where, why, 4, 1, 64);
+  VIOPOOL_TRY(q);
+  v.queues = static_cast<std::uint16_t>(*q);
+  auto qd = get_int(j, "queue_depth", where, why, 128, 1, 4096);
+  VIOPOOL_TRY(qd);
+  v.backend.queue_depth = static_cast<std::uint32_t>(*qd);
+  auto bs = get_block_size(j, "block_size", where, why);
+  VIOPOOL_TRY(bs);
+  v.backend.block_size = *bs;
+  auto mx = get_int(j, "max_io_bytes", where, why, 256 * 1024, 4096, 1 << 20);
+  VIOPOOL_TRY(mx);
+  v.max_io_bytes = static_cast<std::uint32_t>(*mx);
+  return v;
+}
+
+// The size of a file or block device, or an error naming it.
+Result<std::uint64_t> size_of(const std::string& path, const std::string& where, std::string& why) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  std::uint64_t size = 0;
+  int err = 0;
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
+    err = errno;
+  } else if (S_ISBLK(st.st_mode)) {
+    if (::ioctl(fd, BLKGETSIZE64, &size) != 0) {
+      err = errno;
+    }
+  } else if (S_ISREG(st.st_mode)) {
+    size = static_cast<std::uint64_t>(st.st_size);
+  } else {
+    err = EINVAL;
+  }
+  if (fd >= 0) {
+    ::close(fd);
+  }
+  if (err != 0) {
+    why = path_of(where, "path") + ": " + path + ": " +
+          (err == EINVAL ? "not a file or block device" : std::strerror(err));
+    return fail(Errc::kInvalidArgument, "config: bad device path");
+  }
+  return size;
+}
+
+Result<StorageDevice> parse_device(const json& j, const std::string& where, std::string& why) {
+  VIOPOOL_TRY(reject_unknown(j, {"name", "kind", "path", "capacity", "overcommit", "direct"},
+                             where, why));
+  StorageDevice d;
+  auto name = get_string(j, "name", where, why, true);
+  VIOPOOL_TRY(name);
+  if (!valid_name(*name)) {
+    why = path_of(where, "name") + ": 1 to 32 characters of A-Z a-z 0-9 _ - .";
+    return fail(Errc::kInvalidArgument, "config: bad name");
+  }
+  d.name = *name;
+  auto kind = get_choice(j, "kind", where, why, {"directory", "block"}, 99);
+  VIOPOOL_TRY(kind);
+  if (*kind == 99) {
+    why = path_of(where, "kind") + ": required, \"directory\" or \"block\"";
+    return fail(Errc::kInvalidArgument, "config: missing kind");
+  }
+  d.kind = *kind == 0 ? StorageKind::kDirectory : StorageKind::kBlock;
+  auto path = get_string(j, "path", where, why, true);
+  VIOPOOL_TRY(path);
+  d.path = *path;
+  auto direct = get_choice(j, "direct", where, why, {"auto", "off"}, 0);
+  VIOPOOL_TRY(direct);
+  d.direct = *direct == 0;
+  auto cap = get_size(j, "capacity", where, why, 0);
+  VIOPOOL_TRY(cap);
+  if (d.kind == StorageKind::kDirectory) {
+    struct stat st {};
+    if (::stat(d.path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      why = path_of(where, "path") + ": " + d.path + " is not a directory";
+      return fail(Errc::kInvalidArgument, "config: bad directory");
+    }
+    if (*cap == 0) {
+      why = path_of(where, "capacity") + ": required for a directory (bytes, or with K/M/G/T)";
+      return fail(Errc::kInvalidArgument, "config: missing capacity");
+    }
+    d.capacity_bytes = *cap;
+    if (auto it = j.find("overcommit"); it != j.end()) {
+      if (!it->is_number() || it->get<double>() < 1.0 || it->get<double>() > 100.0) {
+        why = path_of(where, "overcommit") + ": a number in [1, 100]";
+        return fail(Errc::kOutOfRange, "config: bad overcommit");
+      }
+      d.overcommit = it->get<double>();
+    }
+  } else {
+    if (j.contains("overcommit")) {
+      why = path_of(where, "overcommit") + ": only directories hold thin volumes";
+      return fail(Errc::kInvalidArgument, "config: overcommit on a block device");
+    }
+    auto size = size_of(d.path, where, why);
+    VIOPOOL_TRY(size);
+    d.capacity_bytes = *cap != 0 ? std::min(*cap, *size) : *size;
+  }
+  return d;
+}
+
+}  // namespace
+
+Result<ApplianceConfig> parse_appliance_config(const json& j, std::string& why) {
+  VIOPOOL_TRY(reject_unknown(j,
+                             {"listen", "mtu", "node_id", "window", "volumes", "api",
+                              "fabric_endpoint", "state", "lease_ttl_ms", "inventory"},
+                             "", why));
+  ApplianceConfig c;
+  auto listen = get_string(j, "listen", "", why, false, c.listen);
+  VIOPOOL_TRY(listen);
+  c.listen = *listen;
+  auto mtu = get_int(j, "mtu", "", why, c.mtu, 512, 65507);
+  VIOPOOL_TRY(mtu);
+  c.mtu = static_cast<std::uint32_t>(*mtu);
+  auto node = get_int(j, "node_id", "", why, 1, 0, 0xffffffffLL);
+  VIOPOOL_TRY(node);
+  c.target.node_id = static_cast<std::uint32_t>(*node);
+  auto window = get_int(j, "window", "", why, c.target.window, 8, 4096);
+  VIOPOOL_TRY(window);
+  c.target.window = static_cast<std::uint16_t>(*window);
+  auto api = get_string(j, "api", "", why, false, c.api);
+  VIOPOOL_TRY(api);
+  c.api = *api;
+  auto endpoint = get_string(j, "fabric_endpoint", "", why, false, c.listen);
+  VIOPOOL_TRY(endpoint);
+  c.fabric_endpoint = *endpoint;
+  auto state = get_string(j, "state", "", why, false, c.state);
+  VIOPOOL_TRY(state);
+  c.state = *state;
+  auto ttl = get_int(j, "lease_ttl_ms", "", why, c.lease_ttl_ms, 1000, 3600000);
+  VIOPOOL_TRY(ttl);
+  c.lease_ttl_ms = *ttl;
+  std::set<std::string> names;
+  if (auto inv = j.find("inventory"); inv != j.end()) {
+    if (!inv->is_array()) {
+      why = "inventory: expected an array";
+      return fail(Errc::kInvalidArgument, "config: inventory");
+    }
+    for (std::size_t i = 0; i < inv->size(); ++i) {
+      const std::string where = "inventory[" + std::to_string(i) + "]";
+      auto d = parse_device((*inv)[i], where, why);
+      VIOPOOL_TRY(d);
+      if (!names.insert(d->name).second) {
+        why = where + ".name: '" + d->name + "' is used twice";
+        return fail(Errc::kInvalidArgument, "config: duplicate name");
+      }
+      c.inventory.push_back(std::move(*d));
+    }
+  }
+  static const json kNone = json::array();
+  auto vit = j.find("volumes");
+  if (vit != j.end() && !vit->is_array()) {
+    why = "volumes: expected an array";
+    return fail(Errc::kInvalidArgument, "config: volumes");
+  }
+  const json& vols = vit == j.end() ? kNone : *vit;
+  names.clear();
+  std::set<std::uint32_t> ids;
+  for (std::size_t i = 0; i < vols.size(); ++i) {
+    const std::string where = "volumes[" + std::to_string(i) + "]";
+    auto v = parse_volume(vols[i], where, why);
+    VIOPOOL_TRY(v);
+    if (!names.insert(v->name).second) {
+      why = where + ".name: '" + v->name + "' is used twice";
+      return fail(Errc::kInvalidArgument, "config: duplicate name");
+    }
+    if (!ids.insert(v->function_id).second) {
+      why = where + ".function_id: " + std::to_string(v->function_id) + " is used twice";
+      return fail(Errc::kInvalidArgument, "config: duplicate function id");
+    }
+    c.target.volumes.push_back(std::move(*v));
+  }
+  return c;
+}
+
+Result<ApplianceConfig> load_appliance_config(const std::string& path, std::string& why) {
+  auto j = load_json_file(path, why);
+  VIOPOOL_TRY(j);
+  auto c = parse_appliance_config(*j, why);
+  if (!c) {
+    why = path + ": " + why;
+  }
+  return c;
+}
+
+}  // namespace viopool::pool

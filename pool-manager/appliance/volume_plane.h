@@ -1,0 +1,31 @@
+// VolumePlane: the PoolService's DataPlane on the appliance: carved volumes
+// are served by the fabric's VolumeTarget, leases become its grants.
+#pragma once
+
+#include "pool-manager/pool/pool_service.h"
+#include "pool-manager/target/volume_target.h"
+
+namespace viopool::pool {
+
+class VolumePlane final : public DataPlane {
+ public:
+  explicit VolumePlane(VolumeTarget& target, std::uint32_t max_io_bytes = 256 * 1024)
+      : target_(target), max_io_bytes_(max_io_bytes) {}
+
+  Result<void> add_volume(const FunctionRecord& f, const StorageDevice& d,
+                          std::string& why) override;
+  void remove_function(std::uint32_t function_id) override { target_.remove_volume(function_id); }
+  void grant(std::uint32_t function_id, std::uint64_t lease_id, const AuthKey& key) override {
+    target_.grant(function_id, lease_id, key);
+  }
+  void revoke(std::uint32_t function_id, std::uint64_t lease_id) override {
+    target_.revoke(function_id, lease_id);
+  }
+  nlohmann::json function_stats(std::uint32_t function_id) override;
+
+ private:
+  VolumeTarget& target_;
+  std::uint32_t max_io_bytes_;
+};
+
+}  // namespace viopool::pool
