@@ -1,5 +1,6 @@
 // viopoolctl: the command line of viopool's control API. Talks JSON over HTTP
-// to viopool-host's unix socket; prints tables for people and --json for tools.
+// to viopool-host's unix socket (device ...) and to viopool-appliance over TCP
+// (pool ...); prints tables for people and --json for tools.
 #include <CLI/CLI.hpp>
 #include <httplib.h>
 #include <sys/socket.h>
@@ -18,25 +19,25 @@ using nlohmann::json;
 
 struct Ctx {
   std::string socket;
+  std::string appliance;
   bool json_out = false;
 };
 
 // Performs one API call; prints the error and returns false on failure.
-bool call(const Ctx& c, const std::string& op, const json& body, json& out) {
-  httplib::Client cli(c.socket);
-  cli.set_address_family(AF_UNIX);
+bool call_with(httplib::Client& cli, const std::string& where, const std::string& op,
+               const json& body, json& out) {
   cli.set_connection_timeout(std::chrono::seconds(5));
   cli.set_read_timeout(std::chrono::seconds(30));
   auto res = cli.Post("/v1/" + op, body.dump(), "application/json");
   if (!res) {
-    std::fprintf(stderr, "viopoolctl: cannot reach %s: %s\n", c.socket.c_str(),
+    std::fprintf(stderr, "viopoolctl: cannot reach %s: %s\n", where.c_str(),
                  httplib::to_string(res.error()).c_str());
     return false;
   }
   out = json::parse(res->body, nullptr, false);
   if (out.is_discarded()) {
     std::fprintf(stderr, "viopoolctl: %s answered HTTP %d with a body that is not JSON\n",
-                 c.socket.c_str(), res->status);
+                 where.c_str(), res->status);
     return false;
   }
   if (res->status >= 400) {
@@ -46,6 +47,77 @@ bool call(const Ctx& c, const std::string& op, const json& body, json& out) {
     return false;
   }
   return true;
+}
+
+bool call(const Ctx& c, const std::string& op, const json& body, json& out) {
+  httplib::Client cli(c.socket);
+  cli.set_address_family(AF_UNIX);
+  return call_with(cli, c.socket, op, body, out);
+}
+
+// The appliance's API: ADDRESS:PORT over TCP.
+bool call_appliance(const Ctx& c, const std::string& op, const json& body, json& out) {
+  const auto colon = c.appliance.rfind(':');
+  const int port = colon == std::string::npos ? 0 : std::atoi(c.appliance.c_str() + colon + 1);
+  if (colon == std::string::npos || colon == 0 || port <= 0 || port > 65535) {
+    std::fprintf(stderr, "viopoolctl: --appliance '%s': expected ADDRESS:PORT\n",
+                 c.appliance.c_str());
+    return false;
+  }
+  httplib::Client cli(c.appliance.substr(0, colon), port);
+  return call_with(cli, c.appliance, op, body, out);
+}
+
+std::string human(std::uint64_t b) {
+  const char* units[] = {"B", "K", "M", "G", "T"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.1f%s", v, units[u]);
+  return buf;
+}
+
+void print_inventory(const json& r) {
+  std::printf("%-12s %-10s %9s %9s %9s %5s %s\n", "DEVICE", "KIND", "CAPACITY", "COMMITTED",
+              "ALLOCATED", "FUNCS", "PATH");
+  for (const auto& d : r.at("devices")) {
+    std::printf("%-12s %-10s %9s %9s %9s %5d %s\n", d.value("name", "").c_str(),
+                d.value("kind", "").c_str(), human(d.value("capacity", 0ull)).c_str(),
+                human(d.value("committed", 0ull)).c_str(),
+                d.contains("allocated") ? human(d.value("allocated", 0ull)).c_str() : "-",
+                d.value("functions", 0), d.value("path", "").c_str());
+  }
+}
+
+void print_functions(const json& r) {
+  std::printf("%-12s %5s %-7s %-10s %9s %-5s %-11s %s\n", "NAME", "ID", "CLASS", "DEVICE", "SIZE",
+              "THIN", "STATE", "HOLDERS");
+  for (const auto& f : r.at("functions")) {
+    std::string holders;
+    for (const auto& l : f.value("leases", json::array())) {
+      holders += (holders.empty() ? "" : ",") + l.value("host", "") + "#" +
+                 std::to_string(l.value("lease", 0ull));
+    }
+    std::printf("%-12s %5u %-7s %-10s %9s %-5s %-11s %s\n", f.value("name", "").c_str(),
+                f.value("id", 0u), f.value("class", "").c_str(), f.value("device", "").c_str(),
+                human(f.value("size", 0ull)).c_str(), f.value("thin", false) ? "yes" : "no",
+                f.value("state", "").c_str(), holders.c_str());
+  }
+}
+
+void print_leases(const json& r) {
+  std::printf("%6s %-12s %-16s %-9s %10s %12s\n", "LEASE", "FUNCTION", "HOST", "MODE", "TTL_MS",
+              "EXPIRES_MS");
+  for (const auto& l : r.at("leases")) {
+    std::printf("%6llu %-12s %-16s %-9s %10lld %12lld\n", l.value("id", 0ull),
+                l.value("function", "").c_str(), l.value("host", "").c_str(),
+                l.value("mode", "").c_str(), l.value("ttl_ms", 0ll),
+                l.value("expires_in_ms", 0ll));
+  }
 }
 
 void print_devices(const json& r) {
@@ -202,6 +274,11 @@ int main(int argc, char** argv) {
                  "viopool-host control socket (default $VIOPOOL_HOST_SOCKET or "
                  "/run/viopool/host.sock)");
   app.add_flag("--json", c.json_out, "Print the API's JSON reply instead of a table");
+  const char* aenv = std::getenv("VIOPOOL_APPLIANCE");
+  c.appliance = aenv ? aenv : "127.0.0.1:7480";
+  app.add_option("-a,--appliance", c.appliance,
+                 "viopool-appliance control API, ADDRESS:PORT (default $VIOPOOL_APPLIANCE or "
+                 "127.0.0.1:7480)");
 
   auto* dev = app.add_subcommand("device", "virtio devices of viopool-host");
   dev->require_subcommand(1);
@@ -250,6 +327,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(512u, 65507u));
   add->add_option("--timeout-ms", a_timeout_ms,
                   "blk pool backend: a request not done by then fails with EIO (default 30000)");
+  std::string a_appliance, a_volume, a_lease_size, a_lease_mode = "exclusive";
+  long long a_lease_ttl = 0;
+  add->add_option("--lease-from", a_appliance,
+                  "blk pool backend: lease the volume from this appliance API (ADDRESS:PORT) "
+                  "instead of --uri/--function-id/--key");
+  add->add_option("--volume", a_volume, "blk pool backend with --lease-from: the volume's name");
+  add->add_option("--lease-size", a_lease_size,
+                  "blk pool backend with --lease-from: any free volume at least this large");
+  add->add_option("--lease-mode", a_lease_mode, "exclusive (default) or shared")
+      ->check(CLI::IsMember({"exclusive", "shared"}));
+  add->add_option("--lease-ttl-ms", a_lease_ttl, "lease TTL (default: the appliance's)");
   add->add_option("--serial", a_serial, "blk: GET_ID serial (<= 20 bytes; default: the name)");
   add->add_flag("--read-only", a_ro, "blk: read-only device");
   add->add_option("--lcore", a_lcore, "Worker lcore that polls the device");
@@ -269,9 +357,115 @@ int main(int argc, char** argv) {
 
   auto* metrics = app.add_subcommand("metrics", "Prometheus metrics of viopool-host");
 
+  auto* pool = app.add_subcommand("pool", "viopool-appliance: inventory, carving and leases");
+  pool->require_subcommand(1);
+  auto* p_inv = pool->add_subcommand("inventory", "Devices volumes are carved from");
+  std::string p_name, p_device, p_size, p_host, p_function;
+  bool p_thin = false, p_shared = false;
+  unsigned p_bs = 512, p_queues = 4;
+  unsigned long long p_iops = 0, p_bps = 0, p_lease = 0;
+  long long p_ttl = 0;
+  auto* p_carve = pool->add_subcommand("carve", "Carve a volume from an inventory device");
+  p_carve->add_option("name", p_name, "Volume name")->required();
+  p_carve->add_option("--device", p_device, "Inventory device")->required();
+  p_carve->add_option("--size", p_size, "Size (bytes, or 64M, 10G)")->required();
+  p_carve->add_flag("--thin", p_thin, "Thin (sparse; directory devices only)");
+  p_carve->add_option("--block-size", p_bs, "Logical block size (default 512)");
+  p_carve->add_option("--queues", p_queues, "Fabric queues (default 4)");
+  p_carve->add_option("--iops-limit", p_iops, "Requests per second (0: none)");
+  p_carve->add_option("--bps-limit", p_bps, "Bytes per second (0: none)");
+  auto* p_list = pool->add_subcommand("list", "Carved functions with state and holders");
+  auto* p_show = pool->add_subcommand("show", "One function, with its fabric counters");
+  p_show->add_option("name", p_name, "Function name")->required();
+  auto* p_delete = pool->add_subcommand("delete", "Delete a function (it must not be leased)");
+  p_delete->add_option("name", p_name, "Function name")->required();
+  auto* p_acquire = pool->add_subcommand("lease", "Lease a function to a host (prints its key)");
+  p_acquire->add_option("--host", p_host, "The host's id")->required();
+  p_acquire->add_option("--function", p_function, "By name");
+  p_acquire->add_option("--size", p_size, "Or any free volume at least this large");
+  p_acquire->add_flag("--shared", p_shared, "A shared lease");
+  p_acquire->add_option("--ttl-ms", p_ttl, "TTL (default: the appliance's)");
+  auto* p_renew = pool->add_subcommand("renew", "Renew a lease, or every lease of --host");
+  p_renew->add_option("lease", p_lease, "Lease id");
+  p_renew->add_option("--host", p_host, "Every lease of this host");
+  auto* p_release = pool->add_subcommand("release", "Release a lease");
+  p_release->add_option("lease", p_lease, "Lease id")->required();
+  auto* p_reassign = pool->add_subcommand("reassign", "Move a lease to another host (new key)");
+  p_reassign->add_option("lease", p_lease, "Lease id")->required();
+  p_reassign->add_option("--host", p_host, "The new holder")->required();
+  auto* p_leases = pool->add_subcommand("leases", "Leases, optionally of one --host");
+  p_leases->add_option("--host", p_host, "Only this host");
+  auto* p_stats = pool->add_subcommand("stats", "Fabric counters of the appliance");
+
   CLI11_PARSE(app, argc, argv);
 
   json out;
+  if (pool->parsed()) {
+    std::string op;
+    json body = json::object();
+    void (*table)(const json&) = nullptr;
+    if (p_inv->parsed()) {
+      op = "inventory_list";
+      table = print_inventory;
+    } else if (p_carve->parsed()) {
+      op = "volume_create";
+      body = {{"name", p_name},     {"device", p_device},     {"size", p_size},
+              {"thin", p_thin},     {"block_size", p_bs},     {"queues", p_queues},
+              {"iops_limit", p_iops}, {"bps_limit", p_bps}};
+    } else if (p_list->parsed()) {
+      op = "function_list";
+      table = print_functions;
+    } else if (p_show->parsed()) {
+      op = "function_show";
+      body = {{"name", p_name}};
+    } else if (p_delete->parsed()) {
+      op = "function_delete";
+      body = {{"name", p_name}};
+    } else if (p_acquire->parsed()) {
+      op = "lease_acquire";
+      body = {{"host", p_host}, {"mode", p_shared ? "shared" : "exclusive"}};
+      if (!p_function.empty()) {
+        body["function"] = p_function;
+      } else {
+        body["class"] = "volume";
+        body["size"] = p_size.empty() ? std::string("0") : p_size;
+      }
+      if (p_ttl != 0) {
+        body["ttl_ms"] = p_ttl;
+      }
+    } else if (p_renew->parsed()) {
+      op = "lease_renew";
+      if (p_lease != 0) {
+        body["lease_id"] = p_lease;
+      }
+      if (!p_host.empty()) {
+        body["host"] = p_host;
+      }
+    } else if (p_release->parsed()) {
+      op = "lease_release";
+      body = {{"lease_id", p_lease}};
+    } else if (p_reassign->parsed()) {
+      op = "lease_reassign";
+      body = {{"lease_id", p_lease}, {"host", p_host}};
+    } else if (p_leases->parsed()) {
+      op = "lease_list";
+      if (!p_host.empty()) {
+        body["host"] = p_host;
+      }
+      table = print_leases;
+    } else if (p_stats->parsed()) {
+      op = "appliance_stats";
+    }
+    if (!call_appliance(c, op, body, out)) {
+      return 1;
+    }
+    if (c.json_out || table == nullptr) {
+      std::cout << out.dump(2) << "\n";
+    } else {
+      table(out);
+    }
+    return 0;
+  }
   if (metrics->parsed()) {
     httplib::Client cli(c.socket);
     cli.set_address_family(AF_UNIX);
@@ -319,7 +513,19 @@ int main(int argc, char** argv) {
       if (b["kind"] == "uring") {
         b["direct"] = a_direct;
       }
-      if (b["kind"] == "pool") {
+      if (b["kind"] == "pool" && !a_appliance.empty()) {
+        b["appliance"] = a_appliance;
+        if (!a_volume.empty()) {
+          b["volume"] = a_volume;
+        }
+        if (!a_lease_size.empty()) {
+          b["lease_size"] = a_lease_size;
+        }
+        b["lease_mode"] = a_lease_mode;
+        b["lease_ttl_ms"] = a_lease_ttl;
+        b["mtu"] = a_mtu;
+        b["timeout_ms"] = a_timeout_ms;
+      } else if (b["kind"] == "pool") {
         b["uri"] = a_uri;
         b["function_id"] = a_function;
         b["key"] = a_key;

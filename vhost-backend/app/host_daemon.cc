@@ -8,6 +8,9 @@
 
 #include <chrono>
 
+#include <unistd.h>
+
+#include "pool-manager/client/lease_client.h"
 #include "pool-manager/client/remote_block.h"
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/devices/blk/blk_backends.h"
@@ -35,6 +38,17 @@ std::uint64_t now_ns() {
 }  // namespace
 
 HostDaemon::HostDaemon(control::HostConfig cfg) : cfg_(std::move(cfg)) {}
+
+std::string HostDaemon::host_id() const {
+  if (!cfg_.host_id.empty()) {
+    return cfg_.host_id;
+  }
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') {
+    return "viopool-host";
+  }
+  return name;
+}
 HostDaemon::~HostDaemon() { stop(); }
 
 Result<void> HostDaemon::start(std::string& why) {
@@ -157,15 +171,20 @@ Result<void> HostDaemon::add_device(const control::DeviceConfig& d, std::string&
   if (loop == nullptr) {
     return fail(Errc::kInvalidArgument, "bad lcore");
   }
-  auto dev = make_device(d, *loop, why);
+  std::unique_ptr<pool::LeaseKeeper> lease;
+  auto dev = make_device(d, *loop, lease, why);
   VIOPOOL_TRY(dev);
   VIOPOOL_TRY((*dev)->start(why));
   devices_.emplace(d.name, std::move(*dev));
+  if (lease) {
+    leases_.emplace(d.name, std::move(lease));
+  }
   return {};
 }
 
 Result<std::unique_ptr<vhost::VhostDevice>> HostDaemon::make_device(
-    const control::DeviceConfig& d, runtime::PollLoop& loop, std::string& why) {
+    const control::DeviceConfig& d, runtime::PollLoop& loop,
+    std::unique_ptr<pool::LeaseKeeper>& lease, std::string& why) {
   if (d.type == control::DeviceType::kBlk) {
     std::unique_ptr<blk::BlockBackend> backend;
     const std::uint32_t bs = d.blk.block_size ? d.blk.block_size : 512;
@@ -194,17 +213,39 @@ Result<std::unique_ptr<vhost::VhostDevice>> HostDaemon::make_device(
         break;
       case control::BlkBackendKind::kPool: {
         pool::RemoteBlockOptions o;
-        if (!pool::parse_pool_uri(d.blk.uri, o)) {
-          why = "backend.uri: expected pool://ADDRESS:PORT/VOLUME";
+        std::string uri = d.blk.uri;
+        if (!d.blk.appliance.empty()) {
+          pool::LeaseAsk ask;
+          ask.appliance = d.blk.appliance;
+          ask.host = host_id();
+          ask.function = d.blk.volume;
+          ask.min_size_bytes = d.blk.lease_size;
+          ask.shared = d.blk.lease_shared;
+          ask.ttl_ms = d.blk.lease_ttl_ms;
+          auto g = pool::acquire_lease(ask, why);
+          if (!g) {
+            return unexpected(g.error());
+          }
+          VIOPOOL_LOG_INFO("dev={} leased {} (lease {}, function {}) from {}", d.name, g->function,
+                           g->lease_id, g->function_id, d.blk.appliance);
+          uri = g->uri;
+          o.function_id = g->function_id;
+          o.key = g->key;
+          o.lease_id = g->lease_id;
+          lease = std::make_unique<pool::LeaseKeeper>(d.blk.appliance, std::move(*g));
+        } else {
+          auto key = pool::parse_auth_key(d.blk.key);
+          if (!key) {
+            why = "backend.key: 32 hex digits";
+            return unexpected(key.error());
+          }
+          o.function_id = d.blk.function_id;
+          o.key = *key;
+        }
+        if (!pool::parse_pool_uri(uri, o)) {
+          why = "backend.uri: expected pool://ADDRESS:PORT/VOLUME, not '" + uri + "'";
           return fail(Errc::kInvalidArgument, "config: bad pool uri");
         }
-        auto key = pool::parse_auth_key(d.blk.key);
-        if (!key) {
-          why = "backend.key: 32 hex digits";
-          return unexpected(key.error());
-        }
-        o.function_id = d.blk.function_id;
-        o.key = *key;
         o.mtu = d.blk.mtu;
         o.read_only = d.read_only;
         o.request_timeout = std::chrono::milliseconds(d.blk.timeout_ms);
@@ -267,13 +308,18 @@ control::ApiReply HostDaemon::device_del(const json& body) {
   }
   dit->second->stop();
   devices_.erase(dit);
+  leases_.erase(it->get<std::string>());  // released after the device stopped
   return control::ApiReply{200, json{{"deleted", it->get<std::string>()}}};
 }
 
 control::ApiReply HostDaemon::device_list(const json&) {
   json arr = json::array();
   for (const auto& [name, dev] : devices_) {
-    arr.push_back(dev->describe());
+    json j = dev->describe();
+    if (auto l = leases_.find(name); l != leases_.end()) {
+      j["lease"] = l->second->describe();
+    }
+    arr.push_back(std::move(j));
   }
   return control::ApiReply{200, json{{"devices", arr}}};
 }

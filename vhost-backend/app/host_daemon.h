@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "pool-manager/client/lease_client.h"
 #include "vhost-backend/control/api_server.h"
 #include "vhost-backend/control/config.h"
 #include "vhost-backend/runtime/poll_loop.h"
@@ -41,14 +42,19 @@ class HostDaemon final : public control::HostApi {
   };
 
   Result<void> add_device(const control::DeviceConfig& d, std::string& why);
+  std::string host_id() const;  // names this host in pool leases
   runtime::PollLoop* pick_loop(int lcore, std::string& why);
-  Result<std::unique_ptr<vhost::VhostDevice>> make_device(const control::DeviceConfig& d,
-                                                          runtime::PollLoop& loop,
-                                                          std::string& why);
+  // A leased pool volume's lease comes back in `lease` (released if the
+  // device does not start).
+  Result<std::unique_ptr<vhost::VhostDevice>> make_device(
+      const control::DeviceConfig& d, runtime::PollLoop& loop,
+      std::unique_ptr<pool::LeaseKeeper>& lease, std::string& why);
 
   control::HostConfig cfg_;
   rte_mempool* pool_ = nullptr;
   std::vector<Loop> loops_;
+  // Declared before devices_: a device stops before its lease is released.
+  std::map<std::string, std::unique_ptr<pool::LeaseKeeper>> leases_;
   std::map<std::string, std::unique_ptr<vhost::VhostDevice>> devices_;
   control::ApiServer api_;
   bool started_ = false;

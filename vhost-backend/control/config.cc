@@ -49,7 +49,8 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
   const std::string bwhere = path_of(where, "backend");
   auto backend = backend_of(j, bwhere, why,
                             {"kind", "path", "size", "block_size", "direct", "queue_depth", "uri",
-                             "function_id", "key", "mtu", "timeout_ms"});
+                             "function_id", "key", "mtu", "timeout_ms", "appliance", "volume",
+                             "lease_size", "lease_mode", "lease_ttl_ms"});
   VIOPOOL_TRY(backend);
   const json& bj = **backend;
   auto kind = get_string(bj, "kind", bwhere, why, true);
@@ -71,7 +72,8 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
   VIOPOOL_TRY(qd);
   d.blk.queue_depth = static_cast<std::uint32_t>(*qd);
   const bool pool = d.blk.kind == BlkBackendKind::kPool;
-  for (const char* k : {"uri", "function_id", "key", "mtu", "timeout_ms"}) {
+  for (const char* k : {"uri", "function_id", "key", "mtu", "timeout_ms", "appliance", "volume",
+                        "lease_size", "lease_mode", "lease_ttl_ms"}) {
     if (!pool && bj.contains(k)) {
       why = path_of(bwhere, k) + ": only the pool backend takes it";
       return fail(Errc::kInvalidArgument, "config: pool key without pool");
@@ -82,6 +84,56 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
       if (bj.contains(k)) {
         why = path_of(bwhere, k) + ": the pool backend takes it from the appliance's volume";
         return fail(Errc::kInvalidArgument, "config: local key with pool");
+      }
+    }
+    auto mtu = get_int(bj, "mtu", bwhere, why, 1472, 512, 65507);
+    VIOPOOL_TRY(mtu);
+    d.blk.mtu = static_cast<std::uint32_t>(*mtu);
+    auto timeout = get_int(bj, "timeout_ms", bwhere, why, 30000, 10, 3600000);
+    VIOPOOL_TRY(timeout);
+    d.blk.timeout_ms = static_cast<std::uint32_t>(*timeout);
+    if (bj.contains("appliance")) {
+      for (const char* k : {"uri", "function_id", "key"}) {
+        if (bj.contains(k)) {
+          why = path_of(bwhere, k) + ": a leased volume gets it from the appliance";
+          return fail(Errc::kInvalidArgument, "config: static key with a lease");
+        }
+      }
+      auto app = get_string(bj, "appliance", bwhere, why, true);
+      VIOPOOL_TRY(app);
+      const auto colon = app->rfind(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == app->size() ||
+          app->find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+        why = path_of(bwhere, "appliance") + ": expected ADDRESS:PORT of the appliance's API";
+        return fail(Errc::kInvalidArgument, "config: bad appliance");
+      }
+      d.blk.appliance = *app;
+      auto vol = get_string(bj, "volume", bwhere, why, false);
+      VIOPOOL_TRY(vol);
+      auto size = get_size(bj, "lease_size", bwhere, why, 0);
+      VIOPOOL_TRY(size);
+      if (vol->empty() == (*size == 0)) {
+        why = bwhere + ": name a volume, or a lease_size to lease any free volume that large";
+        return fail(Errc::kInvalidArgument, "config: volume or lease_size");
+      }
+      if (!vol->empty() && !valid_name(*vol)) {
+        why = path_of(bwhere, "volume") + ": 1 to 32 characters of A-Z a-z 0-9 _ - .";
+        return fail(Errc::kInvalidArgument, "config: bad volume name");
+      }
+      d.blk.volume = *vol;
+      d.blk.lease_size = *size;
+      auto mode = get_choice(bj, "lease_mode", bwhere, why, {"exclusive", "shared"}, 0);
+      VIOPOOL_TRY(mode);
+      d.blk.lease_shared = *mode == 1;
+      auto ttl = get_int(bj, "lease_ttl_ms", bwhere, why, 0, 0, 3600000);
+      VIOPOOL_TRY(ttl);
+      d.blk.lease_ttl_ms = *ttl;
+      return {};
+    }
+    for (const char* k : {"volume", "lease_size", "lease_mode", "lease_ttl_ms"}) {
+      if (bj.contains(k)) {
+        why = path_of(bwhere, k) + ": only a leased volume (with \"appliance\") takes it";
+        return fail(Errc::kInvalidArgument, "config: lease key without appliance");
       }
     }
     auto uri = get_string(bj, "uri", bwhere, why, true);
@@ -105,12 +157,6 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
       return fail(Errc::kInvalidArgument, "config: bad key");
     }
     d.blk.key = *key;
-    auto mtu = get_int(bj, "mtu", bwhere, why, 1472, 512, 65507);
-    VIOPOOL_TRY(mtu);
-    d.blk.mtu = static_cast<std::uint32_t>(*mtu);
-    auto timeout = get_int(bj, "timeout_ms", bwhere, why, 30000, 10, 3600000);
-    VIOPOOL_TRY(timeout);
-    d.blk.timeout_ms = static_cast<std::uint32_t>(*timeout);
     return {};
   }
   const bool uring = d.blk.kind == BlkBackendKind::kUring;
@@ -338,7 +384,8 @@ Result<DeviceConfig> parse_device_config(const json& j, std::string& why) {
 Result<HostConfig> parse_host_config(const json& j, std::string& why) {
   VIOPOOL_TRY(reject_unknown(
       j,
-      {"control_socket", "log_level", "eal_args", "mbufs", "idle_sleep_us", "busy_poll", "devices"},
+      {"control_socket", "host_id", "log_level", "eal_args", "mbufs", "idle_sleep_us", "busy_poll",
+       "devices"},
       "config",
       why));
   HostConfig c;
@@ -349,6 +396,9 @@ Result<HostConfig> parse_host_config(const json& j, std::string& why) {
     return fail(Errc::kInvalidArgument, "config: bad control socket");
   }
   c.control_socket = *cs;
+  auto hid = get_string(j, "host_id", "", why, false);
+  VIOPOOL_TRY(hid);
+  c.host_id = *hid;
   auto ll = get_string(j, "log_level", "", why, false, c.log_level);
   VIOPOOL_TRY(ll);
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
@@ -434,8 +484,19 @@ json to_json(const DeviceConfig& d) {
       b["direct"] = to_string(d.blk.direct);
     } else if (d.blk.kind == BlkBackendKind::kPool) {
       b.erase("block_size");
-      b["uri"] = d.blk.uri;
-      b["function_id"] = d.blk.function_id;
+      if (!d.blk.appliance.empty()) {
+        b["appliance"] = d.blk.appliance;
+        if (!d.blk.volume.empty()) {
+          b["volume"] = d.blk.volume;
+        } else {
+          b["lease_size"] = d.blk.lease_size;
+        }
+        b["lease_mode"] = d.blk.lease_shared ? "shared" : "exclusive";
+        b["lease_ttl_ms"] = d.blk.lease_ttl_ms;
+      } else {
+        b["uri"] = d.blk.uri;
+        b["function_id"] = d.blk.function_id;
+      }
       b["mtu"] = d.blk.mtu;
       b["timeout_ms"] = d.blk.timeout_ms;
     } else {

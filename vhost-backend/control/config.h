@@ -39,7 +39,14 @@ struct BlkBackendConfig {
   std::uint32_t block_size = 0;  // 0: detect (uring) or 512
   DirectIoMode direct = DirectIoMode::kAuto;  // kUring: O_DIRECT policy
   std::uint32_t queue_depth = 128;            // per virtqueue, 1..4096
-  // kPool: a volume on a pool appliance, reached over the fabric.
+  // kPool: a volume on a pool appliance, reached over the fabric. Either
+  // leased from the appliance's control API at device_add (appliance, and
+  // volume or lease_size), or named statically (uri, function_id, key).
+  std::string appliance;            // the control API, ADDRESS:PORT
+  std::string volume;               // lease this volume by name
+  std::uint64_t lease_size = 0;     // or any free volume of at least this many bytes
+  bool lease_shared = false;        // a shared lease (several hosts, e.g. read-only images)
+  std::int64_t lease_ttl_ms = 0;    // 0: the appliance's default
   std::string uri;                // pool://ADDRESS:PORT/VOLUME
   std::uint32_t function_id = 0;  // the volume's function on the appliance
   std::string key;                // the function's fabric key, 32 hex digits (never listed)
@@ -76,6 +83,7 @@ struct DeviceConfig {
 
 struct HostConfig {
   std::string control_socket = "/run/viopool/host.sock";
+  std::string host_id;  // names this host in pool leases; default: the host name
   std::string log_level = "info";
   std::vector<std::string> eal_args;  // passed to rte_eal_init after our defaults
   std::uint32_t mbufs = 16383;        // mbuf pool size per NUMA socket
