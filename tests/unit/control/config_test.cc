@@ -196,7 +196,59 @@ const BadCase kBadBlk[] = {
      {{"backend", {{"kind", "uring"}, {"path", "/x"}, {"function_id", 3}}}},
      Errc::kInvalidArgument,
      "only the pool backend"},
+    {"lease without volume or size",
+     {{"backend", {{"kind", "pool"}, {"appliance", "10.0.0.2:7480"}}}}, Errc::kInvalidArgument,
+     "lease_size"},
+    {"lease with both volume and size",
+     {{"backend",
+       {{"kind", "pool"}, {"appliance", "10.0.0.2:7480"}, {"volume", "v"}, {"lease_size", "1G"}}}},
+     Errc::kInvalidArgument, "lease_size"},
+    {"lease with a static key",
+     {{"backend",
+       {{"kind", "pool"}, {"appliance", "10.0.0.2:7480"}, {"volume", "v"}, {"key", kPoolKey}}}},
+     Errc::kInvalidArgument, "gets it from the appliance"},
+    {"lease appliance without port",
+     {{"backend", {{"kind", "pool"}, {"appliance", "10.0.0.2"}, {"volume", "v"}}}},
+     Errc::kInvalidArgument, "ADDRESS:PORT"},
+    {"lease mode unknown",
+     {{"backend",
+       {{"kind", "pool"}, {"appliance", "h:1"}, {"volume", "v"}, {"lease_mode", "often"}}}},
+     Errc::kInvalidArgument, "lease_mode"},
+    {"lease key on a static pool volume",
+     {{"backend",
+       {{"kind", "pool"},
+        {"uri", "pool://10.0.0.2:7400/v"},
+        {"function_id", 1},
+        {"key", kPoolKey},
+        {"volume", "v"}}}},
+     Errc::kInvalidArgument, "only a leased volume"},
 };
+
+BOOST_AUTO_TEST_CASE(blk_device_with_a_leased_pool_volume_round_trips) {
+  json j = {{"name", "pv1"},
+            {"type", "blk"},
+            {"socket", "/tmp/pv1.sock"},
+            {"backend",
+             {{"kind", "pool"},
+              {"appliance", "10.0.0.2:7480"},
+              {"lease_size", "1G"},
+              {"lease_mode", "shared"},
+              {"lease_ttl_ms", 3000}}}};
+  std::string why;
+  auto d = parse_device_config(j, why);
+  BOOST_REQUIRE_MESSAGE(d.has_value(), why);
+  BOOST_TEST(d->blk.appliance == "10.0.0.2:7480");
+  BOOST_TEST(d->blk.lease_size == 1ull << 30);
+  BOOST_TEST(d->blk.lease_shared);
+  BOOST_TEST(d->blk.lease_ttl_ms == 3000);
+  const json listed = to_json(*d);
+  BOOST_TEST(listed["backend"]["appliance"] == "10.0.0.2:7480");
+  BOOST_TEST(listed["backend"]["lease_mode"] == "shared");
+  BOOST_TEST(!listed["backend"].contains("uri"));
+  auto again = parse_device_config(listed, why);
+  BOOST_TEST_MESSAGE(why);
+  BOOST_TEST(again.has_value());
+}
 
 BOOST_AUTO_TEST_CASE(blk_device_with_pool_backend_round_trips_without_its_key) {
   json j = {{"name", "pv0"},

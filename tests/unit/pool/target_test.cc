@@ -45,6 +45,7 @@ struct Rig {
   std::unique_ptr<FrameAuthenticator> auth;
   std::unique_ptr<ReliableChannel> ch;
   std::vector<ChannelMessage> got;
+  std::uint64_t lease = 0;  // named in the HELLO
 
   explicit Rig(bool read_only = false, AuthKey host_key = key(1), std::uint16_t queue = 0) {
     char tmpl[] = "/tmp/vp-target-XXXXXX";
@@ -86,6 +87,7 @@ struct Rig {
     h.node_id = 9;
     h.mtu = 1500;
     h.window = 64;
+    h.lease_id = lease;
     h.nonce.fill(nonce);
     std::byte buf[kHelloBytes];
     BOOST_REQUIRE(encode_hello(h, buf).has_value());
@@ -444,6 +446,173 @@ BOOST_AUTO_TEST_CASE(appliance_config_is_strict) {
       BOOST_TEST(!why.empty());
     }
   }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(volume_target_leases)
+
+BOOST_AUTO_TEST_CASE(a_granted_lease_opens_channels_and_a_revoked_one_is_fenced) {
+  Rig rig;
+  BOOST_REQUIRE(rig.wait(0, Opcode::kHelloAck).has_value());  // the static grant (lease 0)
+  rig.target->grant(kFunction, 7, key(50));
+  // A HELLO naming lease 7 but signed with the static key: dropped.
+  rig.lease = 7;
+  const auto fails = rig.target->stats().auth_failures;
+  rig.open(1, 2);
+  BOOST_TEST(!rig.wait(0, Opcode::kHelloAck, 200ms).has_value());
+  BOOST_TEST(rig.target->stats().auth_failures > fails);
+  // Signed with the lease's key: served.
+  rig.auth = std::move(*FrameAuthenticator::create(key(50)));
+  rig.open(1, 3);
+  BOOST_REQUIRE(rig.wait(0, Opcode::kHelloAck).has_value());
+  const auto data = pattern(4096, 9);
+  BOOST_TEST(rig.request(20, req(BlockOp::kWrite, 0, 4096), data).first == 0);
+  BOOST_TEST(rig.target->volume_stats(kFunction)->grants == 2u);
+  // Revoked: the channel is told GOODBYE and new HELLOs are dropped.
+  rig.target->revoke(kFunction, 7);
+  BOOST_TEST(rig.wait(0, Opcode::kGoodbye, 500ms).has_value());
+  rig.open(1, 4);
+  BOOST_TEST(!rig.wait(0, Opcode::kHelloAck, 200ms).has_value());
+  BOOST_TEST(rig.target->volume_stats(kFunction)->grants == 1u);
+  BOOST_TEST(rig.target->volume_stats(kFunction)->channels == 1u);  // lease 0's
+  // A new key for the lease (reassigned) works; the old one does not.
+  rig.target->grant(kFunction, 7, key(60));
+  rig.open(1, 5);
+  BOOST_TEST(!rig.wait(0, Opcode::kHelloAck, 200ms).has_value());
+  rig.auth = std::move(*FrameAuthenticator::create(key(60)));
+  rig.open(1, 6);
+  BOOST_TEST(rig.wait(0, Opcode::kHelloAck).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(volumes_come_and_go_at_runtime) {
+  Rig rig;
+  BOOST_REQUIRE(rig.wait(0, Opcode::kHelloAck).has_value());
+  VolumeExport e;
+  e.name = "vol-b";
+  e.function_id = 11;
+  e.backend.path = rig.image;
+  e.backend.extent_offset = 1 << 20;
+  e.backend.extent_bytes = 2 << 20;
+  e.queues = 1;
+  std::string why;
+  BOOST_REQUIRE_MESSAGE(rig.target->add_volume(e, why).has_value(), why);
+  BOOST_TEST(rig.target->volumes().size() == 2u);
+  BOOST_TEST(rig.target->volumes().back().capacity_bytes == 2u << 20);
+  // Same id again: refused, nothing changes.
+  e.name = "vol-c";
+  BOOST_TEST(!rig.target->add_volume(e, why).has_value());
+  BOOST_TEST(rig.target->volumes().size() == 2u);
+  // An extent past the image's end: refused with the reason.
+  e.function_id = 12;
+  e.backend.extent_offset = kCapacity;
+  BOOST_TEST(!rig.target->add_volume(e, why).has_value());
+  BOOST_TEST(why.find("extent") != std::string::npos);
+  // Removing the first volume closes its channel (GOODBYE).
+  rig.target->remove_volume(kFunction);
+  BOOST_TEST(rig.wait(0, Opcode::kGoodbye, 500ms).has_value());
+  BOOST_TEST(rig.target->volumes().size() == 1u);
+  BOOST_TEST(!rig.target->volume_stats(kFunction).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(an_extent_volume_reads_and_writes_only_its_extent) {
+  Rig rig;
+  BOOST_REQUIRE(rig.wait(0, Opcode::kHelloAck).has_value());
+  VolumeExport e;
+  e.name = "vol-x";
+  e.function_id = 21;
+  e.key = key(70);
+  e.backend.path = rig.image;
+  e.backend.extent_offset = 3 << 20;
+  e.backend.extent_bytes = 1 << 20;
+  e.queues = 1;
+  std::string why;
+  BOOST_REQUIRE_MESSAGE(rig.target->add_volume(e, why).has_value(), why);
+  // Through the extent volume, write at 0; through the whole image, it is at 3 MiB.
+  Rig* r = &rig;
+  auto whole_auth = std::move(r->auth);
+  r->auth = std::move(*FrameAuthenticator::create(key(70)));
+  ChannelOptions co;
+  co.function_id = 21;
+  co.queue_id = 0;
+  r->ch = std::make_unique<ReliableChannel>(*r->host_t, r->target_t->local(), r->auth.get(), co);
+  Hello h;
+  h.mtu = 1500;
+  h.window = 64;
+  h.nonce.fill(9);
+  std::byte buf[kHelloBytes];
+  BOOST_REQUIRE(encode_hello(h, buf).has_value());
+  BOOST_REQUIRE(r->ch->send(Opcode::kHello, 0, buf).has_value());
+  BOOST_REQUIRE(r->wait(0, Opcode::kHelloAck).has_value());
+  const auto data = pattern(8192, 77);
+  BOOST_TEST(r->request(30, req(BlockOp::kWrite, 0, 8192), data).first == 0);
+  // Past the extent's end: ENOSPC, the image beyond is untouched.
+  BOOST_TEST(r->request(31, req(BlockOp::kWrite, 1 << 20, 4096), std::span(data).first(4096))
+                 .first == -ENOSPC);
+  r->target->poll(Clock::now());
+  std::ifstream img(rig.image, std::ios::binary);
+  std::vector<char> got(8192);
+  img.seekg(3 << 20);
+  img.read(got.data(), 8192);
+  BOOST_TEST(std::memcmp(got.data(), data.data(), 8192) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(an_iops_limit_holds_requests_back) {
+  // 50 requests at 100 IOPS with a burst of 5 take at least 0.4 s, and the
+  // target says it throttled; nothing fails.
+  char tmpl[] = "/tmp/vp-limit-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  BOOST_REQUIRE(fd >= 0 && ::ftruncate(fd, 1 << 20) == 0);
+  ::close(fd);
+  auto [ht, tt] = LoopbackTransport::make_pair(1500);
+  TargetOptions o;
+  VolumeExport v;
+  v.name = "slow";
+  v.function_id = 5;
+  v.key = key(1);
+  v.backend.path = tmpl;
+  v.queues = 1;
+  v.iops_limit = 100;
+  o.volumes.push_back(v);
+  std::string why;
+  auto t = VolumeTarget::create(*tt, o, why);
+  BOOST_REQUIRE_MESSAGE(t.has_value(), why);
+  auto auth = std::move(*FrameAuthenticator::create(key(1)));
+  ChannelOptions co;
+  co.function_id = 5;
+  co.window = 256;
+  ReliableChannel ch(*ht, tt->local(), auth.get(), co);
+  Hello h;
+  h.mtu = 1500;
+  h.window = 256;
+  std::byte hb[kHelloBytes];
+  BOOST_REQUIRE(encode_hello(h, hb).has_value());
+  BOOST_REQUIRE(ch.send(Opcode::kHello, 0, hb).has_value());
+  const auto start = Clock::now();
+  std::vector<ChannelMessage> got;
+  for (std::uint32_t i = 1; i <= 50; ++i) {
+    std::byte head[kBlockRequestBytes];
+    BOOST_REQUIRE(encode_block_request(req(BlockOp::kRead, 0, 4096), head).has_value());
+    BOOST_REQUIRE(ch.send(Opcode::kRequest, i, head).has_value());
+  }
+  std::uint32_t done = 0;
+  while (done < 50 && Clock::now() - start < 10s) {
+    ch.poll(Clock::now(), got);
+    (*t)->poll(Clock::now());
+    for (const auto& m : got) {
+      if (m.opcode == Opcode::kCompletion) {
+        BOOST_TEST(decode_completion(m.payload)->status == 0);
+        ++done;
+      }
+    }
+    got.clear();
+    std::this_thread::sleep_for(200us);
+  }
+  const auto took = Clock::now() - start;
+  BOOST_TEST(done == 50u);
+  BOOST_TEST(took >= 400ms);
+  BOOST_TEST((*t)->volume_stats(5)->throttled > 0u);
+  ::unlink(tmpl);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
