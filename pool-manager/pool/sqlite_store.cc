@@ -2,7 +2,11 @@
 // counters in a meta table, every change one IMMEDIATE transaction.
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
 
 #include "pool-manager/pool/state_store.h"
 
@@ -78,6 +82,15 @@ SqliteStateStore::~SqliteStateStore() = default;
 Result<std::unique_ptr<SqliteStateStore>> SqliteStateStore::open(const std::string& path,
                                                                  std::string& why) {
   if (path != ":memory:") {
+    // Its directory is created 0700, the file 0600 before SQLite opens it:
+    // it will hold the lease keys.
+    const auto slash = path.rfind('/');
+    if (slash != std::string::npos && slash > 0) {
+      std::error_code ec;
+      if (std::filesystem::create_directories(path.substr(0, slash), ec)) {
+        ::chmod(path.substr(0, slash).c_str(), 0700);  // only what it created
+      }
+    }
     // Created 0600 before SQLite opens it: it will hold the lease keys.
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {

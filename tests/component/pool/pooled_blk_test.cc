@@ -57,6 +57,8 @@ struct Pool {
     json cfg = {
         {"listen", std::string(kApplianceIp) + ":7400"},
         {"mtu", kFabricMtu},
+        {"api", ""},
+        {"state", dir.file("appliance.db")},
         {"volumes",
          {{{"name", "vol0"}, {"function_id", 5}, {"key", kKey}, {"path", image}, {"queues", 2}}}}};
     write_file(dir.file("appliance.json"), cfg.dump(2));
@@ -68,7 +70,7 @@ struct Pool {
                          dir.file("appliance.json"), "--stats", dir.file("appliance-stats.json")},
                         SpawnOptions{dir.file("appliance.log"), appl_ns.name()});
     const bool up = wait_until(
-        [&] { return appliance.log().find("serving 1 volume") != std::string::npos; }, 10s);
+        [&] { return appliance.log().find("serving 1 static volume") != std::string::npos; }, 10s);
     BOOST_REQUIRE_MESSAGE(up, "viopool-appliance did not start:\n" << appliance.log());
   }
 
