@@ -1,0 +1,333 @@
+#include "offload/agent/offload_agent.h"
+
+#include <algorithm>
+#include <set>
+
+#include "offload/translate/flow_dump.h"
+#include "offload/translate/translator.h"
+#include "vhost-backend/base/log.h"
+
+VIOPOOL_LOG_MODULE("offload")
+
+namespace viopool::offload {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kRetryRefused = std::chrono::seconds(30);
+
+template <typename T>
+bool disjoint(const std::optional<Masked<T>>& a, const std::optional<Masked<T>>& b) {
+  if (!a || !b) {
+    return false;
+  }
+  if constexpr (std::is_integral_v<T>) {
+    const T m = a->mask & b->mask;
+    return (a->value & m) != (b->value & m);
+  } else {
+    for (std::size_t i = 0; i < a->value.size(); ++i) {
+      const auto m = a->mask[i] & b->mask[i];
+      if ((a->value[i] & m) != (b->value[i] & m)) {
+        return true;
+      }
+    }
+    return false;
+  }
+}
+
+template <typename T>
+bool differ(const std::optional<T>& a, const std::optional<T>& b) {
+  return a && b && *a != *b;
+}
+
+std::string actions_text(const FlowSpec& f) {
+  std::string s;
+  for (const auto& a : f.actions) {
+    s += (s.empty() ? "" : ",") + to_string(a);
+  }
+  return s.empty() ? "drop" : s;
+}
+
+}  // namespace
+
+bool may_overlap(const FlowSpec& a, const FlowSpec& b) {
+  const FlowMatch& x = a.match;
+  const FlowMatch& y = b.match;
+  if (differ(x.in_port, y.in_port) || disjoint(x.eth_src, y.eth_src) ||
+      disjoint(x.eth_dst, y.eth_dst) || differ(x.eth_type, y.eth_type)) {
+    return false;
+  }
+  if ((x.vlan == VlanMatch::kUntagged && y.vlan == VlanMatch::kTagged) ||
+      (x.vlan == VlanMatch::kTagged && y.vlan == VlanMatch::kUntagged) ||
+      differ(x.vlan_vid, y.vlan_vid) || differ(x.vlan_pcp, y.vlan_pcp)) {
+    return false;
+  }
+  return !(disjoint(x.ipv4_src, y.ipv4_src) || disjoint(x.ipv4_dst, y.ipv4_dst) ||
+           disjoint(x.ipv6_src, y.ipv6_src) || disjoint(x.ipv6_dst, y.ipv6_dst) ||
+           differ(x.ipv6_label, y.ipv6_label) || differ(x.ip_proto, y.ip_proto) ||
+           differ(x.ip_dscp, y.ip_dscp) || disjoint(x.tp_src, y.tp_src) ||
+           disjoint(x.tp_dst, y.tp_dst) || disjoint(x.tcp_flags, y.tcp_flags) ||
+           differ(x.icmp_type, y.icmp_type) || differ(x.icmp_code, y.icmp_code));
+}
+
+OffloadAgent::OffloadAgent(PortMap ports, FlowOffloader& nic) : ports_(std::move(ports)), nic_(nic) {}
+
+void OffloadAgent::start() {
+  std::lock_guard lock(mu_);
+  for (auto p : ports_.uplinks()) {
+    nic_.flush(p);
+  }
+  installed_.clear();
+}
+
+void OffloadAgent::apply(const std::vector<FlowSpec>& table) {
+  std::lock_guard lock(mu_);
+  ++applies_;
+  const auto now = Clock::now();
+  std::erase_if(refused_, [&](const auto& kv) { return now - kv.second.second > kRetryRefused; });
+
+  // Highest OpenFlow priority first (the order rules win in).
+  std::vector<const FlowSpec*> rules;
+  for (const auto& f : table) {
+    rules.push_back(&f);
+  }
+  std::stable_sort(rules.begin(), rules.end(),
+                   [](const FlowSpec* a, const FlowSpec* b) { return a->priority > b->priority; });
+  std::vector<Translation> tr;
+  for (const FlowSpec* f : rules) {
+    tr.push_back(translate(*f, ports_));
+  }
+  // Priorities planned per port over every translatable rule, so that a
+  // refusal elsewhere never renumbers the rest.
+  struct Planned {
+    std::size_t owner;  // index into rules; SIZE_MAX: a jump
+    RteFlowRule rule;
+    std::string dump;
+  };
+  std::map<std::uint16_t, std::vector<Planned>> per_port;
+  {
+    std::map<std::uint16_t, std::vector<RteFlowRule>> in;
+    std::map<std::uint16_t, std::vector<std::size_t>> owners;
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+      for (const auto& r : tr[i].rules) {
+        in[r.port].push_back(r);
+        owners[r.port].push_back(i);
+      }
+    }
+    for (auto& [port, rs] : in) {
+      const auto planned = plan_priorities(rs, nic_.priority_levels(port));
+      for (std::size_t k = 0; k < planned.size(); ++k) {
+        per_port[port].push_back(Planned{k < owners[port].size() ? owners[port][k] : SIZE_MAX,
+                                         planned[k], flow_dump(planned[k])});
+      }
+    }
+  }
+  // Which ports' ingress a rule applies to.
+  const auto ports_of = [&](const FlowSpec& f) {
+    std::vector<std::uint16_t> out;
+    if (!f.match.in_port) {
+      return ports_.uplinks();
+    }
+    const PortBinding* b = ports_.find(*f.match.in_port);
+    if (b != nullptr && !b->is_vnic()) {
+      out.push_back(b->dpdk_port);
+    }
+    return out;
+  };
+
+  std::vector<std::string> state(rules.size());
+  std::vector<std::vector<std::string>> reasons(rules.size());
+  std::vector<std::string> notes(rules.size());
+  std::set<std::string> wanted;
+  for (int pass = 0; pass < 1 + static_cast<int>(rules.size()); ++pass) {
+    // Decide, highest priority first, what may go to the NIC.
+    std::map<std::uint16_t, std::vector<std::size_t>> blocked;  // rules left to OVS, per port
+    wanted.clear();
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+      state[i].clear();
+      reasons[i].clear();
+      const FlowSpec& f = *rules[i];
+      if (!tr[i].offloadable()) {
+        state[i] = "not_offloadable";
+        reasons[i] = tr[i].reasons;
+        for (auto p : ports_of(f)) {
+          blocked[p].push_back(i);
+        }
+        continue;
+      }
+      for (auto p : ports_of(f)) {
+        std::string why;
+        for (std::size_t g : blocked[p]) {
+          if (rules[g]->priority > f.priority && may_overlap(*rules[g], f)) {
+            why = "below " + rules[g]->key() + ", which overlaps it and stays on OVS's path";
+            break;
+          }
+        }
+        if (why.empty()) {
+          for (const auto& pl : per_port[p]) {
+            if (pl.owner == i) {
+              if (auto r = refused_.find(pl.dump); r != refused_.end()) {
+                why = r->second.first;
+                state[i] = "refused";
+                break;
+              }
+            }
+          }
+        } else if (state[i].empty()) {
+          state[i] = "shadowed";
+        }
+        if (!why.empty()) {
+          reasons[i].push_back(why);
+          blocked[p].push_back(i);
+          continue;
+        }
+        for (const auto& pl : per_port[p]) {
+          if (pl.owner == i) {
+            wanted.insert(pl.dump);
+          }
+        }
+      }
+      if (state[i].empty()) {
+        state[i] = "offloaded";
+      }
+    }
+    for (const auto& [p, pls] : per_port) {
+      bool any = false;
+      for (const auto& pl : pls) {
+        any |= pl.owner != SIZE_MAX && wanted.contains(pl.dump);
+      }
+      for (const auto& pl : pls) {
+        if (pl.owner == SIZE_MAX && any) {
+          wanted.insert(pl.dump);  // the groups' chain
+        }
+      }
+    }
+    // What is no longer wanted goes first: its traffic falls back to OVS.
+    for (auto it = installed_.begin(); it != installed_.end();) {
+      if (wanted.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      std::string why;
+      if (!nic_.del(it->second.handle, why)) {
+        VIOPOOL_LOG_WARN("cannot destroy {}: {}", it->first, why);
+      }
+      ++destroys_;
+      VIOPOOL_LOG_INFO("destroyed: {}", flow_dump(it->second.rule));
+      it = installed_.erase(it);
+    }
+    // Then the new ones, strongest first; a refusal re-decides the rest.
+    bool refused_now = false;
+    for (const auto& [p, pls] : per_port) {
+      for (const auto& pl : pls) {
+        if (!wanted.contains(pl.dump) || installed_.contains(pl.dump)) {
+          continue;
+        }
+        std::string err;
+        auto h = nic_.put(pl.rule, err);
+        RteFlowRule used = pl.rule;
+        std::string note;
+        if (!h) {
+          const auto mark = std::find_if(used.actions.begin(), used.actions.end(), [](const auto& a) {
+            return a.type == RteActionType::kMark;
+          });
+          if (mark != used.actions.end()) {
+            used.actions.erase(mark);
+            std::string err2;
+            h = nic_.put(used, err2);
+            note = "MARK refused by the NIC (" + err + "): steered by queue alone";
+          }
+        }
+        if (!h) {
+          ++refusals_;
+          refused_[pl.dump] = {"refused by the NIC: " + err, now};
+          VIOPOOL_LOG_WARN("refused: {}: {}", pl.dump, err);
+          refused_now = true;
+          break;
+        }
+        ++creates_;
+        VIOPOOL_LOG_INFO("created: {}", flow_dump(used));
+        installed_[pl.dump] = Installed{*h, pl.owner == SIZE_MAX ? "" : rules[pl.owner]->key(), used};
+        if (!note.empty() && pl.owner != SIZE_MAX) {
+          notes[pl.owner] = note;
+        }
+      }
+      if (refused_now) {
+        break;
+      }
+    }
+    if (!refused_now) {
+      break;
+    }
+  }
+  // The view the API shows.
+  view_.clear();
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    RuleView v;
+    v.key = rules[i]->key();
+    v.text = v.key + " actions=" + actions_text(*rules[i]);
+    v.state = state[i];
+    v.reasons = reasons[i];
+    for (const auto& [dump, inst] : installed_) {
+      if (inst.owner == v.key) {
+        v.flows.push_back(dump);
+      }
+    }
+    v.note = notes[i];
+    if (v.state == "offloaded" && v.flows.empty()) {
+      v.state = "pending";
+    }
+    view_.push_back(std::move(v));
+  }
+}
+
+json OffloadAgent::show(bool counters) {
+  std::lock_guard lock(mu_);
+  json rules = json::array();
+  for (const auto& v : view_) {
+    json flows = json::array();
+    for (const auto& d : v.flows) {
+      const Installed& inst = installed_.at(d);
+      json f = {{"flow", flow_dump(inst.rule)}};
+      if (counters) {
+        std::string why;
+        if (auto c = nic_.query(inst.handle, why); c) {
+          f["packets"] = c->packets;
+          f["bytes"] = c->bytes;
+        } else {
+          f["counters_error"] = why;
+        }
+      }
+      flows.push_back(std::move(f));
+    }
+    json r = {{"rule", v.text}, {"state", v.state}, {"reasons", v.reasons}, {"rte_flow", flows}};
+    if (!v.note.empty()) {
+      r["note"] = v.note;
+    }
+    rules.push_back(std::move(r));
+  }
+  return {{"rules", rules}};
+}
+
+json OffloadAgent::stats() {
+  std::lock_guard lock(mu_);
+  std::map<std::string, std::uint64_t> by;
+  for (const auto& v : view_) {
+    ++by[v.state];
+  }
+  return {{"rules", view_.size()},
+          {"offloaded", by["offloaded"]},
+          {"not_offloadable", by["not_offloadable"]},
+          {"refused", by["refused"]},
+          {"shadowed", by["shadowed"]},
+          {"pending", by["pending"]},
+          {"nic_rules", installed_.size()},
+          {"creates", creates_},
+          {"destroys", destroys_},
+          {"refusals", refusals_},
+          {"applies", applies_}};
+}
+
+}  // namespace viopool::offload
