@@ -120,6 +120,26 @@ void print_leases(const json& r) {
   }
 }
 
+void print_offload(const json& r) {
+  for (const auto& x : r.at("rules")) {
+    std::printf("%-16s %s\n", x.value("state", "").c_str(), x.value("rule", "").c_str());
+    for (const auto& why : x.value("reasons", json::array())) {
+      std::printf("%-16s   why: %s\n", "", why.get<std::string>().c_str());
+    }
+    for (const auto& f : x.value("rte_flow", json::array())) {
+      std::printf("%-16s   %s", "", f.value("flow", "").c_str());
+      if (f.contains("packets")) {
+        std::printf("   [%llu packets, %llu bytes]", f.value("packets", 0ull),
+                    f.value("bytes", 0ull));
+      }
+      std::printf("\n");
+    }
+    if (x.contains("note")) {
+      std::printf("%-16s   note: %s\n", "", x.value("note", "").c_str());
+    }
+  }
+}
+
 void print_devices(const json& r) {
   std::printf("%-12s %-6s %-8s %-7s %-9s %-4s %s\n", "NAME", "TYPE", "STATE", "MODE", "BACKEND",
               "QPS", "SOCKET");
@@ -357,6 +377,20 @@ int main(int argc, char** argv) {
 
   auto* metrics = app.add_subcommand("metrics", "Prometheus metrics of viopool-host");
 
+  auto* offl = app.add_subcommand("offload", "viopool-offload: OVS rules and their offload state");
+  offl->require_subcommand(1);
+  const char* oenv = std::getenv("VIOPOOL_OFFLOAD_SOCKET");
+  std::string offload_socket = oenv ? oenv : "/run/viopool/offload.sock";
+  offl->add_option("--socket", offload_socket,
+                   "viopool-offload control socket (default $VIOPOOL_OFFLOAD_SOCKET or "
+                   "/run/viopool/offload.sock)");
+  auto* o_show = offl->add_subcommand(
+      "show", "Every OpenFlow rule: offloaded (with its rte_flow rules and counters) or why not");
+  bool o_no_counters = false;
+  o_show->add_flag("--no-counters", o_no_counters, "Do not read hardware counters");
+  auto* o_stats = offl->add_subcommand("stats", "Rules by state, NIC operations, follower");
+  auto* o_resync = offl->add_subcommand("resync", "Read the bridge's table again now");
+
   auto* pool = app.add_subcommand("pool", "viopool-appliance: inventory, carving and leases");
   pool->require_subcommand(1);
   auto* p_inv = pool->add_subcommand("inventory", "Devices volumes are carved from");
@@ -400,6 +434,26 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   json out;
+  if (offl->parsed()) {
+    Ctx oc = c;
+    oc.socket = offload_socket;
+    const std::string op = o_show->parsed()    ? "offload_show"
+                           : o_stats->parsed() ? "offload_stats"
+                                               : "offload_resync";
+    json body = json::object();
+    if (o_show->parsed()) {
+      body["counters"] = !o_no_counters;
+    }
+    if (!call(oc, op, body, out)) {
+      return 1;
+    }
+    if (c.json_out || !o_show->parsed()) {
+      std::cout << out.dump(2) << "\n";
+    } else {
+      print_offload(out);
+    }
+    return 0;
+  }
   if (pool->parsed()) {
     std::string op;
     json body = json::object();

@@ -225,19 +225,38 @@ void OffloadAgent::apply(const std::vector<FlowSpec>& table) {
         if (!wanted.contains(pl.dump) || installed_.contains(pl.dump)) {
           continue;
         }
+        // The rule as planned, then without MARK (the queue alone steers to
+        // the vNIC), then without COUNT (no hardware counters) and both.
         std::string err;
-        auto h = nic_.put(pl.rule, err);
         RteFlowRule used = pl.rule;
+        auto h = nic_.put(used, err);
         std::string note;
-        if (!h) {
-          const auto mark = std::find_if(used.actions.begin(), used.actions.end(), [](const auto& a) {
-            return a.type == RteActionType::kMark;
+        const auto has = [&](RteActionType t) {
+          return std::any_of(pl.rule.actions.begin(), pl.rule.actions.end(),
+                             [&](const auto& a) { return a.type == t; });
+        };
+        const bool mark = has(RteActionType::kMark);
+        const bool count = has(RteActionType::kCount);
+        for (int variant = 1; !h && variant < 4; ++variant) {
+          const bool drop_mark = (variant & 1) != 0;
+          const bool drop_count = (variant & 2) != 0;
+          if ((drop_mark && !mark) || (drop_count && !count)) {
+            continue;
+          }
+          used = pl.rule;
+          std::erase_if(used.actions, [&](const auto& a) {
+            return (drop_mark && a.type == RteActionType::kMark) ||
+                   (drop_count && a.type == RteActionType::kCount);
           });
-          if (mark != used.actions.end()) {
-            used.actions.erase(mark);
-            std::string err2;
-            h = nic_.put(used, err2);
-            note = "MARK refused by the NIC (" + err + "): steered by queue alone";
+          std::string err2;
+          h = nic_.put(used, err2);
+          if (h) {
+            note = std::string(drop_mark ? "MARK" : "") + (drop_mark && drop_count ? " and " : "") +
+                   (drop_count ? "COUNT" : "") + " refused by the NIC (" + err + ")" +
+                   (drop_mark ? ": steered by queue alone" : "") +
+                   (drop_count ? ": no hardware counters" : "");
+          } else {
+            err = err2;  // the simplest form's refusal says most
           }
         }
         if (!h) {

@@ -1,0 +1,223 @@
+// viopool-offload: follows one OVS bridge and executes its flow policy in
+// NIC hardware (rte_flow), reporting for every OpenFlow rule whether it is
+// offloaded and, if not, why (docs/offload.md). Stops on SIGINT/SIGTERM.
+#include <signal.h>
+#include <CLI/CLI.hpp>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "offload/agent/offload_agent.h"
+#include "offload/app/offload_config.h"
+#include "offload/ovs/bridge_follower.h"
+#include "offload/rte_flow/rte_flow_offloader.h"
+#include "vhost-backend/base/log.h"
+#include "vhost-backend/control/api_server.h"
+#include "vhost-backend/runtime/eal.h"
+
+VIOPOOL_LOG_MODULE("offload")
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+
+using namespace viopool;
+
+// Probes and starts an uplink; its DPDK port id.
+Result<std::uint16_t> open_uplink(const offload::UplinkConfig& u, rte_mempool* pool,
+                                  std::string& why) {
+  const std::string name = u.devargs.substr(0, u.devargs.find(','));
+  std::uint16_t port = 0;
+  if (rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0) {
+    if (rte_dev_probe(u.devargs.c_str()) != 0 ||
+        rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0) {
+      why = "uplink '" + u.name + "': cannot probe " + u.devargs;
+      return fail(Errc::kNotFound, "offload: probe failed");
+    }
+  }
+  rte_eth_conf conf{};
+  // As many transmit queues as receive queues: some PMDs (net_tap) insist.
+  int rc = rte_eth_dev_configure(port, u.rx_queues, u.rx_queues, &conf);
+  for (std::uint16_t q = 0; rc == 0 && q < u.rx_queues; ++q) {
+    rc = rte_eth_rx_queue_setup(port, q, 256, rte_eth_dev_socket_id(port), nullptr, pool);
+  }
+  for (std::uint16_t q = 0; rc == 0 && q < u.rx_queues; ++q) {
+    rc = rte_eth_tx_queue_setup(port, q, 256, rte_eth_dev_socket_id(port), nullptr);
+  }
+  if (rc == 0) {
+    rc = rte_eth_dev_start(port);
+  }
+  if (rc != 0) {
+    why = "uplink '" + u.name + "' (" + u.devargs + "): cannot start: " + rte_strerror(-rc) + " (" + std::to_string(rc) + ")";
+    return fail(Errc::kIo, "offload: port start failed");
+  }
+  return port;
+}
+
+control::ApiReply show(offload::OffloadAgent& agent, const nlohmann::json& b) {
+  bool counters = true;
+  if (auto it = b.find("counters"); it != b.end()) {
+    if (it->is_boolean()) {
+      counters = it->get<bool>();
+    } else if (it->is_string() && (*it == "true" || *it == "false")) {
+      counters = *it == "true";
+    } else {
+      return control::error_reply(Errc::kInvalidArgument, "counters: true or false");
+    }
+  }
+  for (auto it = b.begin(); it != b.end(); ++it) {
+    if (it.key() != "counters") {
+      return control::error_reply(Errc::kInvalidArgument, "unknown key '" + it.key() + "'");
+    }
+  }
+  return control::ApiReply{200, agent.show(counters)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "viopool-offload: follows an Open vSwitch bridge's OpenFlow table and installs what the\n"
+      "NIC can do as rte_flow rules on DPDK ports; reports every rule's state through its control\n"
+      "API (docs/api.md \"viopool-offload\"). Stops on SIGINT/SIGTERM.",
+      "viopool-offload"};
+  std::string config_path;
+  std::string log_level;
+  bool no_huge = false;
+  app.add_option("-c,--config", config_path, "JSON config file (docs/offload.md)")->required();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  app.add_flag("--no-huge", no_huge, "Run DPDK without hugepages");
+  CLI11_PARSE(app, argc, argv);
+  log::init("viopool-offload", log::parse_level(log_level, log::Level::kInfo));
+
+  std::string why;
+  auto cfg = offload::load_offload_config(config_path, why);
+  if (!cfg) {
+    std::fprintf(stderr, "viopool-offload: %s\n", why.c_str());
+    return 2;
+  }
+  runtime::EalOptions eo;
+  eo.program = "viopool-offload";
+  eo.user_args = cfg->eal_args;
+  eo.force_no_huge = no_huge;
+  eo.memory_mb = 256;
+  eo.worker_lcores = 0;
+  auto eal = runtime::init_eal(eo, why);
+  if (!eal) {
+    std::fprintf(stderr, "viopool-offload: %s\n", why.c_str());
+    return 1;
+  }
+  rte_mempool* pool = rte_pktmbuf_pool_create("vp_offload", 4095, 128, 0,
+                                              RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
+  if (pool == nullptr) {
+    std::fprintf(stderr, "viopool-offload: cannot create an mbuf pool\n");
+    return 1;
+  }
+  offload::PortMap map;
+  for (const auto& u : cfg->uplinks) {
+    auto port = open_uplink(u, pool, why);
+    if (!port) {
+      std::fprintf(stderr, "viopool-offload: %s\n", why.c_str());
+      return 1;
+    }
+    map.ports.push_back({u.name, u.ofport, *port, std::nullopt, std::nullopt, std::nullopt});
+    VIOPOOL_LOG_INFO("uplink {} (ofport {}) is DPDK port {} ({})", u.name,
+                     u.ofport ? std::to_string(*u.ofport) : "?", *port, u.devargs);
+  }
+  for (const auto& v : cfg->vnics) {
+    std::uint16_t port = 0;
+    for (const auto& p : map.ports) {
+      if (p.name == v.uplink) {
+        port = p.dpdk_port;
+      }
+    }
+    map.ports.push_back({v.name, v.ofport, port, v.queue, v.mark, v.mac});
+  }
+  {
+    offload::RteFlowOffloader nic(cfg->priority_levels);
+    offload::OffloadAgent agent(map, nic);
+    agent.start();
+    offload::FollowerOptions fo;
+    fo.target = cfg->bridge;
+    fo.rundir = cfg->ovs_rundir;
+    fo.resync = std::chrono::milliseconds(cfg->resync_ms);
+    fo.debounce = std::chrono::milliseconds(cfg->debounce_ms);
+    offload::BridgeFollower follower(fo, [&](const std::vector<offload::FlowSpec>& t) {
+      agent.apply(t);
+    });
+    if (auto r = follower.start(why); !r) {
+      std::fprintf(stderr, "viopool-offload: %s\n", why.c_str());
+      return 1;
+    }
+    control::ApiRoutes routes;
+    routes.call = [&](const std::string& op, const nlohmann::json& b) -> control::ApiReply {
+      if (op == "offload_show") {
+        return show(agent, b);
+      }
+      if (op == "offload_stats") {
+        nlohmann::json s = agent.stats();
+        const auto fs = follower.stats();
+        s["follower"] = {{"dumps", fs.dumps},
+                         {"events", fs.events},
+                         {"monitor_starts", fs.monitor_starts},
+                         {"errors", fs.errors},
+                         {"last_error", follower.last_error()}};
+        return control::ApiReply{200, s};
+      }
+      if (op == "offload_resync") {
+        follower.resync();
+        return control::ApiReply{200, nlohmann::json{{"resync", "requested"}}};
+      }
+      return control::error_reply(Errc::kNotFound, "unknown operation '" + op + "'");
+    };
+    routes.read_only = {"offload_show", "offload_stats"};
+    routes.metrics = [&] {
+      const nlohmann::json s = agent.stats();
+      std::string out =
+          "# HELP viopool_offload_rules OpenFlow rules of the bridge by offload state.\n"
+          "# TYPE viopool_offload_rules gauge\n";
+      for (const char* st : {"offloaded", "not_offloadable", "refused", "shadowed", "pending"}) {
+        out += std::string("viopool_offload_rules{state=\"") + st + "\"} " +
+               std::to_string(s.value(st, 0ull)) + "\n";
+      }
+      out += "# HELP viopool_offload_nic_rules rte_flow rules installed.\n"
+             "# TYPE viopool_offload_nic_rules gauge\nviopool_offload_nic_rules " +
+             std::to_string(s.value("nic_rules", 0ull)) + "\n";
+      return out;
+    };
+    control::ApiServer server;
+    if (auto r = server.start_unix(cfg->control_socket, routes, why); !r) {
+      std::fprintf(stderr, "viopool-offload: %s\n", why.c_str());
+      return 1;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    VIOPOOL_LOG_INFO("following {}; {} uplink(s), {} vNIC(s); api {}", cfg->bridge,
+                     cfg->uplinks.size(), cfg->vnics.size(), cfg->control_socket);
+    while (!g_stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    server.stop();
+    follower.stop();
+    for (const auto& p : map.ports) {
+      if (!p.is_vnic()) {
+        nic.flush(p.dpdk_port);
+      }
+    }
+  }
+  for (const auto& p : map.ports) {
+    if (!p.is_vnic()) {
+      rte_eth_dev_stop(p.dpdk_port);
+      rte_eth_dev_close(p.dpdk_port);
+    }
+  }
+  runtime::cleanup_eal();
+  VIOPOOL_LOG_INFO("stopped");
+  return 0;
+}
