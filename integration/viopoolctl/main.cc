@@ -389,7 +389,7 @@ int main(int argc, char** argv) {
   bool o_no_counters = false;
   o_show->add_flag("--no-counters", o_no_counters, "Do not read hardware counters");
   auto* o_stats = offl->add_subcommand("stats", "Rules by state, NIC operations, follower");
-  auto* o_resync = offl->add_subcommand("resync", "Read the bridge's table again now");
+  offl->add_subcommand("resync", "Read the bridge's table again now");
 
   auto* pool = app.add_subcommand("pool", "viopool-appliance: inventory, carving and leases");
   pool->require_subcommand(1);
