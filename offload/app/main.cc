@@ -8,6 +8,8 @@
 #include <rte_mbuf.h>
 
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -155,6 +157,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "viopool-offload: %s\n", why.c_str());
       return 1;
     }
+    // Per uplink queue: packets received (drain_rx).
+    std::mutex rx_mu;
+    std::map<std::uint16_t, std::vector<std::uint64_t>> rx_counts;
+    for (std::size_t i = 0; i < cfg->uplinks.size(); ++i) {
+      rx_counts[map.ports[i].dpdk_port].assign(cfg->uplinks[i].rx_queues, 0);
+    }
     control::ApiRoutes routes;
     routes.call = [&](const std::string& op, const nlohmann::json& b) -> control::ApiReply {
       if (op == "offload_show") {
@@ -168,6 +176,16 @@ int main(int argc, char** argv) {
                          {"monitor_starts", fs.monitor_starts},
                          {"errors", fs.errors},
                          {"last_error", follower.last_error()}};
+        if (cfg->drain_rx) {
+          std::lock_guard lock(rx_mu);
+          nlohmann::json ports = nlohmann::json::array();
+          for (std::size_t i = 0; i < cfg->uplinks.size(); ++i) {
+            ports.push_back({{"name", cfg->uplinks[i].name},
+                             {"port", map.ports[i].dpdk_port},
+                             {"rx_packets", rx_counts[map.ports[i].dpdk_port]}});
+          }
+          s["uplinks"] = ports;
+        }
         return control::ApiReply{200, s};
       }
       if (op == "offload_resync") {
@@ -201,7 +219,22 @@ int main(int argc, char** argv) {
     VIOPOOL_LOG_INFO("following {}; {} uplink(s), {} vNIC(s); api {}", cfg->bridge,
                      cfg->uplinks.size(), cfg->vnics.size(), cfg->control_socket);
     while (!g_stop.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!cfg->drain_rx) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      for (auto& [port, counts] : rx_counts) {
+        for (std::uint16_t q = 0; q < counts.size(); ++q) {
+          rte_mbuf* pkts[32];
+          const auto n = rte_eth_rx_burst(port, q, pkts, 32);
+          rte_pktmbuf_free_bulk(pkts, n);
+          if (n > 0) {
+            std::lock_guard lock(rx_mu);
+            counts[q] += n;
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     server.stop();
     follower.stop();

@@ -33,7 +33,7 @@ Result<std::optional<std::uint32_t>> ofport_of(const json& j, const std::string&
 Result<OffloadConfig> parse_offload_config(const json& j, std::string& why) {
   VIOPOOL_TRY(reject_unknown(j,
                              {"bridge", "ovs_rundir", "control_socket", "resync_ms", "debounce_ms",
-                              "priority_levels", "eal_args", "uplinks", "vnics"},
+                              "priority_levels", "eal_args", "uplinks", "vnics", "drain_rx"},
                              "", why));
   OffloadConfig c;
   auto bridge = get_string(j, "bridge", "", why, true);
@@ -57,6 +57,9 @@ Result<OffloadConfig> parse_offload_config(const json& j, std::string& why) {
     return unexpected(bad("priority_levels: 0 (probe) or at least 2", why));
   }
   c.priority_levels = static_cast<std::uint32_t>(*lv);
+  auto drain = get_bool(j, "drain_rx", "", why, false);
+  VIOPOOL_TRY(drain);
+  c.drain_rx = *drain;
   if (auto it = j.find("eal_args"); it != j.end()) {
     if (!it->is_array()) {
       return unexpected(bad("eal_args: expected an array of strings", why));

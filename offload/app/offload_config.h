@@ -35,6 +35,9 @@ struct OffloadConfig {
   std::uint32_t resync_ms = 30000;
   std::uint32_t debounce_ms = 50;
   std::uint32_t priority_levels = 0;  // 0: probe
+  // Receive and count (per queue) what reaches the uplinks' queues, then
+  // free it: for uplinks no other program reads (tests, demos).
+  bool drain_rx = false;
   std::vector<std::string> eal_args;
   std::vector<UplinkConfig> uplinks;
   std::vector<VnicConfig> vnics;

@@ -22,7 +22,8 @@ BUSYBOX=$(command -v busybox) || { echo "build.sh: busybox-static is missing (sc
 file -L "$BUSYBOX" 2>/dev/null | grep -q "statically linked" || { echo "build.sh: $BUSYBOX is not static (install busybox-static)" >&2; exit 1; }
 
 # What the guest loads; their dependencies come from modinfo.
-WANTED=(virtio_pci virtio_net virtio_blk virtio_crypto algif_skcipher)
+# 9p: the "host" check mounts the host's root read-only and runs a program from it.
+WANTED=(virtio_pci virtio_net virtio_blk virtio_crypto algif_skcipher netfs fscache 9pnet 9pnet_virtio 9p)
 
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
