@@ -160,7 +160,8 @@ BridgeFollower::~BridgeFollower() { stop(); }
 Result<std::vector<FlowSpec>> BridgeFollower::dump(const FollowerOptions& o, std::string& why) {
   std::string out;
   std::string err;
-  const int rc = run_capture({o.ofctl, "dump-flows", o.target}, o.rundir, o.dump_timeout, out, err);
+  const int rc = run_capture({o.ofctl, "-O", o.protocols, "dump-flows", o.target}, o.rundir,
+                             o.dump_timeout, out, err);
   if (rc != 0) {
     why = "ovs-ofctl dump-flows " + o.target + ": " +
           (err.empty() ? "exit status " + std::to_string(rc) : first_line(err));

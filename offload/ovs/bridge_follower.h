@@ -32,6 +32,9 @@ struct FollowerOptions {
   // What ovs-ofctl is pointed at: a bridge name, or "unix:/path/br0.mgmt".
   std::string target;
   std::string ofctl = "ovs-ofctl";
+  // OpenFlow versions dump-flows may speak: 1.3 shows meter instructions,
+  // which an OpenFlow 1.0 dump silently leaves out.
+  std::string protocols = "OpenFlow10,OpenFlow13";
   // OVS_RUNDIR for ovs-ofctl (its monitor opens a control socket there);
   // empty: the default.
   std::string rundir;

@@ -7,6 +7,7 @@
 // drops); MARK, which the tap lacks, falls back to the queue alone; METER is
 // refused with the PMD's reason, and the rule below it that overlaps it
 // stays on OVS (shadowed).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>

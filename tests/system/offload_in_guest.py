@@ -45,7 +45,7 @@ def wait(pred, seconds, what):
 
 def ofctl(cmd, arg):
     env = dict(os.environ, OVS_RUNDIR=D)
-    r = subprocess.run(["ovs-ofctl", cmd, f"unix:{D}/br0.mgmt", arg], env=env,
+    r = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", cmd, f"unix:{D}/br0.mgmt", arg], env=env,
                        capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         raise RuntimeError(f"ovs-ofctl {cmd} {arg}: {r.stderr.strip()}")
@@ -81,7 +81,7 @@ def rx_counts():
 
 
 try:
-    sh("modprobe -a tun cls_flower act_gact sch_multiq act_skbedit act_mirred")
+    sh("modprobe -a tun sch_ingress cls_flower act_gact sch_multiq act_skbedit act_mirred")
     os.makedirs(D, exist_ok=True)
     sh(f"ovsdb-tool create {D}/conf.db /usr/share/openvswitch/vswitch.ovsschema")
     log = open(f"{D}/daemons.log", "w")
@@ -120,6 +120,7 @@ try:
         # Overlaps the metered rule, which stays on OVS: must stay there too.
         "below": "priority=50,in_port=1,ip,actions=output:11",
     }
+    ofctl("add-meter", "meter=1,kbps,band=type=drop,rate=1000")
     for r in rules.values():
         ofctl("add-flow", r)
 
