@@ -42,11 +42,12 @@ test-fuzz: build-fuzz
 
 test: test-dev test-asan test-fuzz
 
-bench: build
+bench: build images
 	bash bench/net_loopback
 	bash bench/blk
 	bash bench/crypto
 	bash bench/pool_blk
+	bash bench/offload
 
 images: build
 	cmake --build --preset dev --target images

@@ -226,21 +226,25 @@ void OffloadAgent::apply(const std::vector<FlowSpec>& table) {
           continue;
         }
         // The rule as planned, then without MARK (the queue alone steers to
-        // the vNIC), then without COUNT (no hardware counters) and both.
-        std::string err;
-        RteFlowRule used = pl.rule;
-        auto h = nic_.put(used, err);
-        std::string note;
+        // the vNIC), then without COUNT (no hardware counters) and both;
+        // what the port was found to lack is left out from the start.
         const auto has = [&](RteActionType t) {
           return std::any_of(pl.rule.actions.begin(), pl.rule.actions.end(),
                              [&](const auto& a) { return a.type == t; });
         };
         const bool mark = has(RteActionType::kMark);
         const bool count = has(RteActionType::kCount);
-        for (int variant = 1; !h && variant < 4; ++variant) {
+        auto& lacks = lacks_[p];
+        std::string err;
+        std::string first_err;
+        std::string note;
+        RteFlowRule used;
+        Result<std::uint64_t> h = fail(Errc::kUnsupported, "offload: not tried");
+        for (int variant = 0; variant < 4 && !h; ++variant) {
           const bool drop_mark = (variant & 1) != 0;
           const bool drop_count = (variant & 2) != 0;
-          if ((drop_mark && !mark) || (drop_count && !count)) {
+          if ((drop_mark && !mark) || (drop_count && !count) || (lacks.first && mark && !drop_mark) ||
+              (lacks.second && count && !drop_count)) {
             continue;
           }
           used = pl.rule;
@@ -248,15 +252,18 @@ void OffloadAgent::apply(const std::vector<FlowSpec>& table) {
             return (drop_mark && a.type == RteActionType::kMark) ||
                    (drop_count && a.type == RteActionType::kCount);
           });
-          std::string err2;
-          h = nic_.put(used, err2);
-          if (h) {
+          h = nic_.put(used, err);
+          if (first_err.empty() && !h) {
+            first_err = err;
+          }
+          if (h && (drop_mark || drop_count)) {
+            lacks.first |= drop_mark;
+            lacks.second |= drop_count;
             note = std::string(drop_mark ? "MARK" : "") + (drop_mark && drop_count ? " and " : "") +
-                   (drop_count ? "COUNT" : "") + " refused by the NIC (" + err + ")" +
+                   (drop_count ? "COUNT" : "") + " refused by the NIC" +
+                   (first_err.empty() ? "" : " (" + first_err + ")") +
                    (drop_mark ? ": steered by queue alone" : "") +
                    (drop_count ? ": no hardware counters" : "");
-          } else {
-            err = err2;  // the simplest form's refusal says most
           }
         }
         if (!h) {

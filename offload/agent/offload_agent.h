@@ -60,6 +60,9 @@ class OffloadAgent {
   std::map<std::string, Installed> installed_;  // by planned dump
   std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> refused_;
   std::vector<RuleView> view_;
+  // What a port was found to lack (a rule passed only without it): later
+  // rules skip it from the first try.
+  std::map<std::uint16_t, std::pair<bool, bool>> lacks_;  // port -> (MARK, COUNT)
   std::uint64_t creates_ = 0;
   std::uint64_t destroys_ = 0;
   std::uint64_t refusals_ = 0;

@@ -16,6 +16,7 @@
 
 #include "offload/agent/offload_agent.h"
 #include "offload/app/offload_config.h"
+#include "offload/app/uplink.h"
 #include "offload/ovs/bridge_follower.h"
 #include "offload/rte_flow/rte_flow_offloader.h"
 #include "vhost-backend/base/log.h"
@@ -30,37 +31,6 @@ std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
 
 using namespace viopool;
-
-// Probes and starts an uplink; its DPDK port id.
-Result<std::uint16_t> open_uplink(const offload::UplinkConfig& u, rte_mempool* pool,
-                                  std::string& why) {
-  const std::string name = u.devargs.substr(0, u.devargs.find(','));
-  std::uint16_t port = 0;
-  if (rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0) {
-    if (rte_dev_probe(u.devargs.c_str()) != 0 ||
-        rte_eth_dev_get_port_by_name(name.c_str(), &port) != 0) {
-      why = "uplink '" + u.name + "': cannot probe " + u.devargs;
-      return fail(Errc::kNotFound, "offload: probe failed");
-    }
-  }
-  rte_eth_conf conf{};
-  // As many transmit queues as receive queues: some PMDs (net_tap) insist.
-  int rc = rte_eth_dev_configure(port, u.rx_queues, u.rx_queues, &conf);
-  for (std::uint16_t q = 0; rc == 0 && q < u.rx_queues; ++q) {
-    rc = rte_eth_rx_queue_setup(port, q, 256, rte_eth_dev_socket_id(port), nullptr, pool);
-  }
-  for (std::uint16_t q = 0; rc == 0 && q < u.rx_queues; ++q) {
-    rc = rte_eth_tx_queue_setup(port, q, 256, rte_eth_dev_socket_id(port), nullptr);
-  }
-  if (rc == 0) {
-    rc = rte_eth_dev_start(port);
-  }
-  if (rc != 0) {
-    why = "uplink '" + u.name + "' (" + u.devargs + "): cannot start: " + rte_strerror(-rc) + " (" + std::to_string(rc) + ")";
-    return fail(Errc::kIo, "offload: port start failed");
-  }
-  return port;
-}
 
 control::ApiReply show(offload::OffloadAgent& agent, const nlohmann::json& b) {
   bool counters = true;
@@ -123,7 +93,7 @@ int main(int argc, char** argv) {
   }
   offload::PortMap map;
   for (const auto& u : cfg->uplinks) {
-    auto port = open_uplink(u, pool, why);
+    auto port = offload::open_uplink(u.name, u.devargs, u.rx_queues, pool, why);
     if (!port) {
       std::fprintf(stderr, "viopool-offload: %s\n", why.c_str());
       return 1;
@@ -246,8 +216,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& p : map.ports) {
     if (!p.is_vnic()) {
-      rte_eth_dev_stop(p.dpdk_port);
-      rte_eth_dev_close(p.dpdk_port);
+      offload::close_uplink(p.dpdk_port);
     }
   }
   runtime::cleanup_eal();
