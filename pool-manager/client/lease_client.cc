@@ -76,6 +76,7 @@ Result<LeaseGrant> acquire_lease(const LeaseAsk& ask, std::string& why) {
     return unexpected(r.error());
   }
   LeaseGrant g;
+  g.host = ask.host;
   try {
     g.lease_id = r->at("id").get<std::uint64_t>();
     g.function = r->at("function").get<std::string>();
@@ -94,8 +95,9 @@ Result<LeaseGrant> acquire_lease(const LeaseAsk& ask, std::string& why) {
   return g;
 }
 
-Result<void> renew_lease(const std::string& appliance, std::uint64_t lease_id, std::string& why) {
-  auto r = call(appliance, "lease_renew", {{"lease_id", lease_id}}, why);
+Result<void> renew_lease(const std::string& appliance, std::uint64_t lease_id,
+                         const std::string& host, std::string& why) {
+  auto r = call(appliance, "lease_renew", {{"lease_id", lease_id}, {"host", host}}, why);
   if (!r) {
     return unexpected(r.error());
   }
@@ -146,7 +148,7 @@ void LeaseKeeper::run() {
     lock.unlock();
     std::string why;
     const auto asked = Clock::now();
-    auto r = renew_lease(appliance_, grant_.lease_id, why);
+    auto r = renew_lease(appliance_, grant_.lease_id, grant_.host, why);
     lock.lock();
     if (r) {
       ++renewals_;

@@ -29,6 +29,7 @@ struct LeaseAsk {
 
 struct LeaseGrant {
   std::uint64_t lease_id = 0;
+  std::string host;  // the holder it was granted to
   std::string function;
   std::uint32_t function_id = 0;
   AuthKey key{};
@@ -40,7 +41,10 @@ struct LeaseGrant {
 // not be reached) and the error code is the appliance's (kBusy, kNotFound,
 // kResourceExhausted ...) or kIo when it could not be asked.
 Result<LeaseGrant> acquire_lease(const LeaseAsk& ask, std::string& why);
-Result<void> renew_lease(const std::string& appliance, std::uint64_t lease_id, std::string& why);
+// Renews lease `lease_id` of `host`: kNotFound once it expired, was released
+// or moved to another host.
+Result<void> renew_lease(const std::string& appliance, std::uint64_t lease_id,
+                         const std::string& host, std::string& why);
 Result<void> release_lease(const std::string& appliance, std::uint64_t lease_id,
                            std::string& why);
 

@@ -172,6 +172,32 @@ BOOST_AUTO_TEST_CASE(two_hosts_share_the_pool_and_a_dead_hosts_lease_moves) {
   BOOST_TEST(leases_of(s, "host-b") == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_reassigned_lease_fences_its_old_holder) {
+  Site s;
+  BOOST_REQUIRE(s.pool("carve v1 --device ssd --size 32M --thin --queues 2")["name"] == "v1");
+  HostProc a(s.dir, s.host_config("host-a"), "host-a", s.a_ns.name());
+  HostProc b(s.dir, s.host_config("host-b"), "host-b", s.b_ns.name());
+  auto r = a.api("device_add", Site::leased(s.dir, "pa", {{"volume", "v1"}, {"timeout_ms", 1000}}));
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body.dump());
+  json report;
+  BOOST_TEST(s.io("pa", "verify", "1", report, "a-before") == 0);
+  const auto id = a.device("pa")["lease"].value("id", 0ull);
+  // The operator moves the lease to host B (the step before a migration).
+  const json moved = s.pool("reassign " + std::to_string(id) + " --host host-b");
+  BOOST_TEST(moved["host"] == "host-b");
+  BOOST_TEST(moved["key"].get<std::string>().size() == 32u);
+  // Host A's next renewal is refused: its lease is lost, and its I/O fails
+  // (its key no longer opens a channel) instead of reaching the volume.
+  BOOST_TEST(wait_until([&] { return a.device("pa")["lease"].value("state", "") == "lost"; }, 5s));
+  BOOST_TEST(s.io("pa", "randread", "1", report, "a-after") != 0);
+  // Host B takes the volume (its own lease in place of the moved one).
+  r = b.api("device_add", Site::leased(s.dir, "pb", {{"volume", "v1"}}));
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body.dump());
+  BOOST_TEST(s.io("pb", "verify", "1", report, "b") == 0);
+  BOOST_TEST(mismatches(report) == 0u);
+  BOOST_TEST(leases_of(s, "host-b") == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(appliance_restart_keeps_carvings_and_leases_under_io) {
   Site s;
   BOOST_REQUIRE(s.pool("carve v1 --device ssd --size 64M --thin --queues 2")["name"] == "v1");
