@@ -83,6 +83,38 @@ ApiReply volume_create(PoolService& pool, const json& b) {
   return ApiReply{201, shown ? *shown : to_json(*f)};
 }
 
+ApiReply crypto_create(PoolService& pool, const json& b) {
+  std::string why;
+  if (!reject_unknown(b, {"name", "device", "queues", "max_sessions", "ops_limit"}, "", why)) {
+    return error_reply(Errc::kInvalidArgument, why);
+  }
+  CryptoRequest r;
+  auto name = get_string(b, "name", "", why, true);
+  auto device = get_string(b, "device", "", why, name.has_value());
+  if (!name || !device) {
+    return error_reply(Errc::kInvalidArgument, why);
+  }
+  auto q = get_int(b, "queues", "", why, 2, 1, 16);
+  auto ms = get_int(b, "max_sessions", "", why, 64, 1, 65536);
+  auto ops = get_int(b, "ops_limit", "", why, 0, 0, std::int64_t{1} << 40);
+  for (const Result<std::int64_t>* v : {&q, &ms, &ops}) {
+    if (!*v) {
+      return error_reply(v->error().code, why);
+    }
+  }
+  r.name = *name;
+  r.device = *device;
+  r.queues = static_cast<std::uint16_t>(*q);
+  r.max_sessions = static_cast<std::uint32_t>(*ms);
+  r.ops_limit = static_cast<std::uint64_t>(*ops);
+  auto f = pool.create_crypto(r, why);
+  if (!f) {
+    return refused(f.error(), why);
+  }
+  auto shown = pool.function(f->name, why);
+  return ApiReply{201, shown ? *shown : to_json(*f)};
+}
+
 ApiReply lease_acquire(PoolService& pool, const json& b) {
   std::string why;
   if (!reject_unknown(b, {"host", "function", "class", "size", "mode", "ttl_ms"}, "", why)) {
@@ -95,7 +127,7 @@ ApiReply lease_acquire(PoolService& pool, const json& b) {
   }
   r.host = *host;
   auto fn = get_string(b, "function", "", why, false);
-  auto cls = get_choice(b, "class", "", why, {"volume"}, 0);
+  auto cls = get_choice(b, "class", "", why, {"volume", "crypto"}, 0);
   auto mode = get_choice(b, "mode", "", why, {"exclusive", "shared"}, 0);
   auto size = get_size(b, "size", "", why, 0);
   auto ttl = get_int(b, "ttl_ms", "", why, 0, 0, std::int64_t{1} << 40);
@@ -110,6 +142,7 @@ ApiReply lease_acquire(PoolService& pool, const json& b) {
     return error_reply(Errc::kInvalidArgument, "function excludes class and size");
   }
   r.function = *fn;
+  r.cls = *cls == 0 ? FunctionClass::kVolume : FunctionClass::kCrypto;
   r.mode = *mode == 0 ? LeaseMode::kExclusive : LeaseMode::kShared;
   r.min_size_bytes = *size;
   r.ttl_ms = *ttl;
@@ -143,6 +176,9 @@ ApiReply dispatch(PoolService& pool, VolumeTarget& target, const std::string& op
   }
   if (op == "volume_create") {
     return volume_create(pool, b);
+  }
+  if (op == "crypto_create") {
+    return crypto_create(pool, b);
   }
   if (op == "function_list") {
     return only({}) ? ApiReply{200, pool.functions()} : error_reply(Errc::kInvalidArgument, why);

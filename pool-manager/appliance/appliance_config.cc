@@ -103,8 +103,9 @@ Result<std::uint64_t> size_of(const std::string& path, const std::string& where,
 }
 
 Result<StorageDevice> parse_device(const json& j, const std::string& where, std::string& why) {
-  VIOPOOL_TRY(reject_unknown(j, {"name", "kind", "path", "capacity", "overcommit", "direct"},
-                             where, why));
+  VIOPOOL_TRY(reject_unknown(
+      j, {"name", "kind", "path", "capacity", "overcommit", "direct", "driver", "slots"}, where,
+      why));
   StorageDevice d;
   auto name = get_string(j, "name", where, why, true);
   VIOPOOL_TRY(name);
@@ -113,11 +114,35 @@ Result<StorageDevice> parse_device(const json& j, const std::string& where, std:
     return fail(Errc::kInvalidArgument, "config: bad name");
   }
   d.name = *name;
-  auto kind = get_choice(j, "kind", where, why, {"directory", "block"}, 99);
+  auto kind = get_choice(j, "kind", where, why, {"directory", "block", "crypto"}, 99);
   VIOPOOL_TRY(kind);
   if (*kind == 99) {
-    why = path_of(where, "kind") + ": required, \"directory\" or \"block\"";
+    why = path_of(where, "kind") + ": required, \"directory\", \"block\" or \"crypto\"";
     return fail(Errc::kInvalidArgument, "config: missing kind");
+  }
+  if (*kind == 2) {
+    d.kind = StorageKind::kCrypto;
+    for (const char* k : {"path", "capacity", "overcommit", "direct"}) {
+      if (j.contains(k)) {
+        why = path_of(where, k) + ": a crypto engine takes driver and slots";
+        return fail(Errc::kInvalidArgument, "config: storage key on crypto");
+      }
+    }
+    auto driver = get_string(j, "driver", where, why, true);
+    VIOPOOL_TRY(driver);
+    if (driver->rfind("crypto_", 0) != 0 || driver->find(',') != std::string::npos) {
+      why = path_of(where, "driver") + ": a DPDK cryptodev driver (crypto_openssl, crypto_aesni_mb, ...)";
+      return fail(Errc::kInvalidArgument, "config: bad driver");
+    }
+    d.driver = *driver;
+    auto slots = get_int(j, "slots", where, why, 8, 1, 64);
+    VIOPOOL_TRY(slots);
+    d.max_slots = static_cast<std::uint32_t>(*slots);
+    return d;
+  }
+  if (j.contains("driver") || j.contains("slots")) {
+    why = where + ": driver and slots are for crypto engines";
+    return fail(Errc::kInvalidArgument, "config: crypto key on storage");
   }
   d.kind = *kind == 0 ? StorageKind::kDirectory : StorageKind::kBlock;
   auto path = get_string(j, "path", where, why, true);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -20,6 +21,10 @@
 #include "pool-manager/pool/state_store.h"
 #include "pool-manager/transport/udp_transport.h"
 #include "vhost-backend/base/log.h"
+#ifdef VIOPOOL_APPLIANCE_DPDK
+#include "vhost-backend/devices/crypto/cryptodev_backend.h"
+#include "vhost-backend/runtime/eal.h"
+#endif
 
 VIOPOOL_LOG_MODULE("appliance")
 
@@ -60,12 +65,14 @@ int main(int argc, char** argv) {
   std::string state;
   std::string stats_path;
   std::string log_level;
+  bool no_huge = false;
   app.add_option("-c,--config", config_path, "JSON config file (docs/operations.md)")->required();
   app.add_option("--listen", listen, "Fabric UDP address (overrides the config), ip:port");
   app.add_option("--api", api, "Control API TCP address (overrides the config), ip:port");
   app.add_option("--state", state, "SQLite state file (overrides the config)");
   app.add_option("--stats", stats_path, "Write fabric counters as JSON to this file every second");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  app.add_flag("--no-huge", no_huge, "Crypto engines: run DPDK without hugepages");
   CLI11_PARSE(app, argc, argv);
   log::init("viopool-appliance", log::parse_level(log_level, log::Level::kInfo));
 
@@ -103,7 +110,37 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
     return 1;
   }
-  pool::VolumePlane plane(**target);
+  // Crypto engines are DPDK cryptodevs: EAL starts only if the inventory has one.
+  pool::VolumePlane::CryptoFactory crypto_factory;
+  const bool wants_crypto =
+      std::any_of(cfg->inventory.begin(), cfg->inventory.end(),
+                  [](const pool::StorageDevice& d) { return d.kind == pool::StorageKind::kCrypto; });
+#ifdef VIOPOOL_APPLIANCE_DPDK
+  if (wants_crypto) {
+    runtime::EalOptions eo;
+    eo.program = "viopool-appliance";
+    eo.force_no_huge = no_huge;
+    eo.memory_mb = 256;
+    eo.worker_lcores = 0;
+    if (auto e = runtime::init_eal(eo, why); !e) {
+      std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
+      return 1;
+    }
+    crypto_factory = [](const std::string& devargs) {
+      crypto::CryptodevBackendOptions o;
+      o.devargs = devargs;
+      o.log_id = "slot=" + devargs.substr(0, devargs.find(','));
+      return crypto::make_cryptodev_backend(std::move(o));
+    };
+  }
+#else
+  (void)no_huge;
+  if (wants_crypto) {
+    std::fprintf(stderr, "viopool-appliance: built without DPDK: no crypto engines\n");
+    return 2;
+  }
+#endif
+  pool::VolumePlane plane(**target, 256 * 1024, crypto_factory);
   pool::PoolServiceOptions po;
   po.devices = cfg->inventory;
   po.fabric_endpoint = cfg->fabric_endpoint;

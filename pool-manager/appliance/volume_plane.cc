@@ -22,6 +22,29 @@ Result<void> VolumePlane::add_volume(const FunctionRecord& f, const StorageDevic
   return target_.add_volume(std::move(e), why);
 }
 
+Result<void> VolumePlane::add_crypto(const FunctionRecord& f, const StorageDevice& d,
+                                     std::string& why) {
+  if (!crypto_) {
+    why = "this appliance runs without DPDK: no crypto engines";
+    return fail(Errc::kUnsupported, "plane: no crypto");
+  }
+  VolumeExport e;
+  e.name = f.name;
+  e.function_id = f.id;
+  e.queues = f.queues;
+  e.max_sessions = f.max_sessions;
+  e.iops_limit = f.iops_limit;
+  // One engine instance per slot, named after the function: sessions and
+  // queue pairs are the slot's own.
+  e.crypto = crypto_(d.driver + "_vp" + std::to_string(f.id) +
+                     ",max_nb_queue_pairs=" + std::to_string(f.queues));
+  if (!e.crypto) {
+    why = "cannot make a " + d.driver + " engine";
+    return fail(Errc::kIo, "plane: no engine");
+  }
+  return target_.add_volume(std::move(e), why);
+}
+
 nlohmann::json VolumePlane::function_stats(std::uint32_t function_id) {
   const auto s = target_.volume_stats(function_id);
   if (!s) {
@@ -30,7 +53,8 @@ nlohmann::json VolumePlane::function_stats(std::uint32_t function_id) {
   return {{"requests", s->requests},     {"completions", s->completions},
           {"errors", s->errors},         {"bytes_read", s->bytes_read},
           {"bytes_written", s->bytes_written}, {"throttled", s->throttled},
-          {"channels", s->channels},     {"grants", s->grants}};
+          {"channels", s->channels},     {"grants", s->grants},
+          {"sessions", s->sessions}};
 }
 
 }  // namespace viopool::pool

@@ -2,6 +2,10 @@
 // are served by the fabric's VolumeTarget, leases become its grants.
 #pragma once
 
+#include <functional>
+#include <memory>
+#include <string>
+
 #include "pool-manager/pool/pool_service.h"
 #include "pool-manager/target/volume_target.h"
 
@@ -9,10 +13,18 @@ namespace viopool::pool {
 
 class VolumePlane final : public DataPlane {
  public:
-  explicit VolumePlane(VolumeTarget& target, std::uint32_t max_io_bytes = 256 * 1024)
-      : target_(target), max_io_bytes_(max_io_bytes) {}
+  // Makes a crypto engine instance from DPDK devargs (the appliance passes
+  // the cryptodev backend; empty: no crypto slots on this appliance).
+  using CryptoFactory =
+      std::function<std::unique_ptr<crypto::CryptoBackend>(const std::string& devargs)>;
+
+  explicit VolumePlane(VolumeTarget& target, std::uint32_t max_io_bytes = 256 * 1024,
+                       CryptoFactory crypto = {})
+      : target_(target), max_io_bytes_(max_io_bytes), crypto_(std::move(crypto)) {}
 
   Result<void> add_volume(const FunctionRecord& f, const StorageDevice& d,
+                          std::string& why) override;
+  Result<void> add_crypto(const FunctionRecord& f, const StorageDevice& d,
                           std::string& why) override;
   void remove_function(std::uint32_t function_id) override { target_.remove_volume(function_id); }
   void grant(std::uint32_t function_id, std::uint64_t lease_id, const AuthKey& key) override {
@@ -26,6 +38,7 @@ class VolumePlane final : public DataPlane {
  private:
   VolumeTarget& target_;
   std::uint32_t max_io_bytes_;
+  CryptoFactory crypto_;
 };
 
 }  // namespace viopool::pool

@@ -1,7 +1,6 @@
 // RemoteBlock: pooled volumes over the fabric, host side.
 #include "pool-manager/client/remote_block.h"
 
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -13,11 +12,11 @@
 #include <deque>
 #include <map>
 #include <optional>
-#include <random>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
 
+#include "pool-manager/client/fabric_link.h"
 #include "pool-manager/fabric/reliable_channel.h"
 #include "pool-manager/protocol/fabric_codec.h"
 #include "pool-manager/transport/udp_transport.h"
@@ -32,119 +31,12 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::duration_cast;
 using std::chrono::microseconds;
 
-constexpr std::uint32_t kConfigTag = 1;
-constexpr std::uint32_t kHelloTag = 0;
 constexpr auto kDeadlineScan = std::chrono::milliseconds(1);
 constexpr auto kReconnectBackoff = std::chrono::milliseconds(50);
 constexpr std::uint32_t kIdleRxSkip = 8;
 constexpr auto kKeepaliveInterval = std::chrono::milliseconds(100);
 constexpr std::uint32_t kMaxKeepalivesUnanswered = 3;
 constexpr std::size_t kConfigBytes = kVolumeNameOffset + kVolumeNameBytes;
-
-// HELLO nonce: 8 bytes naming the host queue for its whole life (the
-// appliance fences an older link of the same instance before it accepts a new
-// one), then 8 bytes numbering the link.
-using Instance = std::array<std::uint8_t, 8>;
-
-Instance random_instance() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  Instance n{};
-  for (auto& b : n) {
-    b = static_cast<std::uint8_t>(rng());
-  }
-  return n;
-}
-
-// Copies bytes [off, off + len) of the iovecs' concatenation into `buf`
-// (gather) or out of it (scatter).
-enum class Dir : std::uint8_t { kGather, kScatter };
-template <Dir D>
-void copy_iov(const iovec* iov, std::uint32_t cnt, std::uint64_t off,
-              std::conditional_t<D == Dir::kGather, std::byte*, const std::byte*> buf,
-              std::size_t len) {
-  for (std::uint32_t i = 0; i < cnt && len > 0; ++i) {
-    if (off >= iov[i].iov_len) {
-      off -= iov[i].iov_len;
-      continue;
-    }
-    const std::size_t n = std::min<std::size_t>(len, iov[i].iov_len - off);
-    std::byte* guest = static_cast<std::byte*>(iov[i].iov_base) + off;
-    if constexpr (D == Dir::kGather) {
-      std::memcpy(buf, guest, n);
-    } else {
-      std::memcpy(guest, buf, n);
-    }
-    buf += n;
-    len -= n;
-    off = 0;
-  }
-}
-
-// One incarnation of a queue's connection: a socket and the channel on it.
-struct Link {
-  std::unique_ptr<UdpTransport> udp;
-  std::unique_ptr<ReliableChannel> ch;
-  std::array<std::uint8_t, 16> nonce{};
-  bool established = false;
-};
-
-Result<Link> open_link(const RemoteBlockOptions& o, const PeerAddress& peer,
-                       FrameAuthenticator& auth, std::uint16_t queue_id, std::uint32_t mtu,
-                       std::uint32_t max_message, const Instance& instance, std::uint64_t link_no) {
-  Link l;
-  auto u = UdpTransport::open({is_ipv6(peer) ? "[::]:0" : "0.0.0.0:0", mtu});
-  if (!u) {
-    return unexpected(u.error());
-  }
-  l.udp = std::move(*u);
-  ChannelOptions co;
-  co.function_id = o.function_id;
-  co.queue_id = queue_id;
-  co.window = 256;
-  co.max_message = max_message;
-  co.max_retries = 12;  // ~2.5 s of silence with backoff: then reconnect
-  l.ch = std::make_unique<ReliableChannel>(*l.udp, peer, &auth, co);
-  std::copy(instance.begin(), instance.end(), l.nonce.begin());
-  for (int i = 0; i < 8; ++i) {
-    l.nonce[8 + i] = static_cast<std::uint8_t>(link_no >> (56 - 8 * i));
-  }
-  Hello h;
-  h.lease_id = o.lease_id;
-  h.node_id = o.host_id;
-  h.mtu = static_cast<std::uint16_t>(std::min<std::uint32_t>(mtu, 65535));
-  h.window = co.window;
-  h.nonce = l.nonce;
-  std::byte buf[kHelloBytes];
-  (void)encode_hello(h, buf);
-  VIOPOOL_TRY(l.ch->send(Opcode::kHello, kHelloTag, buf));
-  return l;
-}
-
-// Polls `l` until `done` says so or the deadline passes (control thread).
-template <typename Done>
-bool drive_blocking(Link& l, Clock::time_point deadline, std::vector<ChannelMessage>& msgs,
-                    Done done) {
-  while (Clock::now() < deadline && !l.ch->broken()) {
-    msgs.clear();
-    l.ch->poll(Clock::now(), msgs);
-    for (auto& m : msgs) {
-      if (m.opcode == Opcode::kHelloAck) {
-        l.established = true;
-      }
-      if (done(m)) {
-        l.ch->poll(Clock::now(), msgs);  // acknowledge before returning
-        return true;
-      }
-    }
-    pollfd p{l.udp->wait_fd(), POLLIN, 0};
-    const auto wake = std::min(deadline, l.ch->next_timer());
-    const auto us =
-        std::max<std::int64_t>(0, duration_cast<microseconds>(wake - Clock::now()).count());
-    timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
-    ::ppoll(&p, 1, &ts, nullptr);
-  }
-  return false;
-}
 
 class RemoteBlock final : public blk::BlockBackend {
  public:
@@ -284,8 +176,14 @@ Result<void> RemoteBlock::connect(Queue& qu) {
   // The old socket goes first: its fd leaves the epoll set before it closes.
   qu.link = Link{};
   watch(qu);
-  auto l = open_link(o_, peer_, *auth_, qu.fabric_queue, mtu_, vi_.max_io_bytes + 4096, qu.instance,
-                     ++qu.link_no);
+  LinkParams lp;
+  lp.function_id = o_.function_id;
+  lp.lease_id = o_.lease_id;
+  lp.host_id = o_.host_id;
+  lp.queue_id = qu.fabric_queue;
+  lp.mtu = mtu_;
+  lp.max_message = vi_.max_io_bytes + 4096;
+  auto l = open_link(lp, peer_, *auth_, qu.instance, ++qu.link_no);
   if (!l) {
     return unexpected(l.error());
   }
@@ -702,64 +600,27 @@ Result<std::unique_ptr<blk::BlockBackend>> make_remote_backend(const RemoteBlock
     why = who + to_string(auth.error());
     return unexpected(auth.error());
   }
-  auto link = open_link(o, *peer, **auth, 0, o.mtu, 64 * 1024, random_instance(), 1);
-  if (!link) {
-    why = who + to_string(link.error());
-    return unexpected(link.error());
+  LinkParams lp;
+  lp.function_id = o.function_id;
+  lp.lease_id = o.lease_id;
+  lp.host_id = o.host_id;
+  lp.mtu = o.mtu;
+  lp.max_message = 64 * 1024;
+  auto cfg = read_function_config(lp, *peer, **auth, o.connect_timeout,
+                                  static_cast<std::uint32_t>(kConfigBytes), why);
+  if (!cfg) {
+    why = who + why;
+    return unexpected(cfg.error());
   }
-  std::vector<ChannelMessage> msgs;
-  ChannelMessage config;
-  Hello their{};
-  const auto deadline = Clock::now() + o.connect_timeout;
-  // HELLO first; CONFIG_READ once the channel exists (a CONFIG_READ that
-  // overtook a lost HELLO would be refused).
-  bool got = drive_blocking(*link, deadline, msgs, [&](ChannelMessage& m) {
-    if (m.opcode == Opcode::kHelloAck) {
-      if (auto h = decode_hello(m.payload)) {
-        their = *h;
-      }
-      return true;
-    }
-    if (m.opcode == Opcode::kNak) {
-      config = std::move(m);
-      return true;
-    }
-    return false;
-  });
-  if (got && config.opcode != Opcode::kNak) {
-    std::byte range[kConfigRangeBytes];
-    (void)encode_config_range(ConfigRange{0, static_cast<std::uint32_t>(kConfigBytes)}, range);
-    (void)link->ch->send(Opcode::kConfigRead, kConfigTag, range);
-    got = drive_blocking(*link, deadline, msgs, [&](ChannelMessage& m) {
-      if (m.opcode == Opcode::kNak || m.opcode == Opcode::kConfigData) {
-        config = std::move(m);
-        return true;
-      }
-      return false;
-    });
-  }
-  if (!got) {
-    why = who + "no answer from the appliance (unreachable, or it does not hold function " +
-          std::to_string(o.function_id) + " with this key)";
-    return fail(Errc::kTimeout, "pool volume: no answer");
-  }
-  link->ch->send_unsequenced(Opcode::kGoodbye, {});
-  if (config.opcode == Opcode::kNak) {
-    why = who + "the appliance refused the connection";
-    return fail(Errc::kUnsupported, "pool volume: refused");
-  }
-  auto r = decode_config_range(config.payload);
+  const Hello their = cfg->their;
   std::optional<VolumeInfo> vi;
-  if (r && r->size == kConfigBytes && config.payload.size() == kConfigRangeBytes + kConfigBytes) {
-    const auto space = std::span<const std::byte>(config.payload).subspan(kConfigRangeBytes);
-    if (auto v = decode_volume_info(space)) {
-      vi = *v;
-      const char* name = reinterpret_cast<const char*>(space.data() + kVolumeNameOffset);
-      const std::string actual(name, strnlen(name, kVolumeNameBytes));
-      if (actual != o.volume) {
-        why = who + "function " + std::to_string(o.function_id) + " is volume '" + actual + "'";
-        return fail(Errc::kInvalidArgument, "pool volume: another volume");
-      }
+  if (auto v = decode_volume_info(cfg->space)) {
+    vi = *v;
+    const char* name = reinterpret_cast<const char*>(cfg->space.data() + kVolumeNameOffset);
+    const std::string actual(name, strnlen(name, kVolumeNameBytes));
+    if (actual != o.volume) {
+      why = who + "function " + std::to_string(o.function_id) + " is volume '" + actual + "'";
+      return fail(Errc::kInvalidArgument, "pool volume: another volume");
     }
   }
   if (!vi) {

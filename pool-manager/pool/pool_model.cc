@@ -7,9 +7,11 @@ namespace viopool::pool {
 using nlohmann::json;
 
 const char* to_string(StorageKind k) noexcept {
-  return k == StorageKind::kDirectory ? "directory" : "block";
+  return k == StorageKind::kDirectory ? "directory" : k == StorageKind::kBlock ? "block" : "crypto";
 }
-const char* to_string(FunctionClass) noexcept { return "volume"; }
+const char* to_string(FunctionClass c) noexcept {
+  return c == FunctionClass::kVolume ? "volume" : "crypto";
+}
 const char* to_string(LeaseMode m) noexcept {
   return m == LeaseMode::kExclusive ? "exclusive" : "shared";
 }
@@ -37,7 +39,8 @@ json to_json(const FunctionRecord& f) {
           {"offset", f.offset_bytes},
           {"path", f.path},
           {"iops_limit", f.iops_limit},
-          {"bps_limit", f.bps_limit}};
+          {"bps_limit", f.bps_limit},
+          {"max_sessions", f.max_sessions}};
 }
 
 json to_json(const LeaseRecord& l, KeyVisibility key) {
@@ -81,10 +84,12 @@ Result<FunctionRecord> function_from_json(const json& j, std::string& why) {
       !read(j, "thin", f.thin) || !read(j, "block_size", f.block_size) ||
       !read(j, "queues", f.queues) || !read(j, "offset", f.offset_bytes) ||
       !read(j, "path", f.path) || !read(j, "iops_limit", f.iops_limit) ||
-      !read(j, "bps_limit", f.bps_limit) || cls != "volume") {
+      !read(j, "bps_limit", f.bps_limit) || (cls != "volume" && cls != "crypto")) {
     why = "a stored function record is incomplete: " + j.dump();
     return fail(Errc::kInvalidArgument, "state: bad function record");
   }
+  f.cls = cls == "crypto" ? FunctionClass::kCrypto : FunctionClass::kVolume;
+  (void)read(j, "max_sessions", f.max_sessions);  // since crypto slots
   return f;
 }
 

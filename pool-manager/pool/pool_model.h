@@ -16,10 +16,11 @@
 
 namespace viopool::pool {
 
-// Where volumes are carved from (the appliance config's "inventory").
+// What functions are carved from (the appliance config's "inventory").
 enum class StorageKind : std::uint8_t {
   kDirectory,  // a directory: one image file per volume, thin (sparse) or thick
   kBlock,      // a block device or a large file: one extent per volume, thick only
+  kCrypto,     // a crypto engine (a DPDK cryptodev driver): one engine instance per slot
 };
 
 struct StorageDevice {
@@ -30,9 +31,13 @@ struct StorageDevice {
   // Directory only: thin volumes may promise up to capacity x overcommit in all.
   double overcommit = 1.0;
   bool direct = true;  // O_DIRECT for the volumes' I/O when aligned
+  // Crypto engines: the DPDK driver each slot gets an instance of
+  // ("crypto_openssl", "crypto_aesni_mb"), and how many slots at most.
+  std::string driver;
+  std::uint32_t max_slots = 0;
 };
 
-enum class FunctionClass : std::uint8_t { kVolume };
+enum class FunctionClass : std::uint8_t { kVolume, kCrypto };
 enum class LeaseMode : std::uint8_t { kExclusive, kShared };
 
 const char* to_string(StorageKind k) noexcept;
@@ -53,8 +58,10 @@ struct FunctionRecord {
   std::uint16_t queues = 4;
   std::uint64_t offset_bytes = 0;  // block devices: where the extent starts
   std::string path;                // directory: the image file; block: the device
-  std::uint64_t iops_limit = 0;    // 0: none
+  std::uint64_t iops_limit = 0;    // 0: none (crypto: ops per second)
   std::uint64_t bps_limit = 0;     // bytes per second, 0: none
+  // Crypto slots.
+  std::uint32_t max_sessions = 0;
 };
 
 struct LeaseRecord {

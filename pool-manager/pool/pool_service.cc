@@ -63,7 +63,8 @@ Result<std::unique_ptr<PoolService>> PoolService::open(PoolServiceOptions o, Sta
     const StorageDevice* d = s->device(f.device);
     if (d == nullptr) {
       s->problems_[f.name] = "device '" + f.device + "' is not in the inventory";
-    } else if (std::string w; !plane.add_volume(f, *d, w)) {
+    } else if (std::string w; f.cls == FunctionClass::kCrypto ? !plane.add_crypto(f, *d, w)
+                                                              : !plane.add_volume(f, *d, w)) {
       s->problems_[f.name] = w;
     }
     if (auto p = s->problems_.find(f.name); p != s->problems_.end()) {
@@ -192,6 +193,18 @@ json PoolService::inventory() {
   std::lock_guard lock(mu_);
   json out = json::array();
   for (const auto& d : o_.devices) {
+    if (d.kind == StorageKind::kCrypto) {
+      out.push_back({{"name", d.name},
+                     {"kind", "crypto"},
+                     {"class", "crypto"},
+                     {"driver", d.driver},
+                     {"capacity", d.max_slots},
+                     {"committed", std::count_if(state_.functions.begin(), state_.functions.end(),
+                                                 [&](const auto& f) { return f.device == d.name; })},
+                     {"functions", std::count_if(state_.functions.begin(), state_.functions.end(),
+                                                 [&](const auto& f) { return f.device == d.name; })}});
+      continue;
+    }
     json j = {{"name", d.name},
               {"kind", to_string(d.kind)},
               {"class", "volume"},
@@ -235,6 +248,10 @@ Result<FunctionRecord> PoolService::create_volume(const VolumeRequest& r, std::s
   const StorageDevice* d = device(r.device);
   if (d == nullptr) {
     return unexpected(bad(Errc::kNotFound, "no device '" + r.device + "' in the inventory", why));
+  }
+  if (d->kind == StorageKind::kCrypto) {
+    return unexpected(bad(Errc::kInvalidArgument,
+                          "device '" + d->name + "' is a crypto engine: carve crypto slots", why));
   }
   if (r.block_size < 512 || r.block_size > 65536 || !power_of_two(r.block_size)) {
     return unexpected(
@@ -334,6 +351,71 @@ Result<FunctionRecord> PoolService::create_volume(const VolumeRequest& r, std::s
   state_.next_function_id = f.id + 1;
   VIOPOOL_LOG_INFO("carved volume {} (function {}) of {} bytes on {}{}", f.name, f.id,
                    f.size_bytes, d->name, f.thin ? ", thin" : "");
+  return f;
+}
+
+Result<FunctionRecord> PoolService::create_crypto(const CryptoRequest& r, std::string& why) {
+  std::lock_guard lock(mu_);
+  if (!control::valid_name(r.name)) {
+    return unexpected(
+        bad(Errc::kInvalidArgument, "name: 1 to 32 characters of [A-Za-z0-9_.-]", why));
+  }
+  if (find_function(r.name) != nullptr ||
+      std::find(o_.reserved_names.begin(), o_.reserved_names.end(), r.name) !=
+          o_.reserved_names.end()) {
+    return unexpected(
+        bad(Errc::kAlreadyExists, "a function named '" + r.name + "' already exists", why));
+  }
+  const StorageDevice* d = device(r.device);
+  if (d == nullptr) {
+    return unexpected(bad(Errc::kNotFound, "no device '" + r.device + "' in the inventory", why));
+  }
+  if (d->kind != StorageKind::kCrypto) {
+    return unexpected(
+        bad(Errc::kInvalidArgument, "device '" + d->name + "' is not a crypto engine", why));
+  }
+  if (r.queues == 0 || r.queues > 16) {
+    return unexpected(bad(Errc::kOutOfRange, "queues must be in [1, 16]", why));
+  }
+  if (r.max_sessions == 0 || r.max_sessions > 65536) {
+    return unexpected(bad(Errc::kOutOfRange, "max_sessions must be in [1, 65536]", why));
+  }
+  const auto used = static_cast<std::uint32_t>(std::count_if(
+      state_.functions.begin(), state_.functions.end(),
+      [&](const FunctionRecord& f) { return f.device == d->name; }));
+  if (used >= d->max_slots || state_.functions.size() >= o_.max_functions) {
+    return unexpected(bad(Errc::kResourceExhausted,
+                          "device '" + d->name + "' has all its " + std::to_string(d->max_slots) +
+                              " slots carved",
+                          why));
+  }
+  FunctionRecord f;
+  f.name = r.name;
+  f.id = state_.next_function_id;
+  while (std::find(o_.reserved_ids.begin(), o_.reserved_ids.end(), f.id) !=
+         o_.reserved_ids.end()) {
+    ++f.id;
+  }
+  f.cls = FunctionClass::kCrypto;
+  f.device = d->name;
+  f.created_ms = now_();
+  f.queues = r.queues;
+  f.max_sessions = r.max_sessions;
+  f.iops_limit = r.ops_limit;
+  f.block_size = 512;
+  if (auto a = plane_.add_crypto(f, *d, why); !a) {
+    return unexpected(a.error());
+  }
+  StateChange c;
+  c.put_functions.push_back(f);
+  c.next_function_id = f.id + 1;
+  if (auto k = keep(c, why); !k) {
+    plane_.remove_function(f.id);
+    return unexpected(k.error());
+  }
+  state_.functions.push_back(f);
+  state_.next_function_id = f.id + 1;
+  VIOPOOL_LOG_INFO("carved crypto slot {} (function {}) on {}", f.name, f.id, d->name);
   return f;
 }
 

@@ -28,6 +28,9 @@ class DataPlane {
   // what failed.
   virtual Result<void> add_volume(const FunctionRecord& f, const StorageDevice& d,
                                   std::string& why) = 0;
+  // Starts serving a crypto slot: an instance of the device's engine.
+  virtual Result<void> add_crypto(const FunctionRecord& f, const StorageDevice& d,
+                                  std::string& why) = 0;
   // Stops serving: open links are closed (GOODBYE), in-flight I/O drains.
   virtual void remove_function(std::uint32_t function_id) = 0;
   // Frames of lease `lease_id` on the function verify with `key` from now on.
@@ -65,6 +68,15 @@ struct VolumeRequest {
   std::uint64_t bps_limit = 0;
 };
 
+// What a caller asks for when carving a crypto slot.
+struct CryptoRequest {
+  std::string name;
+  std::string device;
+  std::uint16_t queues = 2;
+  std::uint32_t max_sessions = 64;
+  std::uint64_t ops_limit = 0;  // ops per second, 0: none
+};
+
 // A lease request: a function by name, or any free one of a class with at
 // least `min_size_bytes`.
 struct LeaseRequest {
@@ -93,6 +105,7 @@ class PoolService {
   // message in `why`; a failed operation changes nothing.
   nlohmann::json inventory();
   Result<FunctionRecord> create_volume(const VolumeRequest& r, std::string& why);
+  Result<FunctionRecord> create_crypto(const CryptoRequest& r, std::string& why);
   Result<void> delete_function(const std::string& name, std::string& why);
   nlohmann::json functions();
   Result<nlohmann::json> function(const std::string& name, std::string& why);

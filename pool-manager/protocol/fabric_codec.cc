@@ -416,3 +416,268 @@ Result<NakReason> decode_nak(std::span<const std::byte> in) noexcept {
 }
 
 }  // namespace viopool::pool
+
+namespace viopool::pool {
+
+namespace {
+
+void write_range(Writer& w, const crypto::SizeRange& r) noexcept {
+  w.u16(r.min);
+  w.u16(r.max);
+  w.u16(r.inc);
+}
+
+crypto::SizeRange read_range(Reader& r) noexcept {
+  crypto::SizeRange s;
+  s.min = r.u16();
+  s.max = r.u16();
+  s.inc = r.u16();
+  return s;
+}
+
+bool valid_range(const crypto::SizeRange& r) noexcept { return r.min <= r.max; }
+
+Error bad_crypto(const char* what) noexcept { return Error{Errc::kProtocol, 0, what}; }
+
+}  // namespace
+
+Result<std::size_t> encode_crypto_slot_info(const CryptoSlotInfo& c,
+                                            std::span<std::byte> out) noexcept {
+  std::size_t n = 0;
+  const std::array<const std::array<std::optional<crypto::AlgoCaps>, crypto::CryptoCapabilities::kAlgos>*, 4>
+      fams = {&c.caps.cipher, &c.caps.hash, &c.caps.mac, &c.caps.aead};
+  for (const auto* f : fams) {
+    for (const auto& a : *f) {
+      n += a.has_value() ? 1 : 0;
+    }
+  }
+  const std::size_t total = kCryptoSlotHeadBytes + n * kCryptoCapBytes;
+  if (out.size() < total) {
+    return fail(Errc::kInvalidArgument, "fabric: buffer too small for the crypto slot");
+  }
+  Writer w(out);
+  w.u32(c.function_class);
+  w.u16(c.queues);
+  w.u16(c.queue_depth);
+  w.u32(c.max_sessions);
+  w.u32(c.max_op_bytes);
+  w.u16(static_cast<std::uint16_t>(n));
+  w.u16(c.caps.max_queues);
+  std::memset(out.data() + 20, 0, kCryptoSlotHeadBytes - 20);  // reserved, then the name
+  Writer e(out.subspan(kCryptoSlotHeadBytes));
+  for (std::uint8_t fam = 0; fam < 4; ++fam) {
+    for (std::size_t algo = 0; algo < fams[fam]->size(); ++algo) {
+      const auto& a = (*fams[fam])[algo];
+      if (!a) {
+        continue;
+      }
+      e.u8(fam);
+      e.u8(static_cast<std::uint8_t>(algo));
+      write_range(e, a->key);
+      write_range(e, a->digest);
+      write_range(e, a->iv);
+      write_range(e, a->aad);
+      e.u16(a->block_size);
+    }
+  }
+  return total;
+}
+
+Result<CryptoSlotInfo> decode_crypto_slot_info(std::span<const std::byte> in) noexcept {
+  if (in.size() < kCryptoSlotHeadBytes) {
+    return unexpected(bad_crypto("fabric: crypto slot config shorter than 96 bytes"));
+  }
+  Reader r(in);
+  CryptoSlotInfo c;
+  c.function_class = r.u32();
+  c.queues = r.u16();
+  c.queue_depth = r.u16();
+  c.max_sessions = r.u32();
+  c.max_op_bytes = r.u32();
+  const std::uint16_t n = r.u16();
+  c.caps.max_queues = r.u16();
+  if (c.function_class != kFunctionClassCrypto) {
+    return unexpected(bad_crypto("fabric: config space is not a crypto slot's"));
+  }
+  if (c.queues == 0 || c.queue_depth == 0 || c.max_sessions == 0 || c.max_op_bytes == 0) {
+    return unexpected(bad_crypto("fabric: crypto slot without queues, sessions or op size"));
+  }
+  for (std::size_t i = 20; i < 32; ++i) {
+    if (in[i] != std::byte{0}) {
+      return unexpected(bad_crypto("fabric: crypto slot reserved bytes set"));
+    }
+  }
+  if (n > kMaxCryptoCaps || in.size() < kCryptoSlotHeadBytes + n * kCryptoCapBytes) {
+    return unexpected(bad_crypto("fabric: crypto slot capability table truncated"));
+  }
+  Reader e(in.subspan(kCryptoSlotHeadBytes));
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const std::uint8_t fam = e.u8();
+    const std::uint8_t algo = e.u8();
+    crypto::AlgoCaps a;
+    a.key = read_range(e);
+    a.digest = read_range(e);
+    a.iv = read_range(e);
+    a.aad = read_range(e);
+    a.block_size = e.u16();
+    if (fam > 3 || algo >= crypto::CryptoCapabilities::kAlgos || !valid_range(a.key) ||
+        !valid_range(a.digest) || !valid_range(a.iv) || !valid_range(a.aad) || a.block_size == 0) {
+      return unexpected(bad_crypto("fabric: bad crypto capability entry"));
+    }
+    auto& slot = fam == 0 ? c.caps.cipher : fam == 1 ? c.caps.hash : fam == 2 ? c.caps.mac : c.caps.aead;
+    if (slot[algo]) {
+      return unexpected(bad_crypto("fabric: crypto capability listed twice"));
+    }
+    slot[algo] = a;
+  }
+  return c;
+}
+
+Result<std::size_t> encode_crypto_session(const crypto::SessionParams& p,
+                                          std::span<std::byte> out) noexcept {
+  if (out.size() < kCryptoSessionBytes) {
+    return fail(Errc::kInvalidArgument, "fabric: buffer too small for a session");
+  }
+  if (p.key_len > crypto::kMaxKeyBytes || p.auth_key_len > crypto::kMaxAuthKeyBytes) {
+    return fail(Errc::kInvalidArgument, "fabric: session key too long");
+  }
+  Writer w(out);
+  w.u8(static_cast<std::uint8_t>(CryptoOp::kSessionCreate));
+  w.u8(static_cast<std::uint8_t>(p.kind));
+  w.u8(static_cast<std::uint8_t>((p.encrypt ? 1 : 0) | (p.auth_is_mac ? 2 : 0) |
+                                 (p.cipher_first ? 4 : 0)));
+  w.u8(0);
+  w.u32(p.cipher_algo);
+  w.u32(p.aead_algo);
+  w.u32(p.auth_algo);
+  w.u32(p.iv_len);
+  w.u32(p.key_len);
+  w.u32(p.auth_key_len);
+  w.u32(p.digest_len);
+  w.u32(p.aad_len);
+  w.bytes(p.key.data(), p.key.size());
+  w.bytes(p.auth_key.data(), p.auth_key.size());
+  return kCryptoSessionBytes;
+}
+
+Result<crypto::SessionParams> decode_crypto_session(std::span<const std::byte> in) noexcept {
+  if (in.size() != kCryptoSessionBytes) {
+    return unexpected(bad_crypto("fabric: a session is 228 bytes"));
+  }
+  Reader r(in);
+  crypto::SessionParams p;
+  const std::uint8_t op = r.u8();
+  const std::uint8_t kind = r.u8();
+  const std::uint8_t flags = r.u8();
+  const std::uint8_t pad = r.u8();
+  p.cipher_algo = r.u32();
+  p.aead_algo = r.u32();
+  p.auth_algo = r.u32();
+  p.iv_len = r.u32();
+  p.key_len = r.u32();
+  p.auth_key_len = r.u32();
+  p.digest_len = r.u32();
+  p.aad_len = r.u32();
+  r.bytes(p.key.data(), p.key.size());
+  r.bytes(p.auth_key.data(), p.auth_key.size());
+  if (op != static_cast<std::uint8_t>(CryptoOp::kSessionCreate) || pad != 0 || (flags & ~7u) != 0 ||
+      kind > static_cast<std::uint8_t>(crypto::SessionKind::kAead)) {
+    return unexpected(bad_crypto("fabric: malformed session head"));
+  }
+  if (p.key_len > crypto::kMaxKeyBytes || p.auth_key_len > crypto::kMaxAuthKeyBytes ||
+      p.iv_len > crypto::kMaxIvBytes || p.digest_len > crypto::kMaxDigestBytes ||
+      p.aad_len > crypto::kMaxAadBytes || p.cipher_algo >= crypto::CryptoCapabilities::kAlgos ||
+      p.aead_algo >= crypto::CryptoCapabilities::kAlgos ||
+      p.auth_algo >= crypto::CryptoCapabilities::kAlgos) {
+    return unexpected(bad_crypto("fabric: session lengths or algorithms out of range"));
+  }
+  p.kind = static_cast<crypto::SessionKind>(kind);
+  p.encrypt = (flags & 1) != 0;
+  p.auth_is_mac = (flags & 2) != 0;
+  p.cipher_first = (flags & 4) != 0;
+  return p;
+}
+
+Result<std::size_t> encode_crypto_destroy(std::uint64_t handle, std::span<std::byte> out) noexcept {
+  if (out.size() < kCryptoDestroyBytes) {
+    return fail(Errc::kInvalidArgument, "fabric: buffer too small");
+  }
+  Writer w(out);
+  w.u8(static_cast<std::uint8_t>(CryptoOp::kSessionDestroy));
+  for (int i = 0; i < 7; ++i) {
+    w.u8(0);
+  }
+  w.u64(handle);
+  return kCryptoDestroyBytes;
+}
+
+Result<std::uint64_t> decode_crypto_destroy(std::span<const std::byte> in) noexcept {
+  if (in.size() != kCryptoDestroyBytes) {
+    return unexpected(bad_crypto("fabric: a session destroy is 16 bytes"));
+  }
+  Reader r(in);
+  if (r.u8() != static_cast<std::uint8_t>(CryptoOp::kSessionDestroy)) {
+    return unexpected(bad_crypto("fabric: not a session destroy"));
+  }
+  for (int i = 0; i < 7; ++i) {
+    if (r.u8() != 0) {
+      return unexpected(bad_crypto("fabric: session destroy reserved bytes set"));
+    }
+  }
+  return r.u64();
+}
+
+Result<std::size_t> encode_crypto_op(const CryptoOpHead& h, std::span<std::byte> out) noexcept {
+  if (out.size() < kCryptoOpHeadBytes || h.iv_len > crypto::kMaxIvBytes) {
+    return fail(Errc::kInvalidArgument, "fabric: cannot encode the crypto op");
+  }
+  Writer w(out);
+  w.u8(static_cast<std::uint8_t>(CryptoOp::kOp));
+  w.u8(h.encrypt ? 1 : 0);
+  w.u8(h.iv_len);
+  w.u8(0);
+  w.u32(0);
+  w.u64(h.session);
+  w.bytes(h.iv.data(), h.iv.size());
+  for (std::uint32_t v : {h.cipher_offset, h.cipher_len, h.auth_offset, h.auth_len, h.data_len,
+                          h.src_len, h.aad_len, h.digest_in_len, h.dst_len, h.digest_out_len}) {
+    w.u32(v);
+  }
+  w.u64(h.deadline_us);
+  return kCryptoOpHeadBytes;
+}
+
+Result<CryptoOpHead> decode_crypto_op(std::span<const std::byte> in) noexcept {
+  if (in.size() < kCryptoOpHeadBytes) {
+    return unexpected(bad_crypto("fabric: crypto op head shorter than 80 bytes"));
+  }
+  Reader r(in);
+  CryptoOpHead h;
+  const std::uint8_t op = r.u8();
+  const std::uint8_t flags = r.u8();
+  h.iv_len = r.u8();
+  const std::uint8_t pad = r.u8();
+  const std::uint32_t reserved = r.u32();
+  h.session = r.u64();
+  r.bytes(h.iv.data(), h.iv.size());
+  std::uint32_t* const fields[] = {&h.cipher_offset, &h.cipher_len, &h.auth_offset, &h.auth_len,
+                                   &h.data_len, &h.src_len, &h.aad_len, &h.digest_in_len,
+                                   &h.dst_len, &h.digest_out_len};
+  for (auto* f : fields) {
+    *f = r.u32();
+  }
+  h.deadline_us = r.u64();
+  h.encrypt = (flags & 1) != 0;
+  if (op != static_cast<std::uint8_t>(CryptoOp::kOp) || (flags & ~1u) != 0 || pad != 0 ||
+      reserved != 0 || h.iv_len > crypto::kMaxIvBytes) {
+    return unexpected(bad_crypto("fabric: malformed crypto op head"));
+  }
+  const std::uint64_t in_bytes =
+      std::uint64_t{h.src_len} + h.aad_len + h.digest_in_len;
+  if (in.size() - kCryptoOpHeadBytes != in_bytes) {
+    return unexpected(bad_crypto("fabric: crypto op data does not match its lengths"));
+  }
+  return h;
+}
+
+}  // namespace viopool::pool

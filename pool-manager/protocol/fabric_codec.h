@@ -10,6 +10,7 @@
 #include <span>
 
 #include "vhost-backend/base/result.h"
+#include "vhost-backend/devices/crypto/crypto_backend.h"
 
 namespace viopool::pool {
 
@@ -138,6 +139,49 @@ inline constexpr std::size_t kVolumeInfoBytes = 32;
 inline constexpr std::size_t kVolumeNameOffset = 32;
 inline constexpr std::size_t kVolumeNameBytes = 64;
 
+// The config space of a crypto slot (CONFIG_DATA at offset 0): a 96-byte
+// head (32 bytes, then the slot's name as for volumes), then one 28-byte
+// entry per algorithm the slot's engine offers.
+inline constexpr std::uint32_t kFunctionClassCrypto = 2;
+struct CryptoSlotInfo {
+  std::uint32_t function_class = kFunctionClassCrypto;
+  std::uint16_t queues = 1;       // fabric data queues (queue ids 0..queues-1)
+  std::uint16_t queue_depth = 1;  // ops per queue the target accepts at once
+  std::uint32_t max_sessions = 0;
+  std::uint32_t max_op_bytes = 0;  // largest src, dst, aad or digest of one op
+  crypto::CryptoCapabilities caps;
+};
+inline constexpr std::size_t kCryptoSlotHeadBytes = 96;
+inline constexpr std::size_t kCryptoCapBytes = 28;
+inline constexpr std::size_t kMaxCryptoCaps = 4 * crypto::CryptoCapabilities::kAlgos;
+
+// REQUEST heads of crypto slots; the first byte is the operation.
+enum class CryptoOp : std::uint8_t {
+  kSessionCreate = 16,   // SessionParams (228 bytes); COMPLETION: 0 and a u64 handle
+  kSessionDestroy = 17,  // a u64 handle (16 bytes)
+  kOp = 18,              // CryptoOpHead (80 bytes), then src, aad, digest_in
+};
+inline constexpr std::size_t kCryptoSessionBytes = 228;
+inline constexpr std::size_t kCryptoDestroyBytes = 16;
+struct CryptoOpHead {
+  std::uint64_t session = 0;
+  bool encrypt = true;
+  std::uint8_t iv_len = 0;  // ≤ 16
+  std::array<std::uint8_t, crypto::kMaxIvBytes> iv{};
+  std::uint32_t cipher_offset = 0;
+  std::uint32_t cipher_len = 0;
+  std::uint32_t auth_offset = 0;
+  std::uint32_t auth_len = 0;
+  std::uint32_t data_len = 0;
+  std::uint32_t src_len = 0;        // bytes of src that follow
+  std::uint32_t aad_len = 0;        // then the AAD
+  std::uint32_t digest_in_len = 0;  // then the tag to verify (AEAD decrypt)
+  std::uint32_t dst_len = 0;        // bytes of output asked for
+  std::uint32_t digest_out_len = 0;  // then the digest or tag asked for
+  std::uint64_t deadline_us = 0;
+};
+inline constexpr std::size_t kCryptoOpHeadBytes = 80;
+
 struct SackBlock {
   std::uint32_t start = 0;
   std::uint32_t end = 0;  // exclusive
@@ -169,6 +213,20 @@ Result<std::size_t> encode_completion(const Completion& c, std::span<std::byte> 
 Result<Completion> decode_completion(std::span<const std::byte> in) noexcept;
 Result<std::size_t> encode_volume_info(const VolumeInfo& v, std::span<std::byte> out) noexcept;
 Result<VolumeInfo> decode_volume_info(std::span<const std::byte> in) noexcept;
+// A crypto slot's config space: head, name (caller's), entries. `out` must
+// hold kCryptoSlotHeadBytes + 28 per algorithm; the bytes written.
+Result<std::size_t> encode_crypto_slot_info(const CryptoSlotInfo& c,
+                                            std::span<std::byte> out) noexcept;
+Result<CryptoSlotInfo> decode_crypto_slot_info(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_crypto_session(const crypto::SessionParams& p,
+                                          std::span<std::byte> out) noexcept;
+Result<crypto::SessionParams> decode_crypto_session(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_crypto_destroy(std::uint64_t handle, std::span<std::byte> out) noexcept;
+Result<std::uint64_t> decode_crypto_destroy(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_crypto_op(const CryptoOpHead& h, std::span<std::byte> out) noexcept;
+// The whole REQUEST payload: the head, then exactly src_len + aad_len +
+// digest_in_len bytes.
+Result<CryptoOpHead> decode_crypto_op(std::span<const std::byte> in) noexcept;
 Result<std::size_t> encode_sack(const Sack& s, std::span<std::byte> out) noexcept;
 Result<Sack> decode_sack(std::span<const std::byte> in) noexcept;
 Result<std::size_t> encode_nak(NakReason r, std::span<std::byte> out) noexcept;

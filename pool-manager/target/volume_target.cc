@@ -98,6 +98,19 @@ struct VolumeTarget::Volume {
   TokenBucket bytes;
   VolumeStats st;
   VolumeInfo info;
+  // Crypto slots.
+  std::shared_ptr<crypto::CryptoBackend> crypto;
+  CryptoSlotInfo cinfo;
+  struct Session {
+    crypto::BackendSession s = nullptr;
+    std::uint64_t lease = 0;
+    crypto::SessionKind kind = crypto::SessionKind::kCipher;
+    std::uint32_t jobs = 0;  // in the engine now
+    bool dead = false;       // destroyed by its holder or its lease: goes once jobs is 0
+  };
+  std::map<std::uint64_t, Session> sessions;
+  std::uint64_t next_session = 1;
+  std::uint32_t live_sessions = 0;
   std::vector<std::deque<Io*>> backlog;  // per backend queue, not yet accepted
   std::uint32_t channels = 0;            // open now
 };
@@ -126,6 +139,14 @@ struct VolumeTarget::Io {
   AlignedBuf data;
   iovec iov{};
   blk::BlkIo io;
+  // Crypto ops: src | aad | digest_in | dst | digest_out in `buf`.
+  bool is_crypto = false;
+  std::uint64_t session = 0;
+  std::vector<std::byte> buf;
+  std::uint32_t dst_len = 0;
+  std::uint32_t digest_out_len = 0;
+  std::size_t out_at = 0;  // where dst starts in buf
+  crypto::CryptoJob job;
 };
 
 bool VolumeTarget::Key::operator<(const Key& o) const noexcept {
@@ -167,6 +188,38 @@ Result<std::unique_ptr<VolumeTarget::Volume>> VolumeTarget::open_volume(const Vo
   }
   auto v = std::make_unique<Volume>();
   v->exp = e;
+  if (e.crypto) {
+    if (e.max_sessions == 0 || e.max_op_bytes < 64 || e.max_op_bytes > kMaxMaxIo ||
+        e.queue_depth == 0) {
+      return bad(who + "max_sessions, max_op_bytes and queue_depth must be positive");
+    }
+    if (auto r = e.crypto->start(e.queues, e.max_sessions); !r) {
+      why = who + "engine " + e.crypto->name() + ": " + to_string(r.error());
+      return unexpected(r.error());
+    }
+    v->crypto = e.crypto;
+    v->cinfo.queues = e.queues;
+    v->cinfo.queue_depth = e.queue_depth;
+    v->cinfo.max_sessions = e.max_sessions;
+    v->cinfo.max_op_bytes = e.max_op_bytes;
+    v->cinfo.caps = e.crypto->capabilities();
+    v->info.queues = e.queues;
+    v->info.queue_depth = e.queue_depth;
+    v->backlog.resize(e.queues);
+    if (e.iops_limit > 0) {
+      const double r = static_cast<double>(e.iops_limit);
+      v->ops.configure(r, std::max(1.0, r / 20));
+    }
+    if (e.key) {
+      auto a = FrameAuthenticator::create(*e.key);
+      if (!a) {
+        why = who + to_string(a.error());
+        return unexpected(a.error());
+      }
+      v->grants[0] = std::shared_ptr<FrameAuthenticator>(std::move(*a));
+    }
+    return v;
+  }
   std::string backend_why;
   auto b = blk::make_uring_backend(e.backend, backend_why);
   if (!b) {
@@ -258,6 +311,18 @@ void VolumeTarget::drain(Volume& v) {
     q.clear();
   }
   const auto until = Clock::now() + std::chrono::seconds(10);
+  if (v.crypto) {
+    for (std::uint16_t q = 0; q < v.exp.queues; ++q) {
+      while (v.crypto->in_flight(q) > 0 && Clock::now() < until) {
+        if (!reap_crypto(v, q)) {
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+      }
+    }
+    drop_sessions(v, std::nullopt);
+    v.crypto->stop();
+    return;
+  }
   for (std::uint16_t q = 0; q < v.exp.queues; ++q) {
     while (v.backend->in_flight(q) > 0 && Clock::now() < until) {
       blk::BlkCompletion c[32];
@@ -344,8 +409,12 @@ Result<void> VolumeTarget::add_volume(VolumeExport e, std::string& why) {
     why = "volume '" + e.name + "': the fabric thread does not answer";
     return fail(Errc::kTimeout, "target: no poller");
   }
-  if (vol) {
-    vol->backend->stop();  // refused, or the poller never ran it
+  if (vol) {  // refused, or the poller never ran it
+    if (vol->crypto) {
+      vol->crypto->stop();
+    } else {
+      vol->backend->stop();
+    }
   }
   return r;
 }
@@ -398,6 +467,9 @@ void VolumeTarget::revoke(std::uint32_t function_id, std::uint64_t lease_id) {
     if (Volume* v = find_volume(function_id); v != nullptr) {
       v->grants.erase(lease_id);
       close_lease_channels(function_id, lease_id);
+      if (v->crypto) {
+        drop_sessions(*v, lease_id);
+      }
     }
   });
 }
@@ -408,6 +480,7 @@ std::optional<VolumeStats> VolumeTarget::volume_stats(std::uint32_t function_id)
     if (Volume* v = find_volume(function_id); v != nullptr) {
       out = v->st;
       out->channels = v->channels;
+      out->sessions = v->live_sessions;
       out->grants = v->grants.size();
     }
   });
@@ -590,7 +663,11 @@ void VolumeTarget::on_message(Channel& c, ChannelMessage& m, Clock::time_point n
         return;
       }
       std::vector<std::byte> space(kMaxConfigBytes);
-      (void)encode_volume_info(c.vol->info, space);
+      if (c.vol->crypto) {
+        (void)encode_crypto_slot_info(c.vol->cinfo, space);
+      } else {
+        (void)encode_volume_info(c.vol->info, space);
+      }
       const auto& name = c.vol->exp.name;
       std::memcpy(space.data() + kVolumeNameOffset, name.data(),
                   std::min(name.size(), kVolumeNameBytes));
@@ -632,6 +709,10 @@ void VolumeTarget::complete(Channel& c, std::uint32_t tag, std::int32_t status,
 void VolumeTarget::on_request(Channel& c, ChannelMessage& m, Clock::time_point now) {
   ++stats_.requests;
   ++c.vol->st.requests;
+  if (c.vol->crypto) {
+    on_crypto_request(c, m, now);
+    return;
+  }
   auto r = decode_block_request(m.payload);
   if (!r) {
     ++stats_.malformed;
@@ -725,9 +806,255 @@ void VolumeTarget::on_request(Channel& c, ChannelMessage& m, Clock::time_point n
   c.vol->backlog[x->bq].push_back(x.release());
 }
 
+
+void VolumeTarget::complete_with(Channel& c, std::uint32_t tag, std::int32_t status,
+                                 std::span<const std::byte> body) {
+  std::byte head[kCompletionBytes];
+  (void)encode_completion(Completion{status, static_cast<std::uint32_t>(body.size())}, head);
+  (void)c.ch->send(Opcode::kCompletion, tag, head, body);
+  ++stats_.completions;
+  ++c.vol->st.completions;
+  if (status < 0) {
+    ++stats_.errors;
+    ++c.vol->st.errors;
+  }
+}
+
+// Sessions of a lease (or all): destroyed now, or once their last op is back.
+void VolumeTarget::drop_sessions(Volume& v, std::optional<std::uint64_t> lease) {
+  for (auto it = v.sessions.begin(); it != v.sessions.end();) {
+    auto& s = it->second;
+    if (lease && s.lease != *lease) {
+      ++it;
+      continue;
+    }
+    if (!s.dead) {
+      s.dead = true;
+      --v.live_sessions;
+    }
+    if (s.jobs == 0) {
+      v.crypto->destroy_session(s.s);
+      it = v.sessions.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// A crypto slot's REQUEST: session create or destroy (answered at once), or
+// an op (queued for the engine). A COMPLETION's status is a virtio-crypto
+// status (0 OK, 1 ERR, 2 BADMSG, 3 NOTSUPP, 4 INVSESS) for an op the slot
+// took, or a negative errno for a request it refused.
+void VolumeTarget::on_crypto_request(Channel& c, ChannelMessage& m, Clock::time_point now) {
+  Volume& v = *c.vol;
+  if (m.payload.empty()) {
+    ++stats_.malformed;
+    complete(c, m.tag, -EINVAL, 0);
+    return;
+  }
+  const auto op = static_cast<std::uint8_t>(m.payload[0]);
+  if (op == static_cast<std::uint8_t>(CryptoOp::kSessionCreate)) {
+    auto p = decode_crypto_session(m.payload);
+    if (!p) {
+      ++stats_.malformed;
+      complete(c, m.tag, -EINVAL, 0);
+      return;
+    }
+    if (v.live_sessions >= v.exp.max_sessions) {
+      complete(c, m.tag, -ENOSPC, 0);
+      return;
+    }
+    auto s = v.crypto->create_session(*p);
+    if (!s) {
+      complete(c, m.tag,
+               s.error().code == Errc::kResourceExhausted ? -ENOSPC
+               : s.error().code == Errc::kUnsupported     ? -EOPNOTSUPP
+                                                          : -EINVAL,
+               0);
+      return;
+    }
+    const std::uint64_t handle = v.next_session++;
+    v.sessions[handle] = Volume::Session{*s, c.lease_id, p->kind, 0, false};
+    ++v.live_sessions;
+    std::byte body[8];
+    for (int i = 0; i < 8; ++i) {
+      body[i] = static_cast<std::byte>(handle >> (56 - 8 * i));
+    }
+    complete_with(c, m.tag, 0, body);
+    return;
+  }
+  if (op == static_cast<std::uint8_t>(CryptoOp::kSessionDestroy)) {
+    auto h = decode_crypto_destroy(m.payload);
+    if (!h) {
+      ++stats_.malformed;
+      complete(c, m.tag, -EINVAL, 0);
+      return;
+    }
+    auto it = v.sessions.find(*h);
+    if (it == v.sessions.end() || it->second.lease != c.lease_id || it->second.dead) {
+      complete(c, m.tag, -ENOENT, 0);
+      return;
+    }
+    it->second.dead = true;
+    --v.live_sessions;
+    if (it->second.jobs == 0) {
+      v.crypto->destroy_session(it->second.s);
+      v.sessions.erase(it);
+    }
+    complete(c, m.tag, 0, 0);
+    return;
+  }
+  auto h = decode_crypto_op(m.payload);
+  if (!h) {
+    ++stats_.malformed;
+    complete(c, m.tag, -EINVAL, 0);
+    return;
+  }
+  auto it = v.sessions.find(h->session);
+  if (it == v.sessions.end() || it->second.dead || it->second.lease != c.lease_id) {
+    complete(c, m.tag, crypto::kStatusInvSess, 0);  // another lease's handles are not yours
+    return;
+  }
+  const std::uint32_t cap = v.exp.max_op_bytes;
+  if (h->src_len > cap || h->dst_len > cap || h->aad_len > crypto::kMaxAadBytes ||
+      h->digest_in_len > crypto::kMaxDigestBytes || h->digest_out_len > crypto::kMaxDigestBytes ||
+      (h->digest_in_len != 0 && h->digest_out_len != 0)) {
+    complete(c, m.tag, -EINVAL, 0);
+    return;
+  }
+  if (c.outstanding >= 2u * v.exp.queue_depth) {
+    complete(c, m.tag, -EBUSY, 0);
+    return;
+  }
+  auto x = std::make_unique<Io>();
+  x->is_crypto = true;
+  x->tag = m.tag;
+  x->session = h->session;
+  x->bq = static_cast<std::uint16_t>(c.key.queue_id % v.exp.queues);
+  if (h->deadline_us != 0) {
+    constexpr std::uint64_t kMaxDeadlineUs = 3600ull * 1000 * 1000;
+    x->deadline = now + std::chrono::microseconds(std::min(h->deadline_us, kMaxDeadlineUs));
+  }
+  const std::size_t in = std::size_t{h->src_len} + h->aad_len + h->digest_in_len;
+  x->out_at = in;
+  x->dst_len = h->dst_len;
+  x->digest_out_len = h->digest_out_len;
+  x->buf.resize(in + h->dst_len + h->digest_out_len);
+  std::memcpy(x->buf.data(), m.payload.data() + kCryptoOpHeadBytes, in);
+  crypto::CryptoJob& j = x->job;
+  const auto seg = [&](crypto::Iovs& iovs, std::size_t at, std::uint32_t len) {
+    iovs.n = len > 0 ? 1 : 0;
+    iovs.bytes = len;
+    iovs.v[0] = iovec{x->buf.data() + at, len};
+  };
+  j.session = it->second.s;
+  j.kind = it->second.kind;
+  j.encrypt = h->encrypt;
+  j.iv_len = h->iv_len;
+  std::copy(h->iv.begin(), h->iv.end(), j.iv.begin());
+  seg(j.src, 0, h->src_len);
+  seg(j.aad, h->src_len, h->aad_len);
+  if (h->digest_in_len != 0) {
+    seg(j.digest, std::size_t{h->src_len} + h->aad_len, h->digest_in_len);
+  } else {
+    seg(j.digest, in + h->dst_len, h->digest_out_len);
+  }
+  seg(j.dst, in, h->dst_len);
+  j.cipher_offset = h->cipher_offset;
+  j.cipher_len = h->cipher_len;
+  j.auth_offset = h->auth_offset;
+  j.auth_len = h->auth_len;
+  j.data_len = h->data_len;
+  j.cookie = x.get();
+  x->chan = channels_.find(c.key)->second;
+  ++c.outstanding;
+  ++it->second.jobs;
+  v.backlog[x->bq].push_back(x.release());
+}
+
+bool VolumeTarget::submit_crypto(Volume& v, std::uint16_t q, Clock::time_point now) {
+  bool work = false;
+  auto& bl = v.backlog[q];
+  const auto finish_unsent = [&](Io* io, std::int32_t status) {
+    std::unique_ptr<Io> x(io);
+    --x->chan->outstanding;
+    auto s = v.sessions.find(x->session);
+    if (s != v.sessions.end() && --s->second.jobs == 0 && s->second.dead) {
+      v.crypto->destroy_session(s->second.s);
+      v.sessions.erase(s);
+    }
+    if (x->chan->open && status != 0) {
+      ++stats_.expired;
+      complete(*x->chan, x->tag, status, 0);
+    }
+  };
+  while (!bl.empty() && (!bl.front()->chan->open || bl.front()->deadline < now)) {
+    Io* io = bl.front();
+    bl.pop_front();
+    finish_unsent(io, io->chan->open ? -ETIMEDOUT : 0);
+    work = true;
+  }
+  if (bl.empty()) {
+    return work;
+  }
+  crypto::CryptoJob* batch[32];
+  std::uint32_t n = 0;
+  if (v.ops.limited()) {
+    v.ops.refill(now);
+  }
+  for (auto i = bl.begin(); i != bl.end() && n < 32; ++i) {
+    if (!v.ops.can_take()) {
+      ++v.st.throttled;
+      break;
+    }
+    v.ops.take(1);
+    batch[n++] = &(*i)->job;
+  }
+  if (n == 0) {
+    return work;
+  }
+  const auto took = v.crypto->submit(q, batch, n);
+  bl.erase(bl.begin(), bl.begin() + took);
+  return work || took > 0;
+}
+
+bool VolumeTarget::reap_crypto(Volume& v, std::uint16_t q) {
+  crypto::CryptoCompletion done[32];
+  const auto n = v.crypto->poll(q, done, 32);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    std::unique_ptr<Io> x(static_cast<Io*>(done[i].cookie));
+    Channel& c = *x->chan;
+    --c.outstanding;
+    auto s = v.sessions.find(x->session);
+    if (s != v.sessions.end() && --s->second.jobs == 0 && s->second.dead) {
+      v.crypto->destroy_session(s->second.s);
+      v.sessions.erase(s);
+    }
+    if (!c.open) {
+      continue;
+    }
+    const std::uint8_t status = done[i].status;
+    if (status == crypto::kStatusOk) {
+      stats_.bytes_read += x->dst_len;
+      complete_with(c, x->tag, 0,
+                    std::span<const std::byte>(x->buf.data() + x->out_at,
+                                               std::size_t{x->dst_len} + x->digest_out_len));
+    } else {
+      complete(c, x->tag, status, 0);
+    }
+  }
+  return n > 0;
+}
+
 bool VolumeTarget::submit_backlog(Clock::time_point now) {
   bool work = false;
   for (auto& v : volumes_) {
+    if (v->crypto) {
+      for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
+        work |= submit_crypto(*v, q, now);
+      }
+      continue;
+    }
     for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
       auto& bl = v->backlog[q];
       // Drop what nobody waits for any more: closed channels, past deadlines.
@@ -781,6 +1108,12 @@ bool VolumeTarget::submit_backlog(Clock::time_point now) {
 bool VolumeTarget::reap() {
   bool work = false;
   for (auto& v : volumes_) {
+    if (v->crypto) {
+      for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
+        work |= reap_crypto(*v, q);
+      }
+      continue;
+    }
     for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
       blk::BlkCompletion done[32];
       const auto n = v->backend->poll(q, done, 32);
@@ -872,6 +1205,14 @@ bool VolumeTarget::sleep_until(Clock::time_point deadline) {
     if (waiting) {  // held back by a limit: wake when tokens are back
       deadline = std::min({deadline, v->ops.ready_at(), v->bytes.ready_at()});
     }
+    if (v->crypto) {
+      for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
+        if (v->crypto->in_flight(q) > 0) {
+          return false;  // an engine has no wake-up fd: poll it
+        }
+      }
+      continue;
+    }
     for (std::uint16_t q = 0; q < v->exp.queues && n < std::size(fds); ++q) {
       if (v->backend->in_flight(q) == 0) {
         continue;
@@ -929,7 +1270,7 @@ void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
 bool VolumeTarget::backend_busy() const noexcept {
   for (const auto& v : volumes_) {
     for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
-      if (v->backend->in_flight(q) > 0) {
+      if (v->crypto ? v->crypto->in_flight(q) > 0 : v->backend->in_flight(q) > 0) {
         return true;
       }
     }

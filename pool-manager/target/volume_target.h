@@ -30,6 +30,7 @@
 #include "pool-manager/protocol/frame_auth.h"
 #include "pool-manager/transport/transport.h"
 #include "vhost-backend/devices/blk/blk_backends.h"
+#include "vhost-backend/devices/crypto/crypto_backend.h"
 
 namespace viopool::pool {
 
@@ -40,8 +41,14 @@ struct VolumeExport {
   blk::UringBackendOptions backend;  // path, read_only, direct, queue_depth, block_size, extent
   std::uint16_t queues = 4;                 // fabric queues served, [1, 64]
   std::uint32_t max_io_bytes = 256 * 1024;  // largest read or write, [4 KiB, 1 MiB]
-  std::uint64_t iops_limit = 0;             // requests per second, 0: none
+  std::uint64_t iops_limit = 0;             // requests (crypto: ops) per second, 0: none
   std::uint64_t bps_limit = 0;              // bytes read + written per second, 0: none
+  // Set: a crypto slot on this engine (docs/fabric.md "Crypto slots") instead
+  // of a volume; `backend` is then unused. The target starts and stops it.
+  std::shared_ptr<crypto::CryptoBackend> crypto;
+  std::uint32_t max_sessions = 64;        // crypto: sessions at once, all leases together
+  std::uint32_t max_op_bytes = 64 * 1024;  // crypto: largest src, dst, aad or digest of an op
+  std::uint16_t queue_depth = 128;        // crypto: ops per queue taken at once
 };
 
 // Per volume, for the appliance API.
@@ -52,6 +59,7 @@ struct VolumeStats {
   std::uint64_t bytes_read = 0;
   std::uint64_t bytes_written = 0;
   std::uint64_t throttled = 0;  // requests held back by the IOPS or bandwidth limit
+  std::uint64_t sessions = 0;   // crypto: open now
   std::uint64_t channels = 0;   // open now
   std::uint64_t grants = 0;     // leases whose frames verify
 };
@@ -149,6 +157,12 @@ class VolumeTarget {
   void on_message(Channel& c, ChannelMessage& m, Clock::time_point now);
   void send_hello_ack(Channel& c);
   void on_request(Channel& c, ChannelMessage& m, Clock::time_point now);
+  void on_crypto_request(Channel& c, ChannelMessage& m, Clock::time_point now);
+  void complete_with(Channel& c, std::uint32_t tag, std::int32_t status,
+                     std::span<const std::byte> body);
+  bool submit_crypto(Volume& v, std::uint16_t q, Clock::time_point now);
+  bool reap_crypto(Volume& v, std::uint16_t q);
+  void drop_sessions(Volume& v, std::optional<std::uint64_t> lease);
   void complete(Channel& c, std::uint32_t tag, std::int32_t status, std::uint32_t bytes);
   void send_nak(FrameAuthenticator& auth, const FrameHeader& about, const PeerAddress& to,
                 NakReason why);

@@ -67,6 +67,37 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   round_trip<NakReason>(in, decode_nak, encode_nak);
 #elif VIOPOOL_FUZZ_DECODER == 7
   round_trip<VolumeInfo>(in, decode_volume_info, encode_volume_info);
+#elif VIOPOOL_FUZZ_DECODER == 8
+  auto c = decode_crypto_slot_info(in);
+  if (c) {
+    std::vector<std::byte> out(kCryptoSlotHeadBytes + kMaxCryptoCaps * kCryptoCapBytes);
+    auto n = encode_crypto_slot_info(*c, out);
+    require(n.has_value());
+    require(std::memcmp(out.data(), data, 20) == 0);
+    auto again = decode_crypto_slot_info(std::span(out).first(*n));
+    require(again.has_value() && again->max_sessions == c->max_sessions);
+  }
+#elif VIOPOOL_FUZZ_DECODER == 9
+  auto p = decode_crypto_session(in);
+  if (p) {
+    std::vector<std::byte> out(kCryptoSessionBytes);
+    require(encode_crypto_session(*p, out).has_value());
+    require(std::memcmp(out.data(), data, kCryptoSessionBytes) == 0);
+  }
+#elif VIOPOOL_FUZZ_DECODER == 10
+  auto h = decode_crypto_op(in);
+  if (h) {
+    std::vector<std::byte> out(kCryptoOpHeadBytes);
+    require(encode_crypto_op(*h, out).has_value());
+    require(std::memcmp(out.data(), data, kCryptoOpHeadBytes) == 0);
+  }
+#elif VIOPOOL_FUZZ_DECODER == 11
+  auto d = decode_crypto_destroy(in);
+  if (d) {
+    std::vector<std::byte> out(kCryptoDestroyBytes);
+    require(encode_crypto_destroy(*d, out).has_value());
+    require(std::memcmp(out.data(), data, kCryptoDestroyBytes) == 0);
+  }
 #else
 #error "VIOPOOL_FUZZ_DECODER names no decoder"
 #endif
