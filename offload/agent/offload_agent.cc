@@ -100,13 +100,14 @@ void OffloadAgent::apply(const std::vector<FlowSpec>& table) {
     tr.push_back(translate(*f, ports_));
   }
   // Priorities planned per port over every translatable rule, so that a
-  // refusal elsewhere never renumbers the rest.
+  // refusal never renumbers the rest.
   struct Planned {
     std::size_t owner;  // index into rules; SIZE_MAX: a jump
     RteFlowRule rule;
     std::string dump;
   };
   std::map<std::uint16_t, std::vector<Planned>> per_port;
+  std::map<std::uint16_t, std::map<std::size_t, std::vector<std::size_t>>> by_owner;
   {
     std::map<std::uint16_t, std::vector<RteFlowRule>> in;
     std::map<std::uint16_t, std::vector<std::size_t>> owners;
@@ -119,8 +120,9 @@ void OffloadAgent::apply(const std::vector<FlowSpec>& table) {
     for (auto& [port, rs] : in) {
       const auto planned = plan_priorities(rs, nic_.priority_levels(port));
       for (std::size_t k = 0; k < planned.size(); ++k) {
-        per_port[port].push_back(Planned{k < owners[port].size() ? owners[port][k] : SIZE_MAX,
-                                         planned[k], flow_dump(planned[k])});
+        const std::size_t owner = k < owners[port].size() ? owners[port][k] : SIZE_MAX;
+        by_owner[port][owner].push_back(per_port[port].size());
+        per_port[port].push_back(Planned{owner, planned[k], flow_dump(planned[k])});
       }
     }
   }
@@ -136,156 +138,181 @@ void OffloadAgent::apply(const std::vector<FlowSpec>& table) {
     }
     return out;
   };
+  const auto destroy = [&](std::map<std::string, Installed>::iterator it) {
+    std::string why;
+    if (!nic_.del(it->second.handle, why)) {
+      VIOPOOL_LOG_WARN("cannot destroy {}: {}", it->first, why);
+      return std::next(it);  // still on the NIC: tried again next time
+    }
+    ++destroys_;
+    VIOPOOL_LOG_INFO("destroyed: {}", flow_dump(it->second.rule));
+    return installed_.erase(it);
+  };
+  // Creates one planned rule: as planned, then without MARK (the queue
+  // alone steers to the vNIC), without COUNT (no hardware counters), and
+  // without both; what the port was found to lack is left out from the
+  // start. "" or the NIC's refusal.
+  const auto create = [&](std::uint16_t p, const Planned& pl, std::string& note) -> std::string {
+    const auto has = [&](RteActionType t) {
+      return std::any_of(pl.rule.actions.begin(), pl.rule.actions.end(),
+                         [&](const auto& a) { return a.type == t; });
+    };
+    const bool mark = has(RteActionType::kMark);
+    const bool count = has(RteActionType::kCount);
+    auto& lacks = lacks_[p];
+    std::string err;
+    std::string first_err;
+    RteFlowRule used;
+    Result<std::uint64_t> h = fail(Errc::kUnsupported, "offload: not tried");
+    for (int variant = 0; variant < 4 && !h; ++variant) {
+      const bool drop_mark = (variant & 1) != 0;
+      const bool drop_count = (variant & 2) != 0;
+      if ((drop_mark && !mark) || (drop_count && !count) || (lacks.first && mark && !drop_mark) ||
+          (lacks.second && count && !drop_count)) {
+        continue;
+      }
+      used = pl.rule;
+      std::erase_if(used.actions, [&](const auto& a) {
+        return (drop_mark && a.type == RteActionType::kMark) ||
+               (drop_count && a.type == RteActionType::kCount);
+      });
+      h = nic_.put(used, err);
+      if (first_err.empty() && !h) {
+        first_err = err;
+      }
+      if (h && (drop_mark || drop_count)) {
+        lacks.first |= drop_mark;
+        lacks.second |= drop_count;
+        note = std::string(drop_mark ? "MARK" : "") + (drop_mark && drop_count ? " and " : "") +
+               (drop_count ? "COUNT" : "") + " refused by the NIC" +
+               (first_err.empty() ? "" : " (" + first_err + ")") +
+               (drop_mark ? ": steered by queue alone" : "") +
+               (drop_count ? ": no hardware counters" : "");
+      }
+    }
+    if (!h) {
+      ++refusals_;
+      refused_[pl.dump] = {"refused by the NIC: " + err, now};
+      VIOPOOL_LOG_WARN("refused: {}: {}", pl.dump, err);
+      return refused_[pl.dump].first;
+    }
+    ++creates_;
+    VIOPOOL_LOG_INFO("created: {}", flow_dump(used));
+    installed_[pl.dump] =
+        Installed{*h, pl.owner == SIZE_MAX ? "" : rules[pl.owner]->key(), used};
+    return "";
+  };
+
+  // What no rule of this table plans any more goes first: its traffic falls
+  // back to OVS, which enforces the same policy.
+  std::set<std::string> planned_dumps;
+  for (const auto& [p, pls] : per_port) {
+    for (const auto& pl : pls) {
+      planned_dumps.insert(pl.dump);
+    }
+  }
+  for (auto it = installed_.begin(); it != installed_.end();) {
+    it = planned_dumps.contains(it->first) ? std::next(it) : destroy(it);
+  }
 
   std::vector<std::string> state(rules.size());
   std::vector<std::vector<std::string>> reasons(rules.size());
   std::vector<std::string> notes(rules.size());
-  std::set<std::string> wanted;
-  for (int pass = 0; pass < 1 + static_cast<int>(rules.size()); ++pass) {
-    // Decide, highest priority first, what may go to the NIC.
-    std::map<std::uint16_t, std::vector<std::size_t>> blocked;  // rules left to OVS, per port
-    wanted.clear();
-    for (std::size_t i = 0; i < rules.size(); ++i) {
-      state[i].clear();
-      reasons[i].clear();
-      const FlowSpec& f = *rules[i];
-      if (!tr[i].offloadable()) {
-        state[i] = "not_offloadable";
-        reasons[i] = tr[i].reasons;
-        for (auto p : ports_of(f)) {
-          blocked[p].push_back(i);
-        }
+  // Per port, in one sweep from the strongest rule down: what stays on OVS
+  // (blockers) keeps every lower rule that may overlap it there too.
+  std::map<std::uint16_t, std::vector<FlowSpec>> blockers;
+  std::map<std::uint16_t, std::uint32_t> broken_group;  // the NIC refused the jump into it
+  for (const auto& [p, pls] : per_port) {
+    std::uint32_t first_unreachable = UINT32_MAX;
+    for (std::size_t k : by_owner[p][SIZE_MAX]) {  // the groups' chain first
+      const Planned& jump = pls[k];
+      if (installed_.contains(jump.dump)) {
         continue;
       }
+      std::string note;
+      if (auto r = refused_.find(jump.dump); r != refused_.end() || !create(p, jump, note).empty()) {
+        first_unreachable = std::min(first_unreachable, jump.rule.group + 1);
+      }
+    }
+    broken_group[p] = first_unreachable;
+  }
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    const FlowSpec& f = *rules[i];
+    if (!tr[i].offloadable()) {
+      state[i] = "not_offloadable";
+      reasons[i] = tr[i].reasons;
       for (auto p : ports_of(f)) {
-        std::string why;
-        for (std::size_t g : blocked[p]) {
-          if (rules[g]->priority > f.priority && may_overlap(*rules[g], f)) {
-            why = "below " + rules[g]->key() + ", which overlaps it and stays on OVS's path";
-            break;
-          }
-        }
-        if (why.empty()) {
-          for (const auto& pl : per_port[p]) {
-            if (pl.owner == i) {
-              if (auto r = refused_.find(pl.dump); r != refused_.end()) {
-                why = r->second.first;
-                state[i] = "refused";
-                break;
-              }
-            }
-          }
-        } else if (state[i].empty()) {
-          state[i] = "shadowed";
-        }
-        if (!why.empty()) {
-          reasons[i].push_back(why);
-          blocked[p].push_back(i);
-          continue;
-        }
-        for (const auto& pl : per_port[p]) {
-          if (pl.owner == i) {
-            wanted.insert(pl.dump);
-          }
-        }
+        blockers[p].push_back(f);
       }
-      if (state[i].empty()) {
-        state[i] = "offloaded";
-      }
+      continue;
     }
-    for (const auto& [p, pls] : per_port) {
-      bool any = false;
-      for (const auto& pl : pls) {
-        any |= pl.owner != SIZE_MAX && wanted.contains(pl.dump);
-      }
-      for (const auto& pl : pls) {
-        if (pl.owner == SIZE_MAX && any) {
-          wanted.insert(pl.dump);  // the groups' chain
-        }
-      }
+    // What the NIC takes of it. Without a VLAN match, a pattern that goes
+    // past Ethernet (eth type, or an L3 item) stacks on an untagged header:
+    // tagged frames are not the NIC's but stay on OVS (so are NORMAL's,
+    // which says has_vlan 0). A bare Ethernet match takes both.
+    const bool normal = std::any_of(f.actions.begin(), f.actions.end(), [](const FlowAction& a) {
+      return a.kind == ActionKind::kNormal;
+    });
+    const bool untagged_only =
+        f.match.vlan == VlanMatch::kAny && (f.match.eth_type.has_value() || normal);
+    FlowSpec domain = f;
+    if (untagged_only) {
+      domain.match.vlan = VlanMatch::kUntagged;
     }
-    // What is no longer wanted goes first: its traffic falls back to OVS.
-    for (auto it = installed_.begin(); it != installed_.end();) {
-      if (wanted.contains(it->first)) {
-        ++it;
-        continue;
-      }
+    for (auto p : ports_of(f)) {
       std::string why;
-      if (!nic_.del(it->second.handle, why)) {
-        VIOPOOL_LOG_WARN("cannot destroy {}: {}", it->first, why);
-      }
-      ++destroys_;
-      VIOPOOL_LOG_INFO("destroyed: {}", flow_dump(it->second.rule));
-      it = installed_.erase(it);
-    }
-    // Then the new ones, strongest first; a refusal re-decides the rest.
-    bool refused_now = false;
-    for (const auto& [p, pls] : per_port) {
-      for (const auto& pl : pls) {
-        if (!wanted.contains(pl.dump) || installed_.contains(pl.dump)) {
-          continue;
-        }
-        // The rule as planned, then without MARK (the queue alone steers to
-        // the vNIC), then without COUNT (no hardware counters) and both;
-        // what the port was found to lack is left out from the start.
-        const auto has = [&](RteActionType t) {
-          return std::any_of(pl.rule.actions.begin(), pl.rule.actions.end(),
-                             [&](const auto& a) { return a.type == t; });
-        };
-        const bool mark = has(RteActionType::kMark);
-        const bool count = has(RteActionType::kCount);
-        auto& lacks = lacks_[p];
-        std::string err;
-        std::string first_err;
-        std::string note;
-        RteFlowRule used;
-        Result<std::uint64_t> h = fail(Errc::kUnsupported, "offload: not tried");
-        for (int variant = 0; variant < 4 && !h; ++variant) {
-          const bool drop_mark = (variant & 1) != 0;
-          const bool drop_count = (variant & 2) != 0;
-          if ((drop_mark && !mark) || (drop_count && !count) || (lacks.first && mark && !drop_mark) ||
-              (lacks.second && count && !drop_count)) {
-            continue;
-          }
-          used = pl.rule;
-          std::erase_if(used.actions, [&](const auto& a) {
-            return (drop_mark && a.type == RteActionType::kMark) ||
-                   (drop_count && a.type == RteActionType::kCount);
-          });
-          h = nic_.put(used, err);
-          if (first_err.empty() && !h) {
-            first_err = err;
-          }
-          if (h && (drop_mark || drop_count)) {
-            lacks.first |= drop_mark;
-            lacks.second |= drop_count;
-            note = std::string(drop_mark ? "MARK" : "") + (drop_mark && drop_count ? " and " : "") +
-                   (drop_count ? "COUNT" : "") + " refused by the NIC" +
-                   (first_err.empty() ? "" : " (" + first_err + ")") +
-                   (drop_mark ? ": steered by queue alone" : "") +
-                   (drop_count ? ": no hardware counters" : "");
-          }
-        }
-        if (!h) {
-          ++refusals_;
-          refused_[pl.dump] = {"refused by the NIC: " + err, now};
-          VIOPOOL_LOG_WARN("refused: {}: {}", pl.dump, err);
-          refused_now = true;
+      const auto& mine = by_owner[p][i];
+      for (const FlowSpec& g : blockers[p]) {
+        if (g.priority > f.priority && may_overlap(g, domain)) {
+          why = "below " + g.key() + ", which overlaps it and stays on OVS's path";
           break;
         }
-        ++creates_;
-        VIOPOOL_LOG_INFO("created: {}", flow_dump(used));
-        installed_[pl.dump] = Installed{*h, pl.owner == SIZE_MAX ? "" : rules[pl.owner]->key(), used};
-        if (!note.empty() && pl.owner != SIZE_MAX) {
-          notes[pl.owner] = note;
+      }
+      std::string st = why.empty() ? "" : "shadowed";
+      for (std::size_t k : mine) {
+        if (!why.empty()) {
+          break;
+        }
+        const Planned& pl = per_port[p][k];
+        if (pl.rule.group >= broken_group[p]) {
+          why = "refused by the NIC: the jump into group " + std::to_string(pl.rule.group);
+          st = "refused";
+        } else if (auto r = refused_.find(pl.dump); r != refused_.end()) {
+          why = r->second.first;
+          st = "refused";
+        } else if (!installed_.contains(pl.dump)) {
+          std::string note;
+          why = create(p, pl, note);
+          if (!why.empty()) {
+            st = "refused";
+          } else if (!note.empty()) {
+            notes[i] = note;
+          }
         }
       }
-      if (refused_now) {
-        break;
+      if (why.empty()) {
+        if (untagged_only) {
+          // Offloaded for untagged frames only: its tagged part stays on OVS.
+          FlowSpec tagged = f;
+          tagged.match.vlan = VlanMatch::kTagged;
+          blockers[p].push_back(std::move(tagged));
+        }
+        continue;
+      }
+      // Left on OVS on this port: whatever of it is installed goes.
+      for (std::size_t k : mine) {
+        if (auto it = installed_.find(per_port[p][k].dump); it != installed_.end()) {
+          destroy(it);
+        }
+      }
+      reasons[i].push_back(why);
+      blockers[p].push_back(f);
+      if (state[i].empty() || st == "refused") {
+        state[i] = st;
       }
     }
-    if (!refused_now) {
-      break;
+    if (state[i].empty()) {
+      state[i] = "offloaded";
     }
   }
   // The view the API shows.

@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
         port = p.dpdk_port;
       }
     }
-    map.ports.push_back({v.name, v.ofport, port, v.queue, v.mark, v.mac});
+    map.ports.push_back({v.name, v.ofport, port, v.queue, v.mark, v.mac, v.access_vlan});
   }
   {
     offload::RteFlowOffloader nic(cfg->priority_levels);

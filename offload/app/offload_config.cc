@@ -114,7 +114,8 @@ Result<OffloadConfig> parse_offload_config(const json& j, std::string& why) {
     for (std::size_t i = 0; i < vs->size(); ++i) {
       const std::string where = "vnics[" + std::to_string(i) + "]";
       const json& v = (*vs)[i];
-      VIOPOOL_TRY(reject_unknown(v, {"name", "ofport", "uplink", "queue", "mark", "mac"}, where, why));
+      VIOPOOL_TRY(reject_unknown(v, {"name", "ofport", "uplink", "queue", "mark", "mac", "access_vlan"},
+                                 where, why));
       VnicConfig n;
       auto name = get_string(v, "name", where, why, true);
       VIOPOOL_TRY(name);
@@ -161,6 +162,11 @@ Result<OffloadConfig> parse_offload_config(const json& j, std::string& why) {
           mac[k] = static_cast<std::uint8_t>(b[k]);
         }
         n.mac = mac;
+      }
+      if (v.contains("access_vlan")) {
+        auto t = get_int(v, "access_vlan", where, why, 0, 1, 4094);
+        VIOPOOL_TRY(t);
+        n.access_vlan = static_cast<std::uint16_t>(*t);
       }
       VIOPOOL_TRY(unique(where, n.name, n.ofport));
       c.vnics.push_back(n);

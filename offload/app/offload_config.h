@@ -26,6 +26,7 @@ struct VnicConfig {
   std::uint16_t queue = 0;
   std::optional<std::uint32_t> mark;
   std::optional<Mac> mac;
+  std::optional<std::uint16_t> access_vlan;  // its OVS port's tag, if any
 };
 
 struct OffloadConfig {

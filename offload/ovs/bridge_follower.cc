@@ -279,24 +279,27 @@ void BridgeFollower::run() {
     if (dirty_) {
       wake = std::min(wake, dirty_since_ + o_.debounce);
     }
-    const bool monitor_dead = monitor_fd_ < 0 && monitor_pid_ > 0;
+    const bool monitor_dead = monitor_fd_ < 0;  // exited, or its restart failed
     if (monitor_dead) {
-      wake = Clock::now();
+      wake = std::min(wake, Clock::now() + std::chrono::seconds(1));
     }
     cv_.wait_until(lock, wake);
     if (stop_) {
       break;
     }
     const auto now = Clock::now();
-    if (monitor_fd_ < 0 && monitor_pid_ > 0) {
-      // The monitor exited (OVS restarted, the bridge went away): start
-      // another after a pause, then read the whole table.
+    if (monitor_fd_ < 0) {
+      // The monitor exited (OVS restarted, the bridge went away) or could
+      // not be restarted: start another (at most once a second), then read
+      // the whole table.
       const pid_t pid = monitor_pid_;
       monitor_pid_ = -1;
       lock.unlock();
-      int st = 0;
-      ::waitpid(pid, &st, 0);
-      VIOPOOL_LOG_WARN("ovs-ofctl monitor of {} exited; restarting", o_.target);
+      if (pid > 0) {
+        int st = 0;
+        ::waitpid(pid, &st, 0);
+        VIOPOOL_LOG_WARN("ovs-ofctl monitor of {} exited; restarting", o_.target);
+      }
       std::this_thread::sleep_for(std::chrono::seconds(1));
       const bool ok = start_monitor();
       lock.lock();

@@ -643,8 +643,25 @@ Result<std::vector<FlowSpec>> parse_ofctl_dump(std::string_view text, std::strin
     }
     auto f = parse_ofctl_flow(line, why);
     if (!f) {
-      why = "line " + std::to_string(line_no) + ": " + why;
-      return unexpected(f.error());
+      // OVS printed it, so it is a rule, one we cannot read: kept as a rule
+      // that matches everything at its priority (the highest if that is
+      // unreadable too) and stays on OVS, so that it shadows every rule
+      // below it instead of freezing the table.
+      FlowSpec u;
+      u.priority = 65535;
+      const auto at = line.find("priority=");
+      std::uint64_t prio = 0;
+      if (at != std::string_view::npos) {
+        const auto end = line.find_first_of(", ", at + 9);
+        if (parse_uint(line.substr(at + 9, end == std::string_view::npos ? end : end - at - 9),
+                       0xffff, prio)) {
+          u.priority = static_cast<std::uint16_t>(prio);
+        }
+      }
+      u.other_match.push_back(std::string(line));
+      u.unsupported.push_back("unreadable: " + why);
+      out.push_back(std::move(u));
+      continue;
     }
     out.push_back(std::move(*f));
   }

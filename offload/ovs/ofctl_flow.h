@@ -18,8 +18,9 @@ namespace viopool::offload {
 Result<FlowSpec> parse_ofctl_flow(std::string_view text, std::string& why);
 
 // A whole `ovs-ofctl dump-flows` output: header lines (NXST_FLOW reply,
-// OFPST_FLOW reply) are skipped. A line that does not parse is an error
-// naming its number.
+// OFPST_FLOW reply) are skipped. A line that does not parse becomes a rule
+// matching everything at its priority, not offloadable ("unreadable: ..."),
+// so it keeps every rule below it on OVS.
 Result<std::vector<FlowSpec>> parse_ofctl_dump(std::string_view text, std::string& why);
 
 }  // namespace viopool::offload

@@ -308,11 +308,11 @@ Result<void> RteFlowOffloader::del(std::uint64_t handle, std::string& why) {
   }
   rte_flow_error e{};
   const int rc = rte_flow_destroy(it->second.port, it->second.flow, &e);
-  rules_.erase(it);
   if (rc != 0) {
-    why = error_text(e, -rc);
+    why = error_text(e, -rc);  // still on the NIC: kept, so that it can be retried
     return fail(Errc::kIo, "rte_flow: destroy failed");
   }
+  rules_.erase(it);
   return {};
 }
 

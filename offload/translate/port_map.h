@@ -19,6 +19,8 @@ struct PortBinding {
   std::optional<std::uint16_t> queue;  // set: a vNIC served by this receive queue
   std::optional<std::uint32_t> mark;   // a vNIC's MARK id, if the NIC marks
   std::optional<Mac> mac;              // a vNIC's MAC
+  // A vNIC whose OVS port has an access tag: NORMAL to it stays on OVS.
+  std::optional<std::uint16_t> access_vlan;
   bool is_vnic() const noexcept { return queue.has_value(); }
 };
 

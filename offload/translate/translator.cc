@@ -320,7 +320,9 @@ Translation translate(const FlowSpec& f, const PortMap& ports) {
       const auto& dst = m.eth_dst;
       std::size_t made = 0;
       for (const auto& b : ports.ports) {
-        if (!b.is_vnic() || b.dpdk_port != port || !b.mac) {
+        // A vNIC on a tagged access port gets only its VLAN's frames from
+        // OVS: left to OVS.
+        if (!b.is_vnic() || b.dpdk_port != port || !b.mac || b.access_vlan) {
           continue;
         }
         if (dst) {
@@ -334,6 +336,9 @@ Translation translate(const FlowSpec& f, const PortMap& ports) {
         }
         RteFlowRule r = base();
         r.pattern.front().eth_dst = Masked<Mac>{*b.mac, Mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+        if (m.vlan == VlanMatch::kAny) {
+          r.pattern.front().has_vlan = false;  // tagged frames go to their VLAN's ports: OVS
+        }
         r.actions.insert(r.actions.end(), mods.begin(), mods.end());
         if (b.mark) {
           r.actions.push_back(RteAction{RteActionType::kMark, *b.mark, {}, {}});

@@ -215,12 +215,13 @@ ApiReply dispatch(PoolService& pool, VolumeTarget& target, const std::string& op
     return r ? ApiReply{200, *r} : refused(r.error(), why);
   }
   if (op == "lease_release") {
-    auto id = only({"lease_id"}) ? lease_id_of(b, true, why)
-                                 : Result<std::uint64_t>(fail(Errc::kInvalidArgument, "api"));
-    if (!id) {
+    auto id = only({"lease_id", "host"}) ? lease_id_of(b, true, why)
+                                         : Result<std::uint64_t>(fail(Errc::kInvalidArgument, "api"));
+    auto host = get_string(b, "host", "", why, false);
+    if (!id || !host) {
       return error_reply(Errc::kInvalidArgument, why);
     }
-    auto r = pool.release(*id, why);
+    auto r = pool.release(*id, *host, why);
     return r ? ApiReply{200, json{{"released", *id}}} : refused(r.error(), why);
   }
   if (op == "lease_reassign") {

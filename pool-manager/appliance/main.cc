@@ -179,6 +179,9 @@ int main(int argc, char** argv) {
   VIOPOOL_LOG_INFO("serving {} static volume(s) on udp {} mtu {}; {} inventory device(s); api {}",
                    cfg->target.volumes.size(), pool::to_string((*udp)->local()), cfg->mtu,
                    cfg->inventory.size(), cfg->api.empty() ? "off" : cfg->api);
+  // This thread polls the target for the daemon's life: commands from the API
+  // and expiry threads always run here, between two rounds.
+  (*target)->bind_poller();
   while (!g_stop.load()) {
     (*target)->run(g_stop, pool::VolumeTarget::Clock::now() + std::chrono::seconds(1));
     if (!stats_path.empty()) {
@@ -186,6 +189,9 @@ int main(int argc, char** argv) {
     }
   }
   server.stop();
+  // No more polling here: a command the expiry thread still makes runs on
+  // its own thread (nothing else touches the target any more).
+  (*target)->unbind_poller();
   cv.notify_all();
   expiry.join();
   const auto s = (*target)->stats();

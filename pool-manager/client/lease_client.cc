@@ -105,8 +105,8 @@ Result<void> renew_lease(const std::string& appliance, std::uint64_t lease_id,
 }
 
 Result<void> release_lease(const std::string& appliance, std::uint64_t lease_id,
-                           std::string& why) {
-  auto r = call(appliance, "lease_release", {{"lease_id", lease_id}}, why);
+                           const std::string& host, std::string& why) {
+  auto r = call(appliance, "lease_release", {{"lease_id", lease_id}, {"host", host}}, why);
   if (!r) {
     return unexpected(r.error());
   }
@@ -129,7 +129,7 @@ LeaseKeeper::~LeaseKeeper() {
   thread_.join();
   if (!lost_) {
     std::string why;
-    if (auto r = release_lease(appliance_, grant_.lease_id, why); !r) {
+    if (auto r = release_lease(appliance_, grant_.lease_id, grant_.host, why); !r) {
       VIOPOOL_LOG_WARN("lease {} on {}: release failed: {}", grant_.lease_id, grant_.function,
                        why);
     }

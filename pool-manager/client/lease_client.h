@@ -46,7 +46,7 @@ Result<LeaseGrant> acquire_lease(const LeaseAsk& ask, std::string& why);
 Result<void> renew_lease(const std::string& appliance, std::uint64_t lease_id,
                          const std::string& host, std::string& why);
 Result<void> release_lease(const std::string& appliance, std::uint64_t lease_id,
-                           std::string& why);
+                           const std::string& host, std::string& why);
 
 // Renews a lease every third of its TTL on its own thread; releases it when
 // destroyed. A renewal the appliance refuses (the lease expired and was

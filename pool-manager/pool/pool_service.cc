@@ -637,10 +637,11 @@ Result<json> PoolService::renew(std::uint64_t lease_id, const std::string& host,
   return json{{"leases", out}};
 }
 
-Result<void> PoolService::release(std::uint64_t lease_id, std::string& why) {
+Result<void> PoolService::release(std::uint64_t lease_id, const std::string& host,
+                                  std::string& why) {
   std::lock_guard lock(mu_);
   LeaseRecord* l = find_lease(lease_id);
-  if (l == nullptr) {
+  if (l == nullptr || (!host.empty() && l->host != host)) {
     return unexpected(bad(Errc::kNotFound, "no lease " + std::to_string(lease_id), why));
   }
   StateChange c;

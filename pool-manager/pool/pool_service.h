@@ -113,7 +113,9 @@ class PoolService {
   Result<nlohmann::json> acquire(const LeaseRequest& r, std::string& why);
   // Renews one lease, or (lease_id 0) every lease of `host`; the renewed leases.
   Result<nlohmann::json> renew(std::uint64_t lease_id, const std::string& host, std::string& why);
-  Result<void> release(std::uint64_t lease_id, std::string& why);
+  // With `host`: only if that host holds the lease (a host whose lease was
+  // moved away cannot release its successor's).
+  Result<void> release(std::uint64_t lease_id, const std::string& host, std::string& why);
   // Moves a lease to another host with a new key: the old holder is fenced.
   Result<nlohmann::json> reassign(std::uint64_t lease_id, const std::string& host,
                                   std::string& why);

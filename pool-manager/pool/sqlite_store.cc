@@ -143,7 +143,7 @@ Result<PoolState> SqliteStateStore::load(std::string& why) {
   sqlite3* db = impl_->db;
   {
     Stmt st(db, "SELECT record FROM functions ORDER BY id");
-    int rc;
+    int rc = SQLITE_ERROR;
     while (st && (rc = sqlite3_step(st.get())) == SQLITE_ROW) {
       const auto* txt = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
       auto j = json::parse(txt != nullptr ? txt : "", nullptr, false);
@@ -153,13 +153,14 @@ Result<PoolState> SqliteStateStore::load(std::string& why) {
       }
       s.functions.push_back(std::move(*f));
     }
-    if (!st) {
+    if (!st || rc != SQLITE_DONE) {  // a busy or damaged database never reads as a short one
       return unexpected(db_error(db, "reading functions", why));
     }
   }
   {
     Stmt st(db, "SELECT record FROM leases ORDER BY id");
-    while (st && sqlite3_step(st.get()) == SQLITE_ROW) {
+    int rc = SQLITE_ERROR;
+    while (st && (rc = sqlite3_step(st.get())) == SQLITE_ROW) {
       const auto* txt = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
       auto j = json::parse(txt != nullptr ? txt : "", nullptr, false);
       auto l = lease_from_json(j, why);
@@ -168,13 +169,14 @@ Result<PoolState> SqliteStateStore::load(std::string& why) {
       }
       s.leases.push_back(std::move(*l));
     }
-    if (!st) {
+    if (!st || rc != SQLITE_DONE) {
       return unexpected(db_error(db, "reading leases", why));
     }
   }
   {
     Stmt st(db, "SELECT key, value FROM meta");
-    while (st && sqlite3_step(st.get()) == SQLITE_ROW) {
+    int rc = SQLITE_ERROR;
+    while (st && (rc = sqlite3_step(st.get())) == SQLITE_ROW) {
       const std::string k = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
       const auto v = sqlite3_column_int64(st.get(), 1);
       if (k == "next_function_id") {
@@ -182,6 +184,9 @@ Result<PoolState> SqliteStateStore::load(std::string& why) {
       } else if (k == "next_lease_id") {
         s.next_lease_id = static_cast<std::uint64_t>(v);
       }
+    }
+    if (!st || rc != SQLITE_DONE) {
+      return unexpected(db_error(db, "reading counters", why));
     }
   }
   return s;

@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <future>
+#include <condition_variable>
 #include <optional>
 #include <random>
 #include <set>
@@ -77,10 +77,17 @@ struct TokenBucket {
       tokens -= n;
     }
   }
+  void refund(double n) noexcept {
+    if (limited()) {
+      tokens = std::min(burst, tokens + n);
+    }
+  }
   // When the bucket is positive again.
+  // When the bucket is positive again; never for one that is not in debt
+  // (nothing to wait for).
   Clock::time_point ready_at() const noexcept {
     if (can_take()) {
-      return last;
+      return Clock::time_point::max();
     }
     return last + std::chrono::duration_cast<Clock::duration>(
                       std::chrono::duration<double>((-tokens + 1e-3) / rate));
@@ -139,6 +146,7 @@ struct VolumeTarget::Io {
   AlignedBuf data;
   iovec iov{};
   blk::BlkIo io;
+  bool held = false;  // counted once as throttled
   // Crypto ops: src | aad | digest_in | dst | digest_out in `buf`.
   bool is_crypto = false;
   std::uint64_t session = 0;
@@ -355,18 +363,44 @@ bool VolumeTarget::call(std::function<void()> fn) {
     fn();
     return true;
   }
-  auto done = std::make_shared<std::promise<void>>();
-  auto fut = done->get_future();
+  // `fn` refers to the caller's stack: once the caller gave up waiting it
+  // must never run, and once it started the caller must wait for its end.
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool started = false;
+    bool done = false;
+    bool abandoned = false;
+  };
+  auto st = std::make_shared<State>();
   {
     std::lock_guard lock(command_mu_);
-    commands_.push_back([fn = std::move(fn), done] {
+    commands_.push_back([fn = std::move(fn), st] {
+      {
+        std::lock_guard l(st->mu);
+        if (st->abandoned) {
+          return;
+        }
+        st->started = true;
+      }
       fn();
-      done->set_value();
+      std::lock_guard l(st->mu);
+      st->done = true;
+      st->cv.notify_all();
     });
   }
   const std::uint64_t one = 1;
   (void)!::write(command_fd_, &one, sizeof one);
-  return fut.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  std::unique_lock l(st->mu);
+  if (st->cv.wait_for(l, std::chrono::seconds(10), [&] { return st->done; })) {
+    return true;
+  }
+  if (!st->started) {
+    st->abandoned = true;
+    return false;
+  }
+  st->cv.wait(l, [&] { return st->done; });  // running now: short
+  return true;
 }
 
 bool VolumeTarget::run_commands() {
@@ -1004,7 +1038,10 @@ bool VolumeTarget::submit_crypto(Volume& v, std::uint16_t q, Clock::time_point n
   }
   for (auto i = bl.begin(); i != bl.end() && n < 32; ++i) {
     if (!v.ops.can_take()) {
-      ++v.st.throttled;
+      if (!(*i)->held) {
+        (*i)->held = true;
+        ++v.st.throttled;
+      }
       break;
     }
     v.ops.take(1);
@@ -1014,6 +1051,9 @@ bool VolumeTarget::submit_crypto(Volume& v, std::uint16_t q, Clock::time_point n
     return work;
   }
   const auto took = v.crypto->submit(q, batch, n);
+  for (std::uint32_t k = took; k < n; ++k) {
+    v.ops.refund(1);
+  }
   bl.erase(bl.begin(), bl.begin() + took);
   return work || took > 0;
 }
@@ -1083,7 +1123,10 @@ bool VolumeTarget::submit_backlog(Clock::time_point now) {
           // Tokens are taken as I/Os are offered; one the backend refuses
           // (its ring is full) is simply charged early.
           if (!v->ops.can_take() || !v->bytes.can_take()) {
-            ++v->st.throttled;
+            if (!(*i)->held) {
+              (*i)->held = true;
+              ++v->st.throttled;
+            }
             break;
           }
           const auto& io = (*i)->io;
@@ -1098,6 +1141,13 @@ bool VolumeTarget::submit_backlog(Clock::time_point now) {
         continue;
       }
       const auto took = v->backend->submit(q, batch, n);
+      for (std::uint32_t k = took; k < n && limited; ++k) {
+        // Not taken by the backend (its ring is full): not charged.
+        v->ops.refund(1);
+        if (batch[k]->op == blk::BlkOp::kRead || batch[k]->op == blk::BlkOp::kWrite) {
+          v->bytes.refund(static_cast<double>(batch[k]->length));
+        }
+      }
       bl.erase(bl.begin(), bl.begin() + took);
       work |= took > 0;
     }
@@ -1246,11 +1296,18 @@ void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
   // takes the CPU from the host daemon that produces it.
   constexpr auto kSpinForDisk = std::chrono::microseconds(200);
   auto last_work = Clock::now();
+  // Marked as the poller while it runs (unless bound for longer).
+  const bool bound = poller_.load() == std::this_thread::get_id();
   poller_.store(std::this_thread::get_id());
   struct Unmark {
     std::atomic<std::thread::id>& p;
-    ~Unmark() { p.store(std::thread::id{}); }
-  } unmark{poller_};
+    bool keep;
+    ~Unmark() {
+      if (!keep) {
+        p.store(std::thread::id{});
+      }
+    }
+  } unmark{poller_, bound};
   while (!stop.load(std::memory_order_relaxed)) {
     const auto now = Clock::now();
     if (now >= until) {
@@ -1278,8 +1335,10 @@ bool VolumeTarget::backend_busy() const noexcept {
   return false;
 }
 
-TargetStats VolumeTarget::stats() const {
-  TargetStats s = stats_;
+TargetStats VolumeTarget::stats() {
+  TargetStats s;
+  call([&] {
+  s = stats_;
   s.channels = channels_.size();
   s.retransmits = retransmits_closed_;
   s.duplicates = duplicates_closed_;
@@ -1287,6 +1346,7 @@ TargetStats VolumeTarget::stats() const {
     s.retransmits += c->ch->stats().retransmits;
     s.duplicates += c->ch->stats().duplicates;
   }
+  });
   return s;
 }
 

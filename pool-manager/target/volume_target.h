@@ -115,7 +115,12 @@ class VolumeTarget {
   // the channels' timers when idle.
   void run(const std::atomic<bool>& stop, Clock::time_point until = Clock::time_point::max());
 
-  TargetStats stats() const;
+  // Thread-safe (taken on the polling thread).
+  TargetStats stats();
+  // Marks the calling thread as the one that polls, across run() calls (the
+  // appliance's loop); commands from other threads then always wait for it.
+  void bind_poller() { poller_.store(std::this_thread::get_id()); }
+  void unbind_poller() { poller_.store(std::thread::id{}); }
   std::vector<VolumeInfo> volumes() const;
 
   // Thread-safe control (see the top of the file). A call from a thread other

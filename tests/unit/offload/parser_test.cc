@@ -41,6 +41,21 @@ BOOST_AUTO_TEST_CASE(a_dump_reads_back_with_cookies_tables_and_priorities) {
   BOOST_TEST(c.unsupported.size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(an_unreadable_line_stays_on_ovs_and_shadows_what_is_below) {
+  const char* dump =
+      " cookie=0x0, duration=1s, table=0, n_packets=0, n_bytes=0, priority=90,ip actions=set_field:10.0.0.0/255.0.0.0->ip_src,output:2\n"
+      " cookie=0x0, duration=1s, table=0, n_packets=0, n_bytes=0, priority=10,ip actions=drop\n";
+  std::string why;
+  auto flows = parse_ofctl_dump(dump, why);
+  BOOST_REQUIRE_MESSAGE(flows.has_value(), why);
+  BOOST_REQUIRE(flows->size() == 2u);
+  const FlowSpec& u = (*flows)[0];
+  BOOST_TEST(u.priority == 90u);
+  BOOST_TEST(u.unsupported.at(0).rfind("unreadable: ", 0) == 0u);
+  BOOST_TEST((u.match == FlowMatch{}));  // matches everything
+  BOOST_TEST((*flows)[1].unsupported.empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_rules_identity_does_not_depend_on_how_it_is_written) {
   std::string why;
   auto a = parse_ofctl_flow("priority=5,ip,nw_src=1.2.3.0/24,actions=drop", why);

@@ -267,9 +267,10 @@ BOOST_AUTO_TEST_CASE(leases_renew_expire_release_and_move) {
   BOOST_TEST((*moved)["host"] == "host-c");
   BOOST_TEST((*moved)["key"] != (*l)["key"]);
   BOOST_TEST(p.target->volume_stats(fid)->grants == 1u);
-  BOOST_REQUIRE(p.svc->release(id, why).has_value());
+  BOOST_TEST((p.svc->release(id, "host-a", why).error().code == Errc::kNotFound));  // moved
+  BOOST_REQUIRE(p.svc->release(id, "host-c", why).has_value());
   BOOST_TEST(p.target->volume_stats(fid)->grants == 0u);
-  BOOST_TEST((p.svc->release(id, why).error().code == Errc::kNotFound));
+  BOOST_TEST((p.svc->release(id, "", why).error().code == Errc::kNotFound));
   BOOST_TEST(p.svc->delete_function("v", why).has_value());
   BOOST_TEST(!fs::exists(p.dir / "ssd" / "v.img"));
 }
