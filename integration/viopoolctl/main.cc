@@ -408,6 +408,15 @@ int main(int argc, char** argv) {
   p_carve->add_option("--queues", p_queues, "Fabric queues (default 4)");
   p_carve->add_option("--iops-limit", p_iops, "Requests per second (0: none)");
   p_carve->add_option("--bps-limit", p_bps, "Bytes per second (0: none)");
+  unsigned p_max_sessions = 64;
+  unsigned long long p_ops = 0;
+  auto* p_carve_crypto =
+      pool->add_subcommand("carve-crypto", "Carve a crypto slot from an inventory crypto engine");
+  p_carve_crypto->add_option("name", p_name, "Slot name")->required();
+  p_carve_crypto->add_option("--device", p_device, "Inventory crypto engine")->required();
+  p_carve_crypto->add_option("--queues", p_queues, "Data queues (default 4)");
+  p_carve_crypto->add_option("--max-sessions", p_max_sessions, "Sessions at once (default 64)");
+  p_carve_crypto->add_option("--ops-limit", p_ops, "Operations per second (0: none)");
   auto* p_list = pool->add_subcommand("list", "Carved functions with state and holders");
   auto* p_show = pool->add_subcommand("show", "One function, with its fabric counters");
   p_show->add_option("name", p_name, "Function name")->required();
@@ -466,6 +475,13 @@ int main(int argc, char** argv) {
       body = {{"name", p_name},     {"device", p_device},     {"size", p_size},
               {"thin", p_thin},     {"block_size", p_bs},     {"queues", p_queues},
               {"iops_limit", p_iops}, {"bps_limit", p_bps}};
+    } else if (p_carve_crypto->parsed()) {
+      op = "crypto_create";
+      body = {{"name", p_name},
+              {"device", p_device},
+              {"queues", p_queues},
+              {"max_sessions", p_max_sessions},
+              {"ops_limit", p_ops}};
     } else if (p_list->parsed()) {
       op = "function_list";
       table = print_functions;

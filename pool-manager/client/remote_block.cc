@@ -407,7 +407,7 @@ void RemoteBlock::on_message(Queue& qu, ChannelMessage& m) {
       auto c = decode_completion(m.payload);
       Part& p = it->second;
       std::int32_t status = -EIO;
-      if (c) {
+      if (c && c->status <= 0) {  // a positive status is no volume's answer
         status = c->status;
         const std::size_t data = m.payload.size() - kCompletionBytes;
         if (status == 0 && p.op == BlockOp::kRead) {

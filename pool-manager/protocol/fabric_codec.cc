@@ -298,8 +298,10 @@ Result<Completion> decode_completion(std::span<const std::byte> in) noexcept {
   Completion c;
   c.status = static_cast<std::int32_t>(r.u32());
   c.bytes = r.u32();
-  if (c.status > 0 || c.status < -4095) {
-    return fail(Errc::kProtocol, "fabric: completion status is neither 0 nor an errno");
+  // 0, a negative errno, or a function class's own status (crypto slots:
+  // the virtio-crypto status of an op, 1-255).
+  if (c.status > 255 || c.status < -4095) {
+    return fail(Errc::kProtocol, "fabric: completion status out of range");
   }
   return c;
 }

@@ -634,7 +634,9 @@ void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress&
       co.queue_id = h.queue_id;
       co.window = o_.window;
       co.receive = false;
-      co.max_message = vol->info.max_io_bytes + 4096;
+      // A read's data, a crypto op's input or output, or the whole config space.
+      co.max_message = std::max<std::uint32_t>(vol->crypto ? 2 * vol->exp.max_op_bytes : vol->info.max_io_bytes,
+                                               kMaxConfigBytes) + 4096;
       // Never larger than the host receives.
       co.mtu = std::min<std::uint32_t>(transport_.mtu(), std::max<std::uint16_t>(hello->mtu, 512));
       c->ch = std::make_unique<ReliableChannel>(transport_, from, c->auth.get(), co);

@@ -12,6 +12,7 @@
 
 #include "pool-manager/client/lease_client.h"
 #include "pool-manager/client/remote_block.h"
+#include "pool-manager/client/remote_crypto.h"
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/devices/blk/blk_backends.h"
 #include "vhost-backend/devices/crypto/cryptodev_backend.h"
@@ -261,6 +262,36 @@ Result<std::unique_ptr<vhost::VhostDevice>> HostDaemon::make_device(
         std::make_unique<vhost::VhostBlkDevice>(d, std::move(backend), loop));
   }
   if (d.type == control::DeviceType::kCrypto) {
+    if (d.crypto.pool) {
+      pool::LeaseAsk ask;
+      ask.appliance = d.crypto.appliance;
+      ask.host = host_id();
+      ask.function = d.crypto.slot;
+      ask.ttl_ms = d.crypto.lease_ttl_ms;
+      auto g = pool::acquire_lease(ask, why);
+      if (!g) {
+        return unexpected(g.error());
+      }
+      VIOPOOL_LOG_INFO("dev={} leased crypto slot {} (lease {}, function {}) from {}", d.name,
+                       g->function, g->lease_id, g->function_id, d.crypto.appliance);
+      pool::RemoteCryptoOptions o;
+      if (!pool::parse_crypto_pool_uri(g->uri, o)) {
+        why = "the appliance gave a bad uri '" + g->uri + "'";
+        return fail(Errc::kProtocol, "pool: bad uri");
+      }
+      o.function_id = g->function_id;
+      o.key = g->key;
+      o.lease_id = g->lease_id;
+      o.mtu = d.crypto.mtu;
+      o.request_timeout = std::chrono::milliseconds(d.crypto.timeout_ms);
+      lease = std::make_unique<pool::LeaseKeeper>(d.crypto.appliance, std::move(*g));
+      auto b = pool::make_remote_crypto(o, why);
+      if (!b) {
+        return unexpected(b.error());
+      }
+      return std::unique_ptr<vhost::VhostDevice>(
+          std::make_unique<vhost::VhostCryptoDevice>(d, std::move(*b), loop));
+    }
     crypto::CryptodevBackendOptions o;
     o.devargs = d.crypto.devargs;
     o.queue_depth = d.crypto.queue_depth;

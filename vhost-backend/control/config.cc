@@ -5,6 +5,7 @@
 
 #include <array>
 #include <set>
+#include <span>
 #include <sstream>
 
 #include "pool-manager/protocol/frame_auth.h"
@@ -197,23 +198,66 @@ Result<void> parse_crypto_part(const json& j, const std::string& where, std::str
   VIOPOOL_TRY(packed);
   d.packed_ring = *packed;
   const std::string bwhere = path_of(where, "backend");
-  auto backend = backend_of(j, bwhere, why, {"kind", "devargs", "max_sessions", "queue_depth"});
+  auto backend = backend_of(j, bwhere, why,
+                            {"kind", "devargs", "max_sessions", "queue_depth", "appliance", "slot",
+                             "mtu", "timeout_ms", "lease_ttl_ms"});
   VIOPOOL_TRY(backend);
   const json& bj = **backend;
   auto kind = get_string(bj, "kind", bwhere, why, false, "cryptodev");
   VIOPOOL_TRY(kind);
-  if (*kind != "cryptodev") {
+  if (*kind != "cryptodev" && *kind != "pool") {
     why = path_of(bwhere, "kind") + ": unknown backend '" + *kind +
-          "' (supported for crypto: cryptodev)";
+          "' (supported for crypto: cryptodev, pool)";
     return fail(Errc::kUnsupported, "config: unknown backend kind");
   }
-  auto devargs = get_string(bj, "devargs", bwhere, why, true);
-  VIOPOOL_TRY(devargs);
-  if (devargs->empty()) {
-    why = path_of(bwhere, "devargs") + ": required, e.g. \"crypto_aesni_mb0\"";
-    return fail(Errc::kInvalidArgument, "config: empty devargs");
+  d.crypto.pool = *kind == "pool";
+  static constexpr const char* kPoolKeys[] = {"appliance", "slot", "mtu", "timeout_ms",
+                                              "lease_ttl_ms"};
+  static constexpr const char* kLocalKeys[] = {"devargs"};
+  const std::span<const char* const> other =
+      d.crypto.pool ? std::span<const char* const>(kLocalKeys) : std::span<const char* const>(kPoolKeys);
+  for (const char* k : other) {
+    if (bj.contains(k)) {
+      why = path_of(bwhere, k) + (d.crypto.pool ? ": a pooled slot's engine is the appliance's"
+                                                : ": only the pool backend takes it");
+      return fail(Errc::kInvalidArgument, "config: key of the other crypto backend");
+    }
   }
-  d.crypto.devargs = *devargs;
+  if (d.crypto.pool) {
+    auto app = get_string(bj, "appliance", bwhere, why, true);
+    VIOPOOL_TRY(app);
+    const auto colon = app->rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == app->size() ||
+        app->find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+      why = path_of(bwhere, "appliance") + ": expected ADDRESS:PORT of the appliance's API";
+      return fail(Errc::kInvalidArgument, "config: bad appliance");
+    }
+    d.crypto.appliance = *app;
+    auto slot = get_string(bj, "slot", bwhere, why, true);
+    VIOPOOL_TRY(slot);
+    if (!valid_name(*slot)) {
+      why = path_of(bwhere, "slot") + ": 1 to 32 characters of A-Z a-z 0-9 _ - .";
+      return fail(Errc::kInvalidArgument, "config: bad slot name");
+    }
+    d.crypto.slot = *slot;
+    auto mtu = get_int(bj, "mtu", bwhere, why, 1472, 512, 65507);
+    VIOPOOL_TRY(mtu);
+    d.crypto.mtu = static_cast<std::uint32_t>(*mtu);
+    auto t = get_int(bj, "timeout_ms", bwhere, why, 5000, 10, 3600000);
+    VIOPOOL_TRY(t);
+    d.crypto.timeout_ms = static_cast<std::uint32_t>(*t);
+    auto ttl = get_int(bj, "lease_ttl_ms", bwhere, why, 0, 0, 3600000);
+    VIOPOOL_TRY(ttl);
+    d.crypto.lease_ttl_ms = *ttl;
+  } else {
+    auto devargs = get_string(bj, "devargs", bwhere, why, true);
+    VIOPOOL_TRY(devargs);
+    if (devargs->empty()) {
+      why = path_of(bwhere, "devargs") + ": required, e.g. \"crypto_aesni_mb0\"";
+      return fail(Errc::kInvalidArgument, "config: empty devargs");
+    }
+    d.crypto.devargs = *devargs;
+  }
   auto ms = get_int(bj, "max_sessions", bwhere, why, 256, 1, 65536);
   VIOPOOL_TRY(ms);
   d.crypto.max_sessions = static_cast<std::uint32_t>(*ms);
@@ -468,10 +512,18 @@ Result<HostConfig> load_host_config(const std::string& path, std::string& why) {
 
 json to_json(const DeviceConfig& d) {
   if (d.type == DeviceType::kCrypto) {
-    json b = {{"kind", "cryptodev"},
-              {"devargs", d.crypto.devargs},
+    json b = {{"kind", d.crypto.pool ? "pool" : "cryptodev"},
               {"max_sessions", d.crypto.max_sessions},
               {"queue_depth", d.crypto.queue_depth}};
+    if (d.crypto.pool) {
+      b["appliance"] = d.crypto.appliance;
+      b["slot"] = d.crypto.slot;
+      b["mtu"] = d.crypto.mtu;
+      b["timeout_ms"] = d.crypto.timeout_ms;
+      b["lease_ttl_ms"] = d.crypto.lease_ttl_ms;
+    } else {
+      b["devargs"] = d.crypto.devargs;
+    }
     return json{{"name", d.name},         {"type", "crypto"},
                 {"socket", d.socket},     {"mode", to_string(d.mode)},
                 {"queues", d.queues},     {"packed_ring", d.packed_ring},

@@ -55,9 +55,16 @@ struct BlkBackendConfig {
 };
 
 struct CryptoBackendConfig {
-  // kind "cryptodev" (the only local one): DPDK devargs of the engine, e.g.
-  // "crypto_aesni_mb0" or "crypto_openssl1,max_nb_queue_pairs=4".
+  // kind "cryptodev": DPDK devargs of the engine, e.g. "crypto_aesni_mb0" or
+  // "crypto_openssl1,max_nb_queue_pairs=4". kind "pool": a crypto slot leased
+  // from an appliance (appliance, slot).
+  bool pool = false;
   std::string devargs;
+  std::string appliance;  // pool: the appliance's API, ADDRESS:PORT
+  std::string slot;       // pool: the slot's name
+  std::uint32_t mtu = 1472;
+  std::uint32_t timeout_ms = 5000;  // pool: an op not answered by then completes with ERR
+  std::int64_t lease_ttl_ms = 0;
   std::uint32_t max_sessions = 256;  // per device: one VM cannot exhaust the engine
   std::uint32_t queue_depth = 256;   // ops in flight per data queue, 16..4096
 };

@@ -4,6 +4,7 @@
 // random inputs; malformed requests get the right status and cost nothing to
 // other sessions; the session cap holds; several data queues run at once.
 #include <openssl/evp.h>
+#include <unistd.h>
 #include <openssl/hmac.h>
 
 #include <boost/test/data/test_case.hpp>
@@ -134,16 +135,49 @@ struct Engine {
   const char* devargs;
 };
 std::ostream& operator<<(std::ostream& os, const Engine& e) { return os << e.label; }
-const Engine kEngines[] = {{"aesni_mb", "crypto_aesni_mb_t0"}, {"openssl", "crypto_openssl_t0"}};
+// "pool:<driver>": a crypto slot on viopool-appliance (loopback UDP), an
+// instance of that driver, leased by viopool-host: the same checks through
+// the fabric.
+const Engine kEngines[] = {{"aesni_mb", "crypto_aesni_mb_t0"},
+                           {"openssl", "crypto_openssl_t0"},
+                           {"pooled openssl", "pool:crypto_openssl"}};
 
 struct CryptoHost {
   explicit CryptoHost(const char* devargs, unsigned queues = 2, unsigned max_sessions = 64) {
+    json backend = {{"devargs", devargs}, {"max_sessions", max_sessions}};
+    if (std::string(devargs).rfind("pool:", 0) == 0) {
+      backend = start_pool(std::string(devargs).substr(5), queues, max_sessions);
+    }
     json dev = {{"name", "c0"},
                 {"type", "crypto"},
                 {"socket", dir.file("c0.vhost")},
                 {"queues", queues},
-                {"backend", {{"devargs", devargs}, {"max_sessions", max_sessions}}}};
+                {"backend", backend}};
     host.emplace(dir, json{{"devices", {dev}}});
+  }
+  // Starts the appliance with one crypto engine, carves slot s0, and returns
+  // the host's backend leasing it.
+  json start_pool(const std::string& driver, unsigned queues, unsigned max_sessions) {
+    const int base = 21000 + ::getpid() % 20000;
+    const std::string api = "127.0.0.1:" + std::to_string(base + 1);
+    json cfg = {{"listen", "127.0.0.1:" + std::to_string(base)},
+                {"api", api},
+                {"state", dir.file("appliance.db")},
+                {"inventory",
+                 {{{"name", "eng"}, {"kind", "crypto"}, {"driver", driver}, {"slots", 2}}}}};
+    write_file(dir.file("appliance.json"), cfg.dump());
+    appliance.emplace(std::vector<std::string>{build_path("pool-manager/appliance/viopool-appliance"),
+                                               "--config", dir.file("appliance.json"), "--no-huge"},
+                      SpawnOptions{dir.file("appliance.log")});
+    BOOST_REQUIRE_MESSAGE(
+        wait_until([&] { return appliance->log().find("control API listening") != std::string::npos; },
+                   std::chrono::seconds(20)),
+        "viopool-appliance did not start:\n" << appliance->log());
+    BOOST_REQUIRE(run_shell(build_path("integration/viopoolctl/viopoolctl") + " -a " + api +
+                            " pool carve-crypto s0 --device eng --queues " +
+                            std::to_string(queues) + " --max-sessions " +
+                            std::to_string(max_sessions) + " > " + dir.file("carve.out")) == 0);
+    return json{{"kind", "pool"}, {"appliance", api}, {"slot", "s0"}, {"max_sessions", max_sessions}};
   }
   std::unique_ptr<CryptoDriver> connect(std::uint16_t queues = 1,
                                         RingLayout layout = RingLayout::kSplit) {
@@ -158,6 +192,7 @@ struct CryptoHost {
     return std::move(*d);
   }
   TempDir dir;
+  std::optional<Process> appliance;  // stopped after the host (declared first)
   std::optional<HostProc> host;
 };
 

@@ -172,9 +172,12 @@ BOOST_AUTO_TEST_CASE(malformed_frames_are_refused_with_a_reason) {
   BOOST_TEST(!decode_frame(std::span(good).first(kHeaderBytes + 4)).has_value());
   // Payload decoders refuse wrong sizes and values.
   BOOST_TEST(!decode_hello(std::span(payload).first(8)).has_value());
-  std::vector<std::byte> c = {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1},
+  std::vector<std::byte> c = {std::byte{0}, std::byte{0}, std::byte{1}, std::byte{0},
                               std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}};
-  BOOST_TEST(!decode_completion(c).has_value());  // positive status
+  BOOST_TEST(!decode_completion(c).has_value());  // status 256: neither errno nor class status
+  c[2] = std::byte{0};
+  c[3] = std::byte{2};
+  BOOST_TEST(decode_completion(c)->status == 2);  // a crypto op's BADMSG
   std::vector<std::byte> inverted(8);
   BOOST_TEST(!decode_sack(inverted).has_value());  // empty block
   std::vector<std::byte> req(kBlockRequestBytes);
@@ -253,6 +256,67 @@ BOOST_AUTO_TEST_CASE(volume_config_space_round_trips_and_rejects_nonsense) {
   std::vector<std::byte> c(kCompletionBytes + 512);
   BOOST_REQUIRE(encode_completion(Completion{0, 512}, c).has_value());
   BOOST_TEST(decode_completion(c)->bytes == 512u);
+}
+
+BOOST_AUTO_TEST_CASE(crypto_slot_messages_round_trip_and_refuse_malformed_input) {
+  CryptoSlotInfo info;
+  info.queues = 2;
+  info.queue_depth = 64;
+  info.max_sessions = 16;
+  info.max_op_bytes = 65536;
+  info.caps.cipher[3] = crypto::AlgoCaps{{16, 32, 8}, {0, 0, 0}, {16, 16, 0}, {0, 0, 0}, 16};
+  info.caps.aead[1] = crypto::AlgoCaps{{16, 32, 16}, {16, 16, 0}, {12, 12, 0}, {0, 240, 1}, 1};
+  std::vector<std::byte> space(kCryptoSlotHeadBytes + 2 * kCryptoCapBytes);
+  BOOST_REQUIRE(encode_crypto_slot_info(info, space).value() == space.size());
+  auto back = decode_crypto_slot_info(space);
+  BOOST_REQUIRE(back.has_value());
+  BOOST_TEST(back->max_sessions == 16u);
+  BOOST_TEST(back->caps.cipher[3]->key.max == 32u);
+  BOOST_TEST(back->caps.aead[1]->aad.max == 240u);
+  BOOST_TEST(!back->caps.hash[1].has_value());
+  BOOST_TEST(!decode_crypto_slot_info(std::span(space).first(kCryptoSlotHeadBytes + 10)).has_value());
+  space[kCryptoSlotHeadBytes] = std::byte{9};  // no such family
+  BOOST_TEST(!decode_crypto_slot_info(space).has_value());
+
+  crypto::SessionParams p;
+  p.kind = crypto::SessionKind::kChain;
+  p.cipher_algo = 3;
+  p.auth_algo = 2;
+  p.auth_is_mac = true;
+  p.key_len = 16;
+  p.auth_key_len = 32;
+  p.key[0] = 0xaa;
+  p.auth_key[31] = 0xbb;
+  p.digest_len = 32;
+  std::vector<std::byte> sess(kCryptoSessionBytes);
+  BOOST_REQUIRE(encode_crypto_session(p, sess).has_value());
+  auto ps = decode_crypto_session(sess);
+  BOOST_REQUIRE(ps.has_value());
+  BOOST_TEST((ps->kind == crypto::SessionKind::kChain));
+  BOOST_TEST(ps->auth_is_mac);
+  BOOST_TEST(ps->auth_key[31] == 0xbbu);
+  sess[20] = std::byte{0xff};  // key_len beyond 64
+  BOOST_TEST(!decode_crypto_session(sess).has_value());
+
+  CryptoOpHead h;
+  h.session = 7;
+  h.iv_len = 12;
+  h.src_len = 10;
+  h.aad_len = 4;
+  h.dst_len = 10;
+  h.digest_out_len = 16;
+  std::vector<std::byte> op(kCryptoOpHeadBytes + 14);
+  BOOST_REQUIRE(encode_crypto_op(h, op).has_value());
+  auto ho = decode_crypto_op(op);
+  BOOST_REQUIRE(ho.has_value());
+  BOOST_TEST(ho->session == 7u);
+  BOOST_TEST(ho->digest_out_len == 16u);
+  BOOST_TEST(!decode_crypto_op(std::span(op).first(op.size() - 1)).has_value());  // data short
+  std::vector<std::byte> d(kCryptoDestroyBytes);
+  BOOST_REQUIRE(encode_crypto_destroy(99, d).has_value());
+  BOOST_TEST(decode_crypto_destroy(d).value() == 99u);
+  d[3] = std::byte{1};
+  BOOST_TEST(!decode_crypto_destroy(d).has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
