@@ -47,6 +47,7 @@ bench: build images
 	bash bench/blk
 	bash bench/crypto
 	bash bench/pool_blk
+	bash bench/pool_crypto
 	bash bench/offload
 
 images: build

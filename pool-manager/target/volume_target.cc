@@ -1260,7 +1260,9 @@ bool VolumeTarget::sleep_until(Clock::time_point deadline) {
     if (v->crypto) {
       for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
         if (v->crypto->in_flight(q) > 0) {
-          return false;  // an engine has no wake-up fd: poll it
+          // An engine has no wake-up fd: look again very soon, but yield the
+          // CPU (the host that waits for the answer may share it).
+          deadline = std::min(deadline, Clock::now() + std::chrono::microseconds(20));
         }
       }
       continue;

@@ -541,9 +541,15 @@ bool VhostCryptoDevice::arm(runtime::WaitSet& ws) noexcept {
       pending = true;
     }
     // Software engines complete within the enqueue call; an op still in
-    // flight means the engine is busy: poll again soon rather than sleep.
+    // flight means the engine is busy: poll again soon rather than sleep. A
+    // remote engine gives a descriptor to sleep on instead.
     if (backend_->in_flight(q) > 0 || !queues_[q].pending.empty()) {
-      pending = true;
+      const int fd = backend_->completion_fd(q);
+      if (fd < 0 || !queues_[q].pending.empty() || !backend_->prepare_sleep(q)) {
+        pending = true;
+      } else if (ws.add(fd) < 0) {
+        ws.wake_within_us(100);
+      }
     }
   }
   const std::uint16_t cq = cfg_.queues;

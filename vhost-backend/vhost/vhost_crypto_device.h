@@ -37,6 +37,7 @@ class VhostCryptoDevice final : public VhostRingDevice {
 
   bool poll() noexcept override;
   bool arm(runtime::WaitSet& ws) noexcept override;
+  bool spin_when_idle() const noexcept override { return !backend_->remote(); }
   void disarm(const runtime::WaitSet& ws) noexcept override;
 
   MessageResult on_message(int vid, VhostUserMessage& m) noexcept override;

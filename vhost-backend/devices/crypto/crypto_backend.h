@@ -155,6 +155,17 @@ class CryptoBackend {
   virtual std::uint32_t poll(std::uint16_t q, CryptoCompletion* out,
                              std::uint32_t max) noexcept = 0;
   virtual std::uint32_t in_flight(std::uint16_t q) const noexcept = 0;
+
+  // An engine whose completions arrive from afar (a pooled slot) gives a
+  // descriptor that becomes readable when poll(q) may have something, so an
+  // idle poller can sleep on it: prepare_sleep(q) (polling thread, right
+  // before sleeping) returns false if completions are already waiting. -1:
+  // none (local engines complete within submit or soon after: poll again).
+  virtual int completion_fd(std::uint16_t) const noexcept { return -1; }
+  virtual bool prepare_sleep(std::uint16_t) noexcept { return false; }
+  // True for engines reached over a network: spinning on them only takes the
+  // CPU from whoever answers.
+  virtual bool remote() const noexcept { return false; }
 };
 
 }  // namespace viopool::crypto
