@@ -117,4 +117,37 @@ Result<FunctionConfig> read_function_config(const LinkParams& p, const PeerAddre
   return out;
 }
 
+Result<FunctionConfig> open_function(const std::string& appliance, const std::string& name,
+                                     const LinkParams& p, const AuthKey& key,
+                                     std::chrono::milliseconds timeout, std::uint32_t size,
+                                     std::string& why) {
+  const std::string who = "pool://" + appliance + "/" + name + ": ";
+  auto peer = parse_udp_address(appliance);
+  if (!peer) {
+    why = who + "appliance address is not ip:port";
+    return unexpected(peer.error());
+  }
+  if (p.function_id == 0 || p.mtu < 512 || p.mtu > 65507) {
+    why = who + "function_id must be > 0 and mtu in [512, 65507]";
+    return fail(Errc::kInvalidArgument, "pool: bad options");
+  }
+  auto auth = FrameAuthenticator::create(key);
+  if (!auth) {
+    why = who + to_string(auth.error());
+    return unexpected(auth.error());
+  }
+  auto cfg = read_function_config(p, *peer, **auth, timeout, size, why);
+  if (!cfg) {
+    why = who + why;
+    return unexpected(cfg.error());
+  }
+  cfg->peer = *peer;
+  cfg->auth = std::move(*auth);
+  if (cfg->space.size() >= kVolumeNameOffset + kVolumeNameBytes) {
+    const char* n = reinterpret_cast<const char*>(cfg->space.data() + kVolumeNameOffset);
+    cfg->name.assign(n, strnlen(n, kVolumeNameBytes));
+  }
+  return cfg;
+}
+
 }  // namespace viopool::pool

@@ -87,11 +87,22 @@ void wait_link(Link& l, std::chrono::steady_clock::time_point deadline);
 struct FunctionConfig {
   Hello their{};
   std::vector<std::byte> space;
+  PeerAddress peer{};
+  std::unique_ptr<FrameAuthenticator> auth;
+  std::string name;  // the function's, from the config space (offset 32)
 };
 Result<FunctionConfig> read_function_config(const LinkParams& p, const PeerAddress& peer,
                                             FrameAuthenticator& auth,
                                             std::chrono::milliseconds timeout, std::uint32_t size,
                                             std::string& why);
+
+// What both pooled backends do first: checks the options, parses the
+// appliance's address, makes the lease key's authenticator, and reads the
+// function's config space; `why` starts with "pool://APPLIANCE/NAME: ".
+Result<FunctionConfig> open_function(const std::string& appliance, const std::string& name,
+                                     const LinkParams& p, const AuthKey& key,
+                                     std::chrono::milliseconds timeout, std::uint32_t size,
+                                     std::string& why);
 
 template <typename Done>
 bool drive_blocking(Link& l, std::chrono::steady_clock::time_point deadline,

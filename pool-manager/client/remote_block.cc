@@ -586,50 +586,30 @@ Result<void> parse_pool_uri(const std::string& uri, RemoteBlockOptions& o) {
 Result<std::unique_ptr<blk::BlockBackend>> make_remote_backend(const RemoteBlockOptions& o,
                                                                std::string& why) {
   const std::string who = "pool://" + o.appliance + "/" + o.volume + ": ";
-  auto peer = parse_udp_address(o.appliance);
-  if (!peer) {
-    why = who + "appliance address is not ip:port";
-    return unexpected(peer.error());
-  }
-  if (o.function_id == 0 || o.mtu < 512 || o.mtu > 65507) {
-    why = who + "function_id must be > 0 and mtu in [512, 65507]";
-    return fail(Errc::kInvalidArgument, "pool volume: bad options");
-  }
-  auto auth = FrameAuthenticator::create(o.key);
-  if (!auth) {
-    why = who + to_string(auth.error());
-    return unexpected(auth.error());
-  }
   LinkParams lp;
   lp.function_id = o.function_id;
   lp.lease_id = o.lease_id;
   lp.host_id = o.host_id;
   lp.mtu = o.mtu;
   lp.max_message = 64 * 1024;
-  auto cfg = read_function_config(lp, *peer, **auth, o.connect_timeout,
-                                  static_cast<std::uint32_t>(kConfigBytes), why);
+  auto cfg = open_function(o.appliance, o.volume, lp, o.key, o.connect_timeout,
+                           static_cast<std::uint32_t>(kConfigBytes), why);
   if (!cfg) {
-    why = who + why;
     return unexpected(cfg.error());
   }
   const Hello their = cfg->their;
-  std::optional<VolumeInfo> vi;
-  if (auto v = decode_volume_info(cfg->space)) {
-    vi = *v;
-    const char* name = reinterpret_cast<const char*>(cfg->space.data() + kVolumeNameOffset);
-    const std::string actual(name, strnlen(name, kVolumeNameBytes));
-    if (actual != o.volume) {
-      why = who + "function " + std::to_string(o.function_id) + " is volume '" + actual + "'";
-      return fail(Errc::kInvalidArgument, "pool volume: another volume");
-    }
-  }
+  auto vi = decode_volume_info(cfg->space);
   if (!vi) {
     why = who + "malformed volume config space from the appliance";
     return fail(Errc::kProtocol, "pool volume: bad config space");
   }
+  if (cfg->name != o.volume) {
+    why = who + "function " + std::to_string(o.function_id) + " is volume '" + cfg->name + "'";
+    return fail(Errc::kInvalidArgument, "pool volume: another volume");
+  }
   const std::uint32_t mtu = their.mtu >= 512 ? std::min<std::uint32_t>(o.mtu, their.mtu) : o.mtu;
   return std::unique_ptr<blk::BlockBackend>(
-      std::make_unique<RemoteBlock>(o, *peer, std::move(*auth), *vi, mtu));
+      std::make_unique<RemoteBlock>(o, cfg->peer, std::move(cfg->auth), *vi, mtu));
 }
 
 }  // namespace viopool::pool

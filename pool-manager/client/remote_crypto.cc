@@ -517,29 +517,14 @@ Result<void> parse_crypto_pool_uri(const std::string& uri, RemoteCryptoOptions& 
 Result<std::unique_ptr<crypto::CryptoBackend>> make_remote_crypto(const RemoteCryptoOptions& o,
                                                                   std::string& why) {
   const std::string who = "pool://" + o.appliance + "/" + o.slot + ": ";
-  auto peer = parse_udp_address(o.appliance);
-  if (!peer) {
-    why = who + "appliance address is not ip:port";
-    return unexpected(peer.error());
-  }
-  if (o.function_id == 0 || o.mtu < 512 || o.mtu > 65507) {
-    why = who + "function_id must be > 0 and mtu in [512, 65507]";
-    return fail(Errc::kInvalidArgument, "pool crypto: bad options");
-  }
-  auto auth = FrameAuthenticator::create(o.key);
-  if (!auth) {
-    why = who + to_string(auth.error());
-    return unexpected(auth.error());
-  }
   LinkParams lp;
   lp.function_id = o.function_id;
   lp.lease_id = o.lease_id;
   lp.mtu = o.mtu;
   lp.max_message = 64 * 1024;
-  auto cfg = read_function_config(lp, *peer, **auth, o.connect_timeout,
-                                  static_cast<std::uint32_t>(kMaxConfigBytes), why);
+  auto cfg = open_function(o.appliance, o.slot, lp, o.key, o.connect_timeout,
+                           static_cast<std::uint32_t>(kMaxConfigBytes), why);
   if (!cfg) {
-    why = who + why;
     return unexpected(cfg.error());
   }
   auto info = decode_crypto_slot_info(cfg->space);
@@ -547,16 +532,14 @@ Result<std::unique_ptr<crypto::CryptoBackend>> make_remote_crypto(const RemoteCr
     why = who + "the function is not a crypto slot (or its config space is malformed)";
     return unexpected(info.error());
   }
-  const char* name = reinterpret_cast<const char*>(cfg->space.data() + kVolumeNameOffset);
-  const std::string actual(name, strnlen(name, kVolumeNameBytes));
-  if (actual != o.slot) {
-    why = who + "function " + std::to_string(o.function_id) + " is '" + actual + "'";
+  if (cfg->name != o.slot) {
+    why = who + "function " + std::to_string(o.function_id) + " is '" + cfg->name + "'";
     return fail(Errc::kInvalidArgument, "pool crypto: another function");
   }
   const std::uint32_t mtu =
       cfg->their.mtu >= 512 ? std::min<std::uint32_t>(o.mtu, cfg->their.mtu) : o.mtu;
   return std::unique_ptr<crypto::CryptoBackend>(
-      std::make_unique<RemoteCrypto>(o, *peer, std::move(*auth), *info, mtu));
+      std::make_unique<RemoteCrypto>(o, cfg->peer, std::move(cfg->auth), *info, mtu));
 }
 
 }  // namespace viopool::pool

@@ -233,22 +233,42 @@ json PoolService::inventory() {
   return {{"devices", out}};
 }
 
-Result<FunctionRecord> PoolService::create_volume(const VolumeRequest& r, std::string& why) {
-  std::lock_guard lock(mu_);
-  if (!control::valid_name(r.name)) {
+Result<const StorageDevice*> PoolService::check_new(const std::string& name,
+                                                   const std::string& device_name,
+                                                   std::string& why) {
+  if (!control::valid_name(name)) {
     return unexpected(
         bad(Errc::kInvalidArgument, "name: 1 to 32 characters of [A-Za-z0-9_.-]", why));
   }
-  if (find_function(r.name) != nullptr ||
-      std::find(o_.reserved_names.begin(), o_.reserved_names.end(), r.name) !=
+  if (find_function(name) != nullptr ||
+      std::find(o_.reserved_names.begin(), o_.reserved_names.end(), name) !=
           o_.reserved_names.end()) {
     return unexpected(
-        bad(Errc::kAlreadyExists, "a function named '" + r.name + "' already exists", why));
+        bad(Errc::kAlreadyExists, "a function named '" + name + "' already exists", why));
   }
-  const StorageDevice* d = device(r.device);
+  const StorageDevice* d = device(device_name);
   if (d == nullptr) {
-    return unexpected(bad(Errc::kNotFound, "no device '" + r.device + "' in the inventory", why));
+    return unexpected(
+        bad(Errc::kNotFound, "no device '" + device_name + "' in the inventory", why));
   }
+  return d;
+}
+
+std::uint32_t PoolService::next_id() const {
+  std::uint32_t id = state_.next_function_id;
+  while (std::find(o_.reserved_ids.begin(), o_.reserved_ids.end(), id) != o_.reserved_ids.end()) {
+    ++id;
+  }
+  return id;
+}
+
+Result<FunctionRecord> PoolService::create_volume(const VolumeRequest& r, std::string& why) {
+  std::lock_guard lock(mu_);
+  auto dev = check_new(r.name, r.device, why);
+  if (!dev) {
+    return unexpected(dev.error());
+  }
+  const StorageDevice* d = *dev;
   if (d->kind == StorageKind::kCrypto) {
     return unexpected(bad(Errc::kInvalidArgument,
                           "device '" + d->name + "' is a crypto engine: carve crypto slots", why));
@@ -272,11 +292,7 @@ Result<FunctionRecord> PoolService::create_volume(const VolumeRequest& r, std::s
   }
   FunctionRecord f;
   f.name = r.name;
-  f.id = state_.next_function_id;
-  while (std::find(o_.reserved_ids.begin(), o_.reserved_ids.end(), f.id) !=
-         o_.reserved_ids.end()) {
-    ++f.id;
-  }
+  f.id = next_id();
   f.cls = FunctionClass::kVolume;
   f.device = d->name;
   f.created_ms = now_();
@@ -356,20 +372,11 @@ Result<FunctionRecord> PoolService::create_volume(const VolumeRequest& r, std::s
 
 Result<FunctionRecord> PoolService::create_crypto(const CryptoRequest& r, std::string& why) {
   std::lock_guard lock(mu_);
-  if (!control::valid_name(r.name)) {
-    return unexpected(
-        bad(Errc::kInvalidArgument, "name: 1 to 32 characters of [A-Za-z0-9_.-]", why));
+  auto dev = check_new(r.name, r.device, why);
+  if (!dev) {
+    return unexpected(dev.error());
   }
-  if (find_function(r.name) != nullptr ||
-      std::find(o_.reserved_names.begin(), o_.reserved_names.end(), r.name) !=
-          o_.reserved_names.end()) {
-    return unexpected(
-        bad(Errc::kAlreadyExists, "a function named '" + r.name + "' already exists", why));
-  }
-  const StorageDevice* d = device(r.device);
-  if (d == nullptr) {
-    return unexpected(bad(Errc::kNotFound, "no device '" + r.device + "' in the inventory", why));
-  }
+  const StorageDevice* d = *dev;
   if (d->kind != StorageKind::kCrypto) {
     return unexpected(
         bad(Errc::kInvalidArgument, "device '" + d->name + "' is not a crypto engine", why));
@@ -391,11 +398,7 @@ Result<FunctionRecord> PoolService::create_crypto(const CryptoRequest& r, std::s
   }
   FunctionRecord f;
   f.name = r.name;
-  f.id = state_.next_function_id;
-  while (std::find(o_.reserved_ids.begin(), o_.reserved_ids.end(), f.id) !=
-         o_.reserved_ids.end()) {
-    ++f.id;
-  }
+  f.id = next_id();
   f.cls = FunctionClass::kCrypto;
   f.device = d->name;
   f.created_ms = now_();

@@ -134,6 +134,10 @@ class PoolService {
                                      std::string& why) const;
   std::uint64_t committed(const std::string& device, bool thick_only) const;
   Result<void> keep(const StateChange& c, std::string& why);
+  // Carving: the name is valid and free, the device known.
+  Result<const StorageDevice*> check_new(const std::string& name, const std::string& device_name,
+                                         std::string& why);
+  std::uint32_t next_id() const;  // the next function id no static volume holds
   AuthKey new_key();
   std::int64_t ttl_of(std::int64_t asked, std::string& why) const;
 

@@ -175,6 +175,20 @@ VolumeTarget::VolumeTarget(Transport& t, TargetOptions o) : transport_(t), o_(st
   command_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
+// A static config's key: the grant of lease 0.
+Result<void> VolumeTarget::static_grant(Volume& v, const VolumeExport& e, const std::string& who,
+                                        std::string& why) {
+  if (e.key) {
+    auto a = FrameAuthenticator::create(*e.key);
+    if (!a) {
+      why = who + to_string(a.error());
+      return unexpected(a.error());
+    }
+    v.grants[0] = std::shared_ptr<FrameAuthenticator>(std::move(*a));
+  }
+  return {};
+}
+
 Result<std::unique_ptr<VolumeTarget::Volume>> VolumeTarget::open_volume(const VolumeExport& e,
                                                                        std::string& why) {
   const std::string who = "volume '" + e.name + "': ";
@@ -218,14 +232,7 @@ Result<std::unique_ptr<VolumeTarget::Volume>> VolumeTarget::open_volume(const Vo
       const double r = static_cast<double>(e.iops_limit);
       v->ops.configure(r, std::max(1.0, r / 20));
     }
-    if (e.key) {
-      auto a = FrameAuthenticator::create(*e.key);
-      if (!a) {
-        why = who + to_string(a.error());
-        return unexpected(a.error());
-      }
-      v->grants[0] = std::shared_ptr<FrameAuthenticator>(std::move(*a));
-    }
+    VIOPOOL_TRY(static_grant(*v, e, who, why));
     return v;
   }
   std::string backend_why;
@@ -239,14 +246,7 @@ Result<std::unique_ptr<VolumeTarget::Volume>> VolumeTarget::open_volume(const Vo
     why = who + to_string(r.error());
     return unexpected(r.error());
   }
-  if (e.key) {
-    auto a = FrameAuthenticator::create(*e.key);
-    if (!a) {
-      why = who + to_string(a.error());
-      return unexpected(a.error());
-    }
-    v->grants[0] = std::shared_ptr<FrameAuthenticator>(std::move(*a));
-  }
+  VIOPOOL_TRY(static_grant(*v, e, who, why));
   const auto& bi = v->backend->info();
   VolumeInfo& vi = v->info;
   vi.block_size = bi.block_size;

@@ -151,6 +151,8 @@ class VolumeTarget {
 
   VolumeTarget(Transport& t, TargetOptions o);
   static Result<std::unique_ptr<Volume>> open_volume(const VolumeExport& e, std::string& why);
+  static Result<void> static_grant(Volume& v, const VolumeExport& e, const std::string& who,
+                                   std::string& why);
   Volume* find_volume(std::uint32_t function_id) noexcept;
   // Runs `fn` on the polling thread (inline when called from it, or when no
   // thread polls); false on timeout.

@@ -16,6 +16,19 @@ namespace {
 
 using nlohmann::json;
 
+// A pooled backend's "appliance": the API's ADDRESS:PORT.
+Result<std::string> get_appliance(const json& bj, const std::string& bwhere, std::string& why) {
+  auto app = get_string(bj, "appliance", bwhere, why, true);
+  VIOPOOL_TRY(app);
+  const auto colon = app->rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == app->size() ||
+      app->find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+    why = path_of(bwhere, "appliance") + ": expected ADDRESS:PORT of the appliance's API";
+    return fail(Errc::kInvalidArgument, "config: bad appliance");
+  }
+  return app;
+}
+
 // The device's "backend" object, checked against the keys its kind allows.
 Result<const json*> backend_of(const json& j, const std::string& bwhere, std::string& why,
                                std::initializer_list<const char*> allowed) {
@@ -100,14 +113,8 @@ Result<void> parse_blk_part(const json& j, const std::string& where, std::string
           return fail(Errc::kInvalidArgument, "config: static key with a lease");
         }
       }
-      auto app = get_string(bj, "appliance", bwhere, why, true);
+      auto app = get_appliance(bj, bwhere, why);
       VIOPOOL_TRY(app);
-      const auto colon = app->rfind(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == app->size() ||
-          app->find_first_not_of("0123456789", colon + 1) != std::string::npos) {
-        why = path_of(bwhere, "appliance") + ": expected ADDRESS:PORT of the appliance's API";
-        return fail(Errc::kInvalidArgument, "config: bad appliance");
-      }
       d.blk.appliance = *app;
       auto vol = get_string(bj, "volume", bwhere, why, false);
       VIOPOOL_TRY(vol);
@@ -224,14 +231,8 @@ Result<void> parse_crypto_part(const json& j, const std::string& where, std::str
     }
   }
   if (d.crypto.pool) {
-    auto app = get_string(bj, "appliance", bwhere, why, true);
+    auto app = get_appliance(bj, bwhere, why);
     VIOPOOL_TRY(app);
-    const auto colon = app->rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == app->size() ||
-        app->find_first_not_of("0123456789", colon + 1) != std::string::npos) {
-      why = path_of(bwhere, "appliance") + ": expected ADDRESS:PORT of the appliance's API";
-      return fail(Errc::kInvalidArgument, "config: bad appliance");
-    }
     d.crypto.appliance = *app;
     auto slot = get_string(bj, "slot", bwhere, why, true);
     VIOPOOL_TRY(slot);
