@@ -350,9 +350,11 @@ int main(int argc, char** argv) {
   std::string a_appliance, a_volume, a_lease_size, a_lease_mode = "exclusive";
   long long a_lease_ttl = 0;
   add->add_option("--lease-from", a_appliance,
-                  "blk pool backend: lease the volume from this appliance API (ADDRESS:PORT) "
-                  "instead of --uri/--function-id/--key");
+                  "pool backend: lease the volume (blk) or slot (crypto) from this appliance API "
+                  "(ADDRESS:PORT); blk without it takes --uri/--function-id/--key");
   add->add_option("--volume", a_volume, "blk pool backend with --lease-from: the volume's name");
+  std::string a_slot;
+  add->add_option("--slot", a_slot, "crypto pool backend with --lease-from: the slot's name");
   add->add_option("--lease-size", a_lease_size,
                   "blk pool backend with --lease-from: any free volume at least this large");
   add->add_option("--lease-mode", a_lease_mode, "exclusive (default) or shared")
@@ -570,6 +572,14 @@ int main(int argc, char** argv) {
               {"lcore", a_lcore},
               {"backend",
                {{"kind", "cryptodev"}, {"devargs", a_devargs}, {"max_sessions", a_max_sessions}}}};
+      if (a_backend == "pool") {
+        body["backend"] = {{"kind", "pool"},
+                           {"appliance", a_appliance},
+                           {"slot", a_slot},
+                           {"max_sessions", a_max_sessions},
+                           {"mtu", a_mtu},
+                           {"timeout_ms", a_timeout_ms == 30000 ? 5000u : a_timeout_ms}};
+      }
     } else if (a_type == "blk") {
       if (a_backend == "loopback" || a_backend == "ethdev") {
         b["kind"] = "uring";
