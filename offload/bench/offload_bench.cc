@@ -109,7 +109,8 @@ int main(int argc, char** argv) {
   }
   map.ports[0].dpdk_port = *port;
   map.ports[1].dpdk_port = *port;
-  const std::string batch = "/tmp/viopool-offload-bench.tc";
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string batch = std::string(tmp != nullptr ? tmp : "/tmp") + "/viopool-offload-bench.tc";
   {
     std::ofstream b(batch);
     for (unsigned i = 0; i < rules; ++i) {

@@ -31,8 +31,8 @@ BOOST_AUTO_TEST_SUITE(offload_in_a_guest)
 
 BOOST_AUTO_TEST_CASE(ovs_rules_become_tc_flower_filters_that_steer_and_drop) {
   TempDir dir;
-  // The guest sees the host's / read-only, but its own tmpfs on /tmp: the
-  // wrapper lives in the build directory.
+  // The guest sees the host's / read-only (the build directory included):
+  // the wrapper lives there.
   const std::string wrapper = std::string(VIOPOOL_BUILD_DIR) + "/tests/system/offload-guest-" +
                               std::to_string(::getpid()) + ".sh";
   write_file(wrapper, "#!/bin/sh\nexec python3 " + std::string(VIOPOOL_SOURCE_DIR) +

@@ -18,7 +18,7 @@ import sys
 import time
 
 BUILD = sys.argv[1]
-D = "/tmp/ovs"
+D = os.path.join(os.environ.get("TMPDIR", "/tmp"), "ovs")
 TAP = "vpg0"
 OFFLOAD = os.path.join(BUILD, "offload/viopool-offload")
 CTL = os.path.join(BUILD, "integration/viopoolctl/viopoolctl")
