@@ -18,7 +18,7 @@ import sys
 import time
 
 BUILD = sys.argv[1]
-D = os.path.join(os.environ.get("TMPDIR", "/tmp"), "ovs")
+D = "/tmp/viopool-ovs"
 TAP = "vpg0"
 OFFLOAD = os.path.join(BUILD, "offload/viopool-offload")
 CTL = os.path.join(BUILD, "integration/viopoolctl/viopoolctl")
@@ -159,10 +159,11 @@ try:
     out["ok"] = True
 except Exception as e:  # noqa: BLE001 - everything goes into the result line
     out["error"] = str(e)
-    try:
-        out["offload_log"] = open(f"{D}/offload.log").read()[-2000:]
-    except OSError:
-        pass
+    for name in ("offload.log", "daemons.log", "ovsdb.log", "vswitchd.log"):
+        try:
+            out[name] = open(f"{D}/{name}").read()[-1500:]
+        except OSError:
+            pass
 finally:
     for p in reversed(procs):
         p.terminate()
