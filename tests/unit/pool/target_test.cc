@@ -557,6 +557,66 @@ BOOST_AUTO_TEST_CASE(an_extent_volume_reads_and_writes_only_its_extent) {
   BOOST_TEST(std::memcmp(got.data(), data.data(), 8192) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_bandwidth_limit_holds_large_reads_back) {
+  // 30 reads of 16 KiB at 320 KiB/s (a burst of 64 KiB): at least 1.2 s.
+  char tmpl[] = "/tmp/vp-bps-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  BOOST_REQUIRE(fd >= 0 && ::ftruncate(fd, 1 << 20) == 0);
+  ::close(fd);
+  auto [ht, tt] = LoopbackTransport::make_pair(1500);
+  TargetOptions o;
+  VolumeExport v;
+  v.name = "narrow";
+  v.function_id = 6;
+  v.key = key(1);
+  v.backend.path = tmpl;
+  v.queues = 1;
+  v.max_io_bytes = 64 * 1024;
+  v.bps_limit = 320 * 1024;
+  o.volumes.push_back(v);
+  std::string why;
+  auto t = VolumeTarget::create(*tt, o, why);
+  BOOST_REQUIRE_MESSAGE(t.has_value(), why);
+  auto auth = std::move(*FrameAuthenticator::create(key(1)));
+  ChannelOptions co;
+  co.function_id = 6;
+  co.window = 256;
+  ReliableChannel ch(*ht, tt->local(), auth.get(), co);
+  Hello h;
+  h.mtu = 1500;
+  h.window = 256;
+  std::byte hb[kHelloBytes];
+  BOOST_REQUIRE(encode_hello(h, hb).has_value());
+  BOOST_REQUIRE(ch.send(Opcode::kHello, 0, hb).has_value());
+  const auto start = Clock::now();
+  for (std::uint32_t i = 1; i <= 30; ++i) {
+    std::byte head[kBlockRequestBytes];
+    BOOST_REQUIRE(encode_block_request(req(BlockOp::kRead, 0, 16384), head).has_value());
+    BOOST_REQUIRE(ch.send(Opcode::kRequest, i, head).has_value());
+  }
+  std::vector<ChannelMessage> got;
+  std::uint32_t done = 0;
+  while (done < 30 && Clock::now() - start < 20s) {
+    ch.poll(Clock::now(), got);
+    (*t)->poll(Clock::now());
+    for (const auto& m : got) {
+      if (m.opcode == Opcode::kCompletion) {
+        BOOST_TEST(decode_completion(m.payload)->status == 0);
+        ++done;
+      }
+    }
+    got.clear();
+    std::this_thread::sleep_for(200us);
+  }
+  BOOST_TEST(done == 30u);
+  BOOST_TEST((Clock::now() - start >= 1200ms));
+  const auto st = (*t)->volume_stats(6);
+  BOOST_TEST(st->bytes_read == 30u * 16384);
+  BOOST_TEST(st->throttled > 0u);
+  BOOST_TEST(st->throttled <= 30u);  // counted once per request held back
+  ::unlink(tmpl);
+}
+
 BOOST_AUTO_TEST_CASE(an_iops_limit_holds_requests_back) {
   // 50 requests at 100 IOPS with a burst of 5 take at least 0.4 s, and the
   // target says it throttled; nothing fails.
