@@ -1,6 +1,11 @@
 #include "pool-manager/client/fabric_link.h"
 
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <random>
@@ -45,6 +50,70 @@ Result<Link> open_link(const LinkParams& p, const PeerAddress& peer, FrameAuthen
   (void)encode_hello(h, buf);
   VIOPOOL_TRY(l.ch->send(Opcode::kHello, 0, buf));
   return l;
+}
+
+LinkWaiter::~LinkWaiter() {
+  if (epfd_ >= 0) {
+    ::close(epfd_);
+  }
+  if (timerfd_ >= 0) {
+    ::close(timerfd_);
+  }
+}
+
+Result<void> LinkWaiter::open() {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  timerfd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (epfd_ < 0 || timerfd_ < 0) {
+    return fail(Errc::kIo, "pool: epoll or timerfd", errno);
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, timerfd_, &ev);
+  return {};
+}
+
+void LinkWaiter::watch(const Link& l) {
+  if (epfd_ < 0) {
+    return;
+  }
+  const int fd = l.udp ? l.udp->wait_fd() : -1;
+  if (fd == watched_) {
+    return;
+  }
+  if (watched_ >= 0) {
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, watched_, nullptr);
+  }
+  watched_ = -1;
+  if (fd >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) {
+      watched_ = fd;
+    }
+  }
+}
+
+bool LinkWaiter::arm(std::chrono::steady_clock::time_point wake) {
+  std::uint64_t expirations = 0;
+  while (::read(timerfd_, &expirations, sizeof expirations) > 0) {
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (wake <= now) {
+    return false;
+  }
+  if (wake == std::chrono::steady_clock::time_point::max()) {
+    return true;
+  }
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(wake - now).count();
+  itimerspec its{};
+  its.it_value.tv_sec = static_cast<time_t>(us / 1000000);
+  its.it_value.tv_nsec = static_cast<long>(us % 1000000) * 1000;
+  if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) {
+    its.it_value.tv_nsec = 1000;
+  }
+  ::timerfd_settime(timerfd_, 0, &its, nullptr);
+  return true;
 }
 
 void wait_link(Link& l, std::chrono::steady_clock::time_point deadline) {

@@ -78,6 +78,30 @@ void copy_iov(const iovec* iov, std::uint32_t cnt, std::uint64_t off,
   }
 }
 
+// What a pooled backend's queue gives its poller to sleep on: an epoll set
+// holding the current link's socket and a timer (the link's retransmissions,
+// a reconnection, the requests' deadlines). Not open: watch() does nothing.
+class LinkWaiter {
+ public:
+  LinkWaiter() = default;
+  ~LinkWaiter();
+  LinkWaiter(const LinkWaiter&) = delete;
+  LinkWaiter& operator=(const LinkWaiter&) = delete;
+
+  Result<void> open();
+  int fd() const noexcept { return epfd_; }
+  // Follows the link's socket: the old one leaves the set before it closes.
+  void watch(const Link& l);
+  // Right before sleeping: drops past expirations and arms the timer for
+  // `wake` (time_point::max(): none); false if `wake` has passed already.
+  bool arm(std::chrono::steady_clock::time_point wake);
+
+ private:
+  int epfd_ = -1;
+  int timerfd_ = -1;
+  int watched_ = -1;
+};
+
 // Waits on the link's socket until `deadline` or its next timer.
 void wait_link(Link& l, std::chrono::steady_clock::time_point deadline);
 

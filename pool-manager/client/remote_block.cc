@@ -1,9 +1,6 @@
 // RemoteBlock: pooled volumes over the fabric, host side.
 #include "pool-manager/client/remote_block.h"
 
-#include <sys/epoll.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -66,7 +63,7 @@ class RemoteBlock final : public blk::BlockBackend {
     return q < queues_.size() ? queues_[q]->ios : 0;
   }
   int completion_fd(std::uint16_t q) const noexcept override {
-    return q < queues_.size() ? queues_[q]->epfd : -1;
+    return q < queues_.size() ? queues_[q]->waiter.fd() : -1;
   }
   bool prepare_sleep(std::uint16_t q) noexcept override;
 
@@ -126,15 +123,12 @@ class RemoteBlock final : public blk::BlockBackend {
     std::uint32_t keepalives_unanswered = 0;
     std::vector<ChannelMessage> msgs;
     std::vector<std::byte> scratch;  // a write's data, gathered
-    int epfd = -1;
-    int timerfd = -1;
-    int watched_fd = -1;
+    LinkWaiter waiter;
     std::atomic<std::uint64_t> requests{0}, completions{0}, timeouts{0}, reconnects{0}, resent{0},
         retransmits{0};
   };
 
   Result<void> connect(Queue& qu);
-  void watch(Queue& qu);
   void drive(Queue& qu, Clock::time_point now);
   bool exchange(Queue& qu, Clock::time_point now);
   void pump(Queue& qu);
@@ -151,31 +145,13 @@ class RemoteBlock final : public blk::BlockBackend {
   std::vector<std::unique_ptr<Queue>> queues_;
 };
 
-void RemoteBlock::watch(Queue& qu) {
-  const int fd = qu.link.udp ? qu.link.udp->wait_fd() : -1;
-  if (fd == qu.watched_fd) {
-    return;
-  }
-  if (qu.watched_fd >= 0) {
-    ::epoll_ctl(qu.epfd, EPOLL_CTL_DEL, qu.watched_fd, nullptr);
-  }
-  qu.watched_fd = -1;
-  if (fd >= 0) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    if (::epoll_ctl(qu.epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-      qu.watched_fd = fd;
-    }
-  }
-}
-
 Result<void> RemoteBlock::connect(Queue& qu) {
   if (qu.link.ch && qu.link.established) {
     qu.link.ch->send_unsequenced(Opcode::kGoodbye, {});
   }
   // The old socket goes first: its fd leaves the epoll set before it closes.
   qu.link = Link{};
-  watch(qu);
+  qu.waiter.watch(qu.link);
   LinkParams lp;
   lp.function_id = o_.function_id;
   lp.lease_id = o_.lease_id;
@@ -192,7 +168,7 @@ Result<void> RemoteBlock::connect(Queue& qu) {
   qu.heard_frames = 0;
   qu.last_heard = Clock::now();
   qu.keepalives_unanswered = 0;
-  watch(qu);
+  qu.waiter.watch(qu.link);
   return {};
 }
 
@@ -204,16 +180,10 @@ Result<void> RemoteBlock::start(std::uint16_t queues) {
     auto qu = std::make_unique<Queue>();
     qu->fabric_queue = static_cast<std::uint16_t>(q % vi_.queues);
     qu->instance = random_instance();
-    qu->epfd = ::epoll_create1(EPOLL_CLOEXEC);
-    qu->timerfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (qu->epfd < 0 || qu->timerfd < 0) {
-      queues_.push_back(std::move(qu));
+    if (auto w = qu->waiter.open(); !w) {
       stop();
-      return fail(Errc::kIo, "pool volume: epoll or timerfd", errno);
+      return w;
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ::epoll_ctl(qu->epfd, EPOLL_CTL_ADD, qu->timerfd, &ev);
     qu->scratch.resize(vi_.max_io_bytes);
     auto r = connect(*qu);
     queues_.push_back(std::move(qu));
@@ -236,13 +206,6 @@ void RemoteBlock::stop() noexcept {
   for (auto& qu : queues_) {
     if (qu->link.ch && qu->link.established) {
       qu->link.ch->send_unsequenced(Opcode::kGoodbye, {});
-    }
-    qu->link = Link{};
-    if (qu->epfd >= 0) {
-      ::close(qu->epfd);
-    }
-    if (qu->timerfd >= 0) {
-      ::close(qu->timerfd);
     }
   }
   queues_.clear();
@@ -537,28 +500,13 @@ bool RemoteBlock::prepare_sleep(std::uint16_t q) noexcept {
     return false;
   }
   qu.rx_skip = 0;  // woken up: receive at once
-  std::uint64_t expirations = 0;
-  while (::read(qu.timerfd, &expirations, sizeof expirations) > 0) {
-  }
-  const auto now = Clock::now();
   auto wake = qu.next_scan;
   if (qu.down) {
     wake = std::min(wake, qu.reconnect_at);
   } else if (qu.link.ch) {
     wake = std::min(wake, qu.link.ch->next_timer());
   }
-  if (wake <= now) {
-    return false;
-  }
-  const auto us = duration_cast<microseconds>(wake - now).count();
-  itimerspec its{};
-  its.it_value.tv_sec = static_cast<time_t>(us / 1000000);
-  its.it_value.tv_nsec = static_cast<long>(us % 1000000) * 1000;
-  if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) {
-    its.it_value.tv_nsec = 1000;
-  }
-  ::timerfd_settime(qu.timerfd, 0, &its, nullptr);
-  return true;
+  return qu.waiter.arm(wake);
 }
 
 }  // namespace

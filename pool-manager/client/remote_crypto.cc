@@ -1,10 +1,6 @@
 // RemoteCrypto: pooled crypto slots over the fabric, host side.
 #include "pool-manager/client/remote_crypto.h"
 
-#include <sys/epoll.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -58,7 +54,7 @@ class RemoteCrypto final : public crypto::CryptoBackend {
     return q < queues_.size() ? queues_[q]->jobs : 0;
   }
   int completion_fd(std::uint16_t q) const noexcept override {
-    return q < queues_.size() ? queues_[q]->epfd : -1;
+    return q < queues_.size() ? queues_[q]->waiter.fd() : -1;
   }
   bool prepare_sleep(std::uint16_t q) noexcept override;
   bool remote() const noexcept override { return true; }
@@ -83,21 +79,8 @@ class RemoteCrypto final : public crypto::CryptoBackend {
     std::vector<ChannelMessage> msgs;
     std::vector<std::byte> scratch;
     std::uint32_t jobs = 0;  // accepted, not yet returned by poll()
-    // Sleeping: an epoll set of the link's socket and a timer for the
-    // link's retransmissions, reconnection and the ops' deadlines.
-    int epfd = -1;
-    int timerfd = -1;
-    int watched_fd = -1;
-    ~Queue() {
-      if (epfd >= 0) {
-        ::close(epfd);
-      }
-      if (timerfd >= 0) {
-        ::close(timerfd);
-      }
-    }
+    LinkWaiter waiter;  // not opened for the control link, driven blocking
   };
-  void watch(Queue& qu);
 
   LinkParams params(std::uint16_t fabric_queue) const {
     LinkParams lp;
@@ -139,38 +122,14 @@ Result<void> RemoteCrypto::connect(Queue& qu) {
   }
   qu.link = std::move(*l);
   qu.down = false;
-  watch(qu);
+  qu.waiter.watch(qu.link);
   return {};
-}
-
-void RemoteCrypto::watch(Queue& qu) {
-  if (qu.epfd < 0) {
-    return;  // the control link is driven blocking
-  }
-  const int fd = qu.link.udp ? qu.link.udp->wait_fd() : -1;
-  if (fd == qu.watched_fd) {
-    return;
-  }
-  if (qu.watched_fd >= 0) {
-    ::epoll_ctl(qu.epfd, EPOLL_CTL_DEL, qu.watched_fd, nullptr);
-  }
-  qu.watched_fd = -1;
-  if (fd >= 0) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    if (::epoll_ctl(qu.epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-      qu.watched_fd = fd;
-    }
-  }
 }
 
 bool RemoteCrypto::prepare_sleep(std::uint16_t q) noexcept {
   Queue& qu = *queues_[q];
   if (!qu.done.empty()) {
     return false;
-  }
-  std::uint64_t expirations = 0;
-  while (::read(qu.timerfd, &expirations, sizeof expirations) > 0) {
   }
   auto wake = Clock::time_point::max();
   for (const auto& [tag, p] : qu.pending) {
@@ -181,18 +140,7 @@ bool RemoteCrypto::prepare_sleep(std::uint16_t q) noexcept {
   } else if (qu.link.ch) {
     wake = std::min(wake, qu.link.ch->next_timer());
   }
-  const auto now = Clock::now();
-  if (wake <= now) {
-    return false;
-  }
-  if (wake != Clock::time_point::max()) {
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(wake - now).count();
-    itimerspec its{};
-    its.it_value.tv_sec = static_cast<time_t>(us / 1000000);
-    its.it_value.tv_nsec = std::max<long>(static_cast<long>(us % 1000000) * 1000, 1000);
-    ::timerfd_settime(qu.timerfd, 0, &its, nullptr);
-  }
-  return true;
+  return qu.waiter.arm(wake);
 }
 
 Result<void> RemoteCrypto::start(std::uint16_t queues, std::uint32_t) {
@@ -210,16 +158,9 @@ Result<void> RemoteCrypto::start(std::uint16_t queues, std::uint32_t) {
     auto qu = std::make_unique<Queue>();
     qu->fabric_queue = static_cast<std::uint16_t>(q % info_.queues);
     qu->instance = random_instance();
-    qu->epfd = ::epoll_create1(EPOLL_CLOEXEC);
-    qu->timerfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (qu->epfd < 0 || qu->timerfd < 0) {
+    if (auto w = qu->waiter.open(); !w) {
       stop();
-      return fail(Errc::kIo, "pool crypto: epoll or timerfd", errno);
-    }
-    {
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ::epoll_ctl(qu->epfd, EPOLL_CTL_ADD, qu->timerfd, &ev);
+      return w;
     }
     qu->scratch.resize(kCryptoOpHeadBytes + info_.max_op_bytes + crypto::kMaxAadBytes +
                        crypto::kMaxDigestBytes);
