@@ -119,6 +119,7 @@ struct VolumeTarget::Volume {
   std::uint64_t next_session = 1;
   std::uint32_t live_sessions = 0;
   std::vector<std::deque<Io*>> backlog;  // per backend queue, not yet accepted
+  std::uint16_t next_queue = 0;          // where the next submission round starts
   std::uint32_t channels = 0;            // open now
 };
 
@@ -1091,13 +1092,21 @@ bool VolumeTarget::reap_crypto(Volume& v, std::uint16_t q) {
 bool VolumeTarget::submit_backlog(Clock::time_point now) {
   bool work = false;
   for (auto& v : volumes_) {
+    // Queues share a volume's limits: a round starts after the queue served
+    // last, or the first queue would take every token and starve the others.
+    const std::uint16_t first = v->next_queue;
     if (v->crypto) {
-      for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
-        work |= submit_crypto(*v, q, now);
+      for (std::uint16_t k = 0; k < v->exp.queues; ++k) {
+        const auto q = static_cast<std::uint16_t>((first + k) % v->exp.queues);
+        if (submit_crypto(*v, q, now)) {
+          work = true;
+          v->next_queue = static_cast<std::uint16_t>((q + 1) % v->exp.queues);
+        }
       }
       continue;
     }
-    for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
+    for (std::uint16_t k = 0; k < v->exp.queues; ++k) {
+      const auto q = static_cast<std::uint16_t>((first + k) % v->exp.queues);
       auto& bl = v->backlog[q];
       // Drop what nobody waits for any more: closed channels, past deadlines.
       while (!bl.empty() && (!bl.front()->chan->open || bl.front()->deadline < now)) {
@@ -1151,7 +1160,10 @@ bool VolumeTarget::submit_backlog(Clock::time_point now) {
         }
       }
       bl.erase(bl.begin(), bl.begin() + took);
-      work |= took > 0;
+      if (took > 0) {
+        work = true;
+        v->next_queue = static_cast<std::uint16_t>((q + 1) % v->exp.queues);
+      }
     }
   }
   return work;

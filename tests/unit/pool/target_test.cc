@@ -557,122 +557,159 @@ BOOST_AUTO_TEST_CASE(an_extent_volume_reads_and_writes_only_its_extent) {
   BOOST_TEST(std::memcmp(got.data(), data.data(), 8192) == 0);
 }
 
+namespace {
+
+// A target with one limited volume (key(1), function 6) over the loopback,
+// and channels to it on any queue.
+struct Limited {
+  std::string image;
+  std::unique_ptr<LoopbackTransport> ht;
+  std::unique_ptr<LoopbackTransport> tt;
+  std::unique_ptr<VolumeTarget> target;
+  std::unique_ptr<FrameAuthenticator> auth = std::move(*FrameAuthenticator::create(key(1)));
+
+  Limited(std::uint64_t iops, std::uint64_t bps, std::uint16_t queues) {
+    char tmpl[] = "/tmp/vp-limit-XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    BOOST_REQUIRE(fd >= 0 && ::ftruncate(fd, 1 << 20) == 0);
+    ::close(fd);
+    image = tmpl;
+    auto [a, b] = LoopbackTransport::make_pair(1500);
+    ht = std::move(a);
+    tt = std::move(b);
+    TargetOptions o;
+    VolumeExport v;
+    v.name = "limited";
+    v.function_id = 6;
+    v.key = key(1);
+    v.backend.path = image;
+    v.queues = queues;
+    v.max_io_bytes = 64 * 1024;
+    v.iops_limit = iops;
+    v.bps_limit = bps;
+    o.volumes.push_back(v);
+    std::string why;
+    auto t = VolumeTarget::create(*tt, o, why);
+    BOOST_REQUIRE_MESSAGE(t.has_value(), why);
+    target = std::move(*t);
+  }
+  ~Limited() { ::unlink(image.c_str()); }
+
+  std::unique_ptr<ReliableChannel> open(std::uint16_t queue) {
+    ChannelOptions co;
+    co.function_id = 6;
+    co.queue_id = queue;
+    co.window = 256;
+    co.receive = false;  // run() hands each channel its queue's frames
+    auto ch = std::make_unique<ReliableChannel>(*ht, tt->local(), auth.get(), co);
+    Hello h;
+    h.mtu = 1500;
+    h.window = 256;
+    h.nonce.fill(static_cast<std::uint8_t>(queue + 1));
+    std::byte hb[kHelloBytes];
+    BOOST_REQUIRE(encode_hello(h, hb).has_value());
+    BOOST_REQUIRE(ch->send(Opcode::kHello, 0, hb).has_value());
+    return ch;
+  }
+  static void read(ReliableChannel& ch, std::uint32_t tag, std::uint32_t length) {
+    std::byte head[kBlockRequestBytes];
+    BOOST_REQUIRE(encode_block_request(req(BlockOp::kRead, 0, length), head).has_value());
+    BOOST_REQUIRE(ch.send(Opcode::kRequest, tag, head).has_value());
+  }
+  // Polls everything until `want` completions came back on `chans` (or 20
+  // s); `on_done(channel index)` for each, in arrival order.
+  template <typename F>
+  std::uint32_t run(std::vector<ReliableChannel*> chans, std::uint32_t want, F on_done) {
+    std::vector<std::vector<ChannelMessage>> per(chans.size());
+    std::uint32_t done = 0;
+    const auto start = Clock::now();
+    std::vector<std::byte> buf(1500);
+    while (done < want && Clock::now() - start < 20s) {
+      // One host transport for every channel: frames go to their queue's.
+      for (;;) {
+        InFrame in{std::span(buf), 0, {}};
+        if (ht->recv_burst(std::span(&in, 1)) == 0) {
+          break;
+        }
+        auto f = decode_frame(std::span<const std::byte>(buf.data(), in.len));
+        if (f && f->header.queue_id < chans.size()) {
+          chans[f->header.queue_id]->ingest(*f, Clock::now(), per[f->header.queue_id]);
+        }
+      }
+      for (std::size_t i = 0; i < chans.size(); ++i) {
+        chans[i]->poll(Clock::now(), per[i]);
+        for (const auto& m : per[i]) {
+          if (m.opcode == Opcode::kCompletion) {
+            BOOST_TEST(decode_completion(m.payload)->status == 0);
+            ++done;
+            on_done(i);
+          }
+        }
+        per[i].clear();
+      }
+      target->poll(Clock::now());
+      std::this_thread::sleep_for(200us);
+    }
+    return done;
+  }
+};
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(a_bandwidth_limit_holds_large_reads_back) {
   // 30 reads of 16 KiB at 320 KiB/s (a burst of 64 KiB): at least 1.2 s.
-  char tmpl[] = "/tmp/vp-bps-XXXXXX";
-  const int fd = ::mkstemp(tmpl);
-  BOOST_REQUIRE(fd >= 0 && ::ftruncate(fd, 1 << 20) == 0);
-  ::close(fd);
-  auto [ht, tt] = LoopbackTransport::make_pair(1500);
-  TargetOptions o;
-  VolumeExport v;
-  v.name = "narrow";
-  v.function_id = 6;
-  v.key = key(1);
-  v.backend.path = tmpl;
-  v.queues = 1;
-  v.max_io_bytes = 64 * 1024;
-  v.bps_limit = 320 * 1024;
-  o.volumes.push_back(v);
-  std::string why;
-  auto t = VolumeTarget::create(*tt, o, why);
-  BOOST_REQUIRE_MESSAGE(t.has_value(), why);
-  auto auth = std::move(*FrameAuthenticator::create(key(1)));
-  ChannelOptions co;
-  co.function_id = 6;
-  co.window = 256;
-  ReliableChannel ch(*ht, tt->local(), auth.get(), co);
-  Hello h;
-  h.mtu = 1500;
-  h.window = 256;
-  std::byte hb[kHelloBytes];
-  BOOST_REQUIRE(encode_hello(h, hb).has_value());
-  BOOST_REQUIRE(ch.send(Opcode::kHello, 0, hb).has_value());
+  Limited l(0, 320 * 1024, 1);
+  auto ch = l.open(0);
   const auto start = Clock::now();
   for (std::uint32_t i = 1; i <= 30; ++i) {
-    std::byte head[kBlockRequestBytes];
-    BOOST_REQUIRE(encode_block_request(req(BlockOp::kRead, 0, 16384), head).has_value());
-    BOOST_REQUIRE(ch.send(Opcode::kRequest, i, head).has_value());
+    Limited::read(*ch, i, 16384);
   }
-  std::vector<ChannelMessage> got;
-  std::uint32_t done = 0;
-  while (done < 30 && Clock::now() - start < 20s) {
-    ch.poll(Clock::now(), got);
-    (*t)->poll(Clock::now());
-    for (const auto& m : got) {
-      if (m.opcode == Opcode::kCompletion) {
-        BOOST_TEST(decode_completion(m.payload)->status == 0);
-        ++done;
-      }
-    }
-    got.clear();
-    std::this_thread::sleep_for(200us);
-  }
-  BOOST_TEST(done == 30u);
+  BOOST_TEST(l.run({ch.get()}, 30, [](std::size_t) {}) == 30u);
   BOOST_TEST((Clock::now() - start >= 1200ms));
-  const auto st = (*t)->volume_stats(6);
+  const auto st = l.target->volume_stats(6);
   BOOST_TEST(st->bytes_read == 30u * 16384);
   BOOST_TEST(st->throttled > 0u);
   BOOST_TEST(st->throttled <= 30u);  // counted once per request held back
-  ::unlink(tmpl);
 }
 
 BOOST_AUTO_TEST_CASE(an_iops_limit_holds_requests_back) {
   // 50 requests at 100 IOPS with a burst of 5 take at least 0.4 s, and the
   // target says it throttled; nothing fails.
-  char tmpl[] = "/tmp/vp-limit-XXXXXX";
-  const int fd = ::mkstemp(tmpl);
-  BOOST_REQUIRE(fd >= 0 && ::ftruncate(fd, 1 << 20) == 0);
-  ::close(fd);
-  auto [ht, tt] = LoopbackTransport::make_pair(1500);
-  TargetOptions o;
-  VolumeExport v;
-  v.name = "slow";
-  v.function_id = 5;
-  v.key = key(1);
-  v.backend.path = tmpl;
-  v.queues = 1;
-  v.iops_limit = 100;
-  o.volumes.push_back(v);
-  std::string why;
-  auto t = VolumeTarget::create(*tt, o, why);
-  BOOST_REQUIRE_MESSAGE(t.has_value(), why);
-  auto auth = std::move(*FrameAuthenticator::create(key(1)));
-  ChannelOptions co;
-  co.function_id = 5;
-  co.window = 256;
-  ReliableChannel ch(*ht, tt->local(), auth.get(), co);
-  Hello h;
-  h.mtu = 1500;
-  h.window = 256;
-  std::byte hb[kHelloBytes];
-  BOOST_REQUIRE(encode_hello(h, hb).has_value());
-  BOOST_REQUIRE(ch.send(Opcode::kHello, 0, hb).has_value());
+  Limited l(100, 0, 1);
+  auto ch = l.open(0);
   const auto start = Clock::now();
-  std::vector<ChannelMessage> got;
   for (std::uint32_t i = 1; i <= 50; ++i) {
-    std::byte head[kBlockRequestBytes];
-    BOOST_REQUIRE(encode_block_request(req(BlockOp::kRead, 0, 4096), head).has_value());
-    BOOST_REQUIRE(ch.send(Opcode::kRequest, i, head).has_value());
+    Limited::read(*ch, i, 4096);
   }
-  std::uint32_t done = 0;
-  while (done < 50 && Clock::now() - start < 10s) {
-    ch.poll(Clock::now(), got);
-    (*t)->poll(Clock::now());
-    for (const auto& m : got) {
-      if (m.opcode == Opcode::kCompletion) {
-        BOOST_TEST(decode_completion(m.payload)->status == 0);
-        ++done;
-      }
+  BOOST_TEST(l.run({ch.get()}, 50, [](std::size_t) {}) == 50u);
+  BOOST_TEST((Clock::now() - start >= 400ms));
+  BOOST_TEST(l.target->volume_stats(5 + 1)->throttled > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(queues_under_one_limit_take_turns) {
+  // 40 reads waiting on queue 0 and 4 on queue 1 of a 100 IOPS volume: the
+  // queues share the tokens, so queue 1 is done long before queue 0 drained.
+  Limited l(100, 0, 2);
+  auto q0 = l.open(0);
+  auto q1 = l.open(1);
+  for (std::uint32_t i = 1; i <= 40; ++i) {
+    Limited::read(*q0, i, 4096);
+  }
+  for (std::uint32_t i = 1; i <= 4; ++i) {
+    Limited::read(*q1, i, 4096);
+  }
+  std::uint32_t q0_done = 0;
+  std::uint32_t q0_when_q1_finished = 0;
+  std::uint32_t q1_done = 0;
+  BOOST_TEST(l.run({q0.get(), q1.get()}, 44, [&](std::size_t i) {
+    if (i == 0) {
+      ++q0_done;
+    } else if (++q1_done == 4) {
+      q0_when_q1_finished = q0_done;
     }
-    got.clear();
-    std::this_thread::sleep_for(200us);
-  }
-  const auto took = Clock::now() - start;
-  BOOST_TEST(done == 50u);
-  BOOST_TEST(took >= 400ms);
-  BOOST_TEST((*t)->volume_stats(5)->throttled > 0u);
-  ::unlink(tmpl);
+  }) == 44u);
+  BOOST_TEST(q1_done == 4u);
+  BOOST_TEST(q0_when_q1_finished <= 20u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
