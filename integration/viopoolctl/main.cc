@@ -94,18 +94,20 @@ void print_inventory(const json& r) {
 }
 
 void print_functions(const json& r) {
-  std::printf("%-12s %5s %-7s %-10s %9s %-5s %-11s %s\n", "NAME", "ID", "CLASS", "DEVICE", "SIZE",
-              "THIN", "STATE", "HOLDERS");
+  std::printf("%-12s %5s %-7s %-10s %17s %-5s %-11s %s\n", "NAME", "ID", "CLASS", "DEVICE",
+              "SIZE/MAC", "THIN", "STATE", "HOLDERS");
   for (const auto& f : r.at("functions")) {
     std::string holders;
     for (const auto& l : f.value("leases", json::array())) {
       holders += (holders.empty() ? "" : ",") + l.value("host", "") + "#" +
                  std::to_string(l.value("lease", 0ull));
     }
-    std::printf("%-12s %5u %-7s %-10s %9s %-5s %-11s %s\n", f.value("name", "").c_str(),
+    const bool vnic = f.value("class", "") == "vnic";
+    std::printf("%-12s %5u %-7s %-10s %17s %-5s %-11s %s\n", f.value("name", "").c_str(),
                 f.value("id", 0u), f.value("class", "").c_str(), f.value("device", "").c_str(),
-                human(f.value("size", 0ull)).c_str(), f.value("thin", false) ? "yes" : "no",
-                f.value("state", "").c_str(), holders.c_str());
+                vnic ? f.value("mac", "").c_str() : human(f.value("size", 0ull)).c_str(),
+                f.value("thin", false) ? "yes" : "no", f.value("state", "").c_str(),
+                holders.c_str());
   }
 }
 
@@ -419,6 +421,18 @@ int main(int argc, char** argv) {
   p_carve_crypto->add_option("--queues", p_queues, "Data queues (default 4)");
   p_carve_crypto->add_option("--max-sessions", p_max_sessions, "Sessions at once (default 64)");
   p_carve_crypto->add_option("--ops-limit", p_ops, "Operations per second (0: none)");
+  std::string p_mac;
+  unsigned p_vlan = 0, p_mtu = 1500, p_rate = 0, p_peak = 0, p_vnic_queues = 1;
+  auto* p_carve_vnic =
+      pool->add_subcommand("carve-vnic", "Carve a vNIC (MAC, VLAN, rates) on an inventory NIC port");
+  p_carve_vnic->add_option("name", p_name, "vNIC name")->required();
+  p_carve_vnic->add_option("--device", p_device, "Inventory NIC port")->required();
+  p_carve_vnic->add_option("--mac", p_mac, "Unicast MAC (default: one made from the function id)");
+  p_carve_vnic->add_option("--vlan", p_vlan, "VLAN the appliance tags its frames with (0: none)");
+  p_carve_vnic->add_option("--mtu", p_mtu, "MTU (default 1500, at most the port's)");
+  p_carve_vnic->add_option("--queues", p_vnic_queues, "Queue pairs (default 1)");
+  p_carve_vnic->add_option("--rate-mbps", p_rate, "Committed rate, Mb/s (0: none)");
+  p_carve_vnic->add_option("--peak-mbps", p_peak, "Peak rate, Mb/s (0: none)");
   auto* p_list = pool->add_subcommand("list", "Carved functions with state and holders");
   auto* p_show = pool->add_subcommand("show", "One function, with its fabric counters");
   p_show->add_option("name", p_name, "Function name")->required();
@@ -428,6 +442,8 @@ int main(int argc, char** argv) {
   p_acquire->add_option("--host", p_host, "The host's id")->required();
   p_acquire->add_option("--function", p_function, "By name");
   p_acquire->add_option("--size", p_size, "Or any free volume at least this large");
+  std::string p_class;
+  p_acquire->add_option("--class", p_class, "Or any free function of a class: volume, crypto, vnic");
   p_acquire->add_flag("--shared", p_shared, "A shared lease");
   p_acquire->add_option("--ttl-ms", p_ttl, "TTL (default: the appliance's)");
   auto* p_renew = pool->add_subcommand("renew", "Renew a lease, or every lease of --host");
@@ -484,6 +500,14 @@ int main(int argc, char** argv) {
               {"queues", p_queues},
               {"max_sessions", p_max_sessions},
               {"ops_limit", p_ops}};
+    } else if (p_carve_vnic->parsed()) {
+      op = "vnic_create";
+      body = {{"name", p_name},       {"device", p_device},    {"vlan", p_vlan},
+              {"mtu", p_mtu},         {"queues", p_vnic_queues}, {"rate_mbps", p_rate},
+              {"peak_mbps", p_peak}};
+      if (!p_mac.empty()) {
+        body["mac"] = p_mac;
+      }
     } else if (p_list->parsed()) {
       op = "function_list";
       table = print_functions;
@@ -498,6 +522,8 @@ int main(int argc, char** argv) {
       body = {{"host", p_host}, {"mode", p_shared ? "shared" : "exclusive"}};
       if (!p_function.empty()) {
         body["function"] = p_function;
+      } else if (!p_class.empty() && p_class != "volume") {
+        body["class"] = p_class;
       } else {
         body["class"] = "volume";
         body["size"] = p_size.empty() ? std::string("0") : p_size;

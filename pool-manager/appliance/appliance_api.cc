@@ -26,7 +26,10 @@ json to_json(const TargetStats& s) {
           {"bytes_read", s.bytes_read},
           {"bytes_written", s.bytes_written},
           {"retransmits", s.retransmits},
-          {"duplicates", s.duplicates}};
+          {"duplicates", s.duplicates},
+          {"nic_rx", s.nic_rx},
+          {"nic_tx", s.nic_tx},
+          {"nic_unknown", s.nic_unknown}};
 }
 
 namespace {
@@ -115,6 +118,46 @@ ApiReply crypto_create(PoolService& pool, const json& b) {
   return ApiReply{201, shown ? *shown : to_json(*f)};
 }
 
+ApiReply vnic_create(PoolService& pool, const json& b) {
+  std::string why;
+  if (!reject_unknown(b, {"name", "device", "mac", "vlan", "mtu", "queues", "rate_mbps",
+                          "peak_mbps"},
+                      "", why)) {
+    return error_reply(Errc::kInvalidArgument, why);
+  }
+  VnicRequest r;
+  auto name = get_string(b, "name", "", why, true);
+  auto device = get_string(b, "device", "", why, name.has_value());
+  auto mac = get_string(b, "mac", "", why, false);
+  if (!name || !device || !mac) {
+    return error_reply(Errc::kInvalidArgument, why);
+  }
+  auto vlan = get_int(b, "vlan", "", why, 0, 0, 4094);
+  auto mtu = get_int(b, "mtu", "", why, 1500, 68, 9198);
+  auto q = get_int(b, "queues", "", why, 1, 1, 16);
+  auto rate = get_int(b, "rate_mbps", "", why, 0, 0, 400000);
+  auto peak = get_int(b, "peak_mbps", "", why, 0, 0, 400000);
+  for (const Result<std::int64_t>* v : {&vlan, &mtu, &q, &rate, &peak}) {
+    if (!*v) {
+      return error_reply(v->error().code, why);
+    }
+  }
+  r.name = *name;
+  r.device = *device;
+  r.mac = *mac;
+  r.vlan = static_cast<std::uint16_t>(*vlan);
+  r.mtu = static_cast<std::uint32_t>(*mtu);
+  r.queues = static_cast<std::uint16_t>(*q);
+  r.rate_mbps = static_cast<std::uint32_t>(*rate);
+  r.peak_mbps = static_cast<std::uint32_t>(*peak);
+  auto f = pool.create_vnic(r, why);
+  if (!f) {
+    return refused(f.error(), why);
+  }
+  auto shown = pool.function(f->name, why);
+  return ApiReply{201, shown ? *shown : to_json(*f)};
+}
+
 ApiReply lease_acquire(PoolService& pool, const json& b) {
   std::string why;
   if (!reject_unknown(b, {"host", "function", "class", "size", "mode", "ttl_ms"}, "", why)) {
@@ -127,7 +170,7 @@ ApiReply lease_acquire(PoolService& pool, const json& b) {
   }
   r.host = *host;
   auto fn = get_string(b, "function", "", why, false);
-  auto cls = get_choice(b, "class", "", why, {"volume", "crypto"}, 0);
+  auto cls = get_choice(b, "class", "", why, {"volume", "crypto", "vnic"}, 0);
   auto mode = get_choice(b, "mode", "", why, {"exclusive", "shared"}, 0);
   auto size = get_size(b, "size", "", why, 0);
   auto ttl = get_int(b, "ttl_ms", "", why, 0, 0, std::int64_t{1} << 40);
@@ -142,7 +185,9 @@ ApiReply lease_acquire(PoolService& pool, const json& b) {
     return error_reply(Errc::kInvalidArgument, "function excludes class and size");
   }
   r.function = *fn;
-  r.cls = *cls == 0 ? FunctionClass::kVolume : FunctionClass::kCrypto;
+  r.cls = *cls == 0   ? FunctionClass::kVolume
+          : *cls == 1 ? FunctionClass::kCrypto
+                      : FunctionClass::kVnic;
   r.mode = *mode == 0 ? LeaseMode::kExclusive : LeaseMode::kShared;
   r.min_size_bytes = *size;
   r.ttl_ms = *ttl;
@@ -179,6 +224,9 @@ ApiReply dispatch(PoolService& pool, VolumeTarget& target, const std::string& op
   }
   if (op == "crypto_create") {
     return crypto_create(pool, b);
+  }
+  if (op == "vnic_create") {
+    return vnic_create(pool, b);
   }
   if (op == "function_list") {
     return only({}) ? ApiReply{200, pool.functions()} : error_reply(Errc::kInvalidArgument, why);
@@ -266,6 +314,9 @@ std::string metrics(PoolService& pool, VolumeTarget& target) {
       s.auth_failures);
   add("viopool_fabric_requests_total", "Block requests received.", s.requests);
   add("viopool_fabric_errors_total", "Completions with an error.", s.errors);
+  add("viopool_nic_rx_total", "Frames received on NIC ports.", s.nic_rx);
+  add("viopool_nic_tx_total", "Frames sent on NIC ports.", s.nic_tx);
+  add("viopool_nic_unknown_total", "Unicast frames for no vNIC, dropped.", s.nic_unknown);
   return out;
 }
 

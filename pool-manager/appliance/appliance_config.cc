@@ -104,8 +104,10 @@ Result<std::uint64_t> size_of(const std::string& path, const std::string& where,
 
 Result<StorageDevice> parse_device(const json& j, const std::string& where, std::string& why) {
   VIOPOOL_TRY(reject_unknown(
-      j, {"name", "kind", "path", "capacity", "overcommit", "direct", "driver", "slots"}, where,
-      why));
+      j,
+      {"name", "kind", "path", "capacity", "overcommit", "direct", "driver", "slots", "devargs",
+       "vnics", "link_mbps", "mtu"},
+      where, why));
   StorageDevice d;
   auto name = get_string(j, "name", where, why, true);
   VIOPOOL_TRY(name);
@@ -114,11 +116,43 @@ Result<StorageDevice> parse_device(const json& j, const std::string& where, std:
     return fail(Errc::kInvalidArgument, "config: bad name");
   }
   d.name = *name;
-  auto kind = get_choice(j, "kind", where, why, {"directory", "block", "crypto"}, 99);
+  auto kind = get_choice(j, "kind", where, why, {"directory", "block", "crypto", "nic"}, 99);
   VIOPOOL_TRY(kind);
   if (*kind == 99) {
-    why = path_of(where, "kind") + ": required, \"directory\", \"block\" or \"crypto\"";
+    why = path_of(where, "kind") + ": required, \"directory\", \"block\", \"crypto\" or \"nic\"";
     return fail(Errc::kInvalidArgument, "config: missing kind");
+  }
+  const bool nic_key = j.contains("devargs") || j.contains("vnics") || j.contains("link_mbps") ||
+                       j.contains("mtu");
+  if (*kind == 3) {
+    d.kind = StorageKind::kNic;
+    for (const char* k : {"path", "capacity", "overcommit", "direct", "driver", "slots"}) {
+      if (j.contains(k)) {
+        why = path_of(where, k) + ": a NIC port takes devargs, vnics, link_mbps and mtu";
+        return fail(Errc::kInvalidArgument, "config: storage key on a nic");
+      }
+    }
+    auto devargs = get_string(j, "devargs", where, why, true);
+    VIOPOOL_TRY(devargs);
+    if (devargs->empty()) {
+      why = path_of(where, "devargs") + ": DPDK devargs of the port (net_af_packet0,iface=eth1)";
+      return fail(Errc::kInvalidArgument, "config: bad devargs");
+    }
+    d.path = *devargs;
+    auto vnics = get_int(j, "vnics", where, why, 64, 1, 4096);
+    VIOPOOL_TRY(vnics);
+    d.max_slots = static_cast<std::uint32_t>(*vnics);
+    auto link = get_int(j, "link_mbps", where, why, 10000, 1, 400000);
+    VIOPOOL_TRY(link);
+    d.link_mbps = static_cast<std::uint32_t>(*link);
+    auto mtu = get_int(j, "mtu", where, why, 1500, 68, 9198);
+    VIOPOOL_TRY(mtu);
+    d.mtu = static_cast<std::uint32_t>(*mtu);
+    return d;
+  }
+  if (nic_key) {
+    why = where + ": devargs, vnics, link_mbps and mtu are for NIC ports";
+    return fail(Errc::kInvalidArgument, "config: nic key on storage");
   }
   if (*kind == 2) {
     d.kind = StorageKind::kCrypto;
@@ -228,6 +262,12 @@ Result<ApplianceConfig> parse_appliance_config(const json& j, std::string& why) 
       if (!names.insert(d->name).second) {
         why = where + ".name: '" + d->name + "' is used twice";
         return fail(Errc::kInvalidArgument, "config: duplicate name");
+      }
+      // A whole frame of the port travels in one PACKETS frame.
+      if (d->kind == StorageKind::kNic && d->mtu + 18 + 62 > c.mtu) {
+        why = where + ".mtu: " + std::to_string(d->mtu) + " needs a fabric mtu of at least " +
+              std::to_string(d->mtu + 18 + 62) + " (mtu is " + std::to_string(c.mtu) + ")";
+        return fail(Errc::kInvalidArgument, "config: nic mtu above the fabric's");
       }
       c.inventory.push_back(std::move(*d));
     }

@@ -25,7 +25,9 @@ namespace viopool::pool {
 
 struct ApplianceConfig {
   std::string listen = "0.0.0.0:7400";
-  std::uint32_t mtu = 1472;  // fabric frame bytes per UDP datagram
+  // Largest fabric frame per UDP datagram (IP fragments what the path does
+  // not carry); volume and crypto links use the smaller MTU their host asks for.
+  std::uint32_t mtu = 8972;
   TargetOptions target;  // static volumes (their keys in the file)
   std::string api = "127.0.0.1:7480";  // control API (TCP), "" for none
   std::string fabric_endpoint;         // told to hosts with a lease; default: listen

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -22,7 +23,9 @@
 #include "pool-manager/transport/udp_transport.h"
 #include "vhost-backend/base/log.h"
 #ifdef VIOPOOL_APPLIANCE_DPDK
+#include "pool-manager/target/ethdev_nic_port.h"
 #include "vhost-backend/devices/crypto/cryptodev_backend.h"
+#include "vhost-backend/devices/crypto/virtio_crypto.h"
 #include "vhost-backend/runtime/eal.h"
 #endif
 
@@ -48,6 +51,45 @@ std::int64_t wall_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+#ifdef VIOPOOL_APPLIANCE_DPDK
+// An engine's algorithms by family, in virtio-crypto numbering and names.
+nlohmann::json capabilities_json(const viopool::crypto::CryptoCapabilities& c) {
+  using namespace viopool::crypto;
+  static const std::map<std::uint32_t, const char*> kCipher = {
+      {kCipherAesEcb, "aes-ecb"}, {kCipherAesCbc, "aes-cbc"}, {kCipherAesCtr, "aes-ctr"},
+      {kCipherAesXts, "aes-xts"}};
+  static const std::map<std::uint32_t, const char*> kHash = {
+      {kHashMd5, "md5"},       {kHashSha1, "sha1"},     {kHashSha224, "sha224"},
+      {kHashSha256, "sha256"}, {kHashSha384, "sha384"}, {kHashSha512, "sha512"}};
+  static const std::map<std::uint32_t, const char*> kMac = {
+      {kMacHmacMd5, "hmac-md5"},       {kMacHmacSha1, "hmac-sha1"},
+      {kMacHmacSha224, "hmac-sha224"}, {kMacHmacSha256, "hmac-sha256"},
+      {kMacHmacSha384, "hmac-sha384"}, {kMacHmacSha512, "hmac-sha512"},
+      {kMacCmacAes, "cmac-aes"}};
+  static const std::map<std::uint32_t, const char*> kAead = {
+      {kAeadGcm, "aes-gcm"}, {kAeadCcm, "aes-ccm"}, {kAeadChacha20Poly1305, "chacha20-poly1305"}};
+  auto family = [](const auto& algos, const std::map<std::uint32_t, const char*>& names) {
+    nlohmann::json out = nlohmann::json::array();
+    for (std::uint32_t a = 0; a < algos.size(); ++a) {
+      if (!algos[a]) {
+        continue;
+      }
+      auto n = names.find(a);
+      out.push_back({{"algorithm", n == names.end() ? std::to_string(a) : n->second},
+                     {"key", {algos[a]->key.min, algos[a]->key.max}},
+                     {"digest", {algos[a]->digest.min, algos[a]->digest.max}},
+                     {"iv", {algos[a]->iv.min, algos[a]->iv.max}}});
+    }
+    return out;
+  };
+  return {{"cipher", family(c.cipher, kCipher)},
+          {"hash", family(c.hash, kHash)},
+          {"mac", family(c.mac, kMac)},
+          {"aead", family(c.aead, kAead)},
+          {"max_queues", c.max_queues}};
+}
+#endif
 
 }  // namespace
 
@@ -110,13 +152,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
     return 1;
   }
-  // Crypto engines are DPDK cryptodevs: EAL starts only if the inventory has one.
+  // Crypto engines are DPDK cryptodevs and NIC ports DPDK ethdevs: EAL starts
+  // only if the inventory has one.
   pool::VolumePlane::CryptoFactory crypto_factory;
-  const bool wants_crypto =
-      std::any_of(cfg->inventory.begin(), cfg->inventory.end(),
-                  [](const pool::StorageDevice& d) { return d.kind == pool::StorageKind::kCrypto; });
+  const bool wants_dpdk =
+      std::any_of(cfg->inventory.begin(), cfg->inventory.end(), [](const pool::StorageDevice& d) {
+        return d.kind == pool::StorageKind::kCrypto || d.kind == pool::StorageKind::kNic;
+      });
+  std::vector<std::pair<std::string, std::shared_ptr<pool::NicPort>>> nic_ports;
+  std::vector<std::pair<std::string, nlohmann::json>> nic_infos;
+  std::vector<std::pair<std::string, nlohmann::json>> engine_infos;
 #ifdef VIOPOOL_APPLIANCE_DPDK
-  if (wants_crypto) {
+  if (wants_dpdk) {
     runtime::EalOptions eo;
     eo.program = "viopool-appliance";
     eo.force_no_huge = no_huge;
@@ -132,15 +179,41 @@ int main(int argc, char** argv) {
       o.log_id = "slot=" + devargs.substr(0, devargs.find(','));
       return crypto::make_cryptodev_backend(std::move(o));
     };
+    for (const auto& d : cfg->inventory) {
+      if (d.kind == pool::StorageKind::kNic) {
+        auto port = pool::EthdevNicPort::open({d.name, d.path, d.mtu}, why);
+        if (!port) {
+          std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
+          return 1;
+        }
+        nic_infos.emplace_back(d.name, (*port)->describe());
+        nic_ports.emplace_back(d.name, std::shared_ptr<pool::NicPort>(std::move(*port)));
+      } else if (d.kind == pool::StorageKind::kCrypto) {
+        // What the engine offers, from an instance made for the asking.
+        auto engine = crypto_factory(d.driver + "_vpcaps");
+        if (engine && engine->start(1, 1)) {
+          engine_infos.emplace_back(d.name, capabilities_json(engine->capabilities()));
+          engine->stop();
+        }
+      }
+    }
   }
 #else
   (void)no_huge;
-  if (wants_crypto) {
-    std::fprintf(stderr, "viopool-appliance: built without DPDK: no crypto engines\n");
+  if (wants_dpdk) {
+    std::fprintf(stderr, "viopool-appliance: built without DPDK: no crypto engines or NIC ports\n");
     return 2;
   }
 #endif
   pool::VolumePlane plane(**target, 256 * 1024, crypto_factory);
+  for (auto& [name, port] : nic_ports) {
+    auto info = std::find_if(nic_infos.begin(), nic_infos.end(),
+                             [&](const auto& i) { return i.first == name; });
+    plane.add_nic_port(name, port, info->second);
+  }
+  for (auto& [name, info] : engine_infos) {
+    plane.set_device_info(name, std::move(info));
+  }
   pool::PoolServiceOptions po;
   po.devices = cfg->inventory;
   po.fabric_endpoint = cfg->fabric_endpoint;

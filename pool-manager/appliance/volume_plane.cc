@@ -1,5 +1,7 @@
 #include "pool-manager/appliance/volume_plane.h"
 
+#include "pool-manager/transport/mac_address.h"
+
 namespace viopool::pool {
 
 Result<void> VolumePlane::add_volume(const FunctionRecord& f, const StorageDevice& d,
@@ -45,6 +47,41 @@ Result<void> VolumePlane::add_crypto(const FunctionRecord& f, const StorageDevic
   return target_.add_volume(std::move(e), why);
 }
 
+Result<void> VolumePlane::add_vnic(const FunctionRecord& f, const StorageDevice& d,
+                                   std::string& why) {
+  auto it = nics_.find(d.name);
+  if (it == nics_.end()) {
+    why = "NIC port '" + d.name + "' is not open on this appliance";
+    return fail(Errc::kUnsupported, "plane: no nic");
+  }
+  auto mac = parse_mac(f.mac);
+  if (!mac) {
+    why = "vNIC '" + f.name + "': bad MAC '" + f.mac + "'";
+    return unexpected(mac.error());
+  }
+  VolumeExport e;
+  e.name = f.name;
+  e.function_id = f.id;
+  e.queues = f.queues;
+  e.nic = it->second.port;
+  std::copy(mac->bytes.begin(), mac->bytes.begin() + 6, e.vnic.mac.begin());
+  e.vnic.vlan = f.vlan;
+  e.vnic.mtu = static_cast<std::uint16_t>(f.mtu);
+  e.vnic.rate_mbps = f.rate_mbps;
+  e.vnic.peak_mbps = f.peak_mbps;
+  return target_.add_volume(std::move(e), why);
+}
+
+nlohmann::json VolumePlane::device_info(const StorageDevice& d) {
+  if (auto it = nics_.find(d.name); it != nics_.end()) {
+    return it->second.info;
+  }
+  if (auto it = infos_.find(d.name); it != infos_.end()) {
+    return it->second;
+  }
+  return nlohmann::json::object();
+}
+
 nlohmann::json VolumePlane::function_stats(std::uint32_t function_id) {
   const auto s = target_.volume_stats(function_id);
   if (!s) {
@@ -54,7 +91,11 @@ nlohmann::json VolumePlane::function_stats(std::uint32_t function_id) {
           {"errors", s->errors},         {"bytes_read", s->bytes_read},
           {"bytes_written", s->bytes_written}, {"throttled", s->throttled},
           {"channels", s->channels},     {"grants", s->grants},
-          {"sessions", s->sessions}};
+          {"sessions", s->sessions},     {"tx_packets", s->tx_packets},
+          {"tx_bytes", s->tx_bytes},     {"rx_packets", s->rx_packets},
+          {"rx_bytes", s->rx_bytes},     {"tx_dropped", s->tx_dropped},
+          {"rx_dropped", s->rx_dropped}, {"spoofed", s->spoofed},
+          {"policed", s->policed}};
 }
 
 }  // namespace viopool::pool

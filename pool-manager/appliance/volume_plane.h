@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,17 @@ class VolumePlane final : public DataPlane {
                           std::string& why) override;
   Result<void> add_crypto(const FunctionRecord& f, const StorageDevice& d,
                           std::string& why) override;
+  Result<void> add_vnic(const FunctionRecord& f, const StorageDevice& d,
+                        std::string& why) override;
+  nlohmann::json device_info(const StorageDevice& d) override;
+  // A NIC port of the inventory, opened by the appliance, and what it is.
+  void add_nic_port(const std::string& device, std::shared_ptr<NicPort> port, nlohmann::json info) {
+    nics_[device] = {std::move(port), std::move(info)};
+  }
+  // What a device of the inventory is, learnt at start (crypto engines).
+  void set_device_info(const std::string& device, nlohmann::json info) {
+    infos_[device] = std::move(info);
+  }
   void remove_function(std::uint32_t function_id) override { target_.remove_volume(function_id); }
   void grant(std::uint32_t function_id, std::uint64_t lease_id, const AuthKey& key) override {
     target_.grant(function_id, lease_id, key);
@@ -39,6 +51,12 @@ class VolumePlane final : public DataPlane {
   VolumeTarget& target_;
   std::uint32_t max_io_bytes_;
   CryptoFactory crypto_;
+  struct Nic {
+    std::shared_ptr<NicPort> port;
+    nlohmann::json info;
+  };
+  std::map<std::string, Nic> nics_;
+  std::map<std::string, nlohmann::json> infos_;
 };
 
 }  // namespace viopool::pool

@@ -35,6 +35,7 @@ Result<Link> open_link(const LinkParams& p, const PeerAddress& peer, FrameAuthen
   co.window = 256;
   co.max_message = p.max_message;
   co.max_retries = 12;  // ~2.5 s of silence with backoff: then reconnect
+  co.receive = p.receive;
   l.ch = std::make_unique<ReliableChannel>(*l.udp, peer, &auth, co);
   std::copy(instance.begin(), instance.end(), l.nonce.begin());
   for (int i = 0; i < 8; ++i) {

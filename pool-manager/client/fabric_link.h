@@ -34,6 +34,7 @@ struct LinkParams {
   std::uint16_t queue_id = 0;
   std::uint32_t mtu = 1472;
   std::uint32_t max_message = 0;
+  bool receive = true;  // false: the owner reads the socket and ingest()s control frames
 };
 
 struct Link {

@@ -65,8 +65,10 @@ Result<LeaseGrant> acquire_lease(const LeaseAsk& ask, std::string& why) {
   if (!ask.function.empty()) {
     body["function"] = ask.function;
   } else {
-    body["class"] = "volume";
-    body["size"] = ask.min_size_bytes;
+    body["class"] = ask.cls;
+    if (ask.cls == "volume") {
+      body["size"] = ask.min_size_bytes;
+    }
   }
   if (ask.ttl_ms != 0) {
     body["ttl_ms"] = ask.ttl_ms;

@@ -21,7 +21,8 @@ namespace viopool::pool {
 struct LeaseAsk {
   std::string appliance;  // the control API, "ADDRESS:PORT"
   std::string host;       // this host's id
-  std::string function;   // by name, or empty: any volume of at least min_size_bytes
+  std::string function;   // by name, or empty: any free function of class `cls`
+  std::string cls = "volume";  // "volume" (of at least min_size_bytes), "crypto", "vnic"
   std::uint64_t min_size_bytes = 0;
   bool shared = false;
   std::int64_t ttl_ms = 0;  // 0: the appliance's default

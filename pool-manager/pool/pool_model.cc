@@ -7,10 +7,20 @@ namespace viopool::pool {
 using nlohmann::json;
 
 const char* to_string(StorageKind k) noexcept {
-  return k == StorageKind::kDirectory ? "directory" : k == StorageKind::kBlock ? "block" : "crypto";
+  switch (k) {
+    case StorageKind::kDirectory:
+      return "directory";
+    case StorageKind::kBlock:
+      return "block";
+    case StorageKind::kCrypto:
+      return "crypto";
+    case StorageKind::kNic:
+      return "nic";
+  }
+  return "?";
 }
 const char* to_string(FunctionClass c) noexcept {
-  return c == FunctionClass::kVolume ? "volume" : "crypto";
+  return c == FunctionClass::kVolume ? "volume" : c == FunctionClass::kCrypto ? "crypto" : "vnic";
 }
 const char* to_string(LeaseMode m) noexcept {
   return m == LeaseMode::kExclusive ? "exclusive" : "shared";
@@ -40,7 +50,12 @@ json to_json(const FunctionRecord& f) {
           {"path", f.path},
           {"iops_limit", f.iops_limit},
           {"bps_limit", f.bps_limit},
-          {"max_sessions", f.max_sessions}};
+          {"max_sessions", f.max_sessions},
+          {"mac", f.mac},
+          {"vlan", f.vlan},
+          {"mtu", f.mtu},
+          {"rate_mbps", f.rate_mbps},
+          {"peak_mbps", f.peak_mbps}};
 }
 
 json to_json(const LeaseRecord& l, KeyVisibility key) {
@@ -84,12 +99,25 @@ Result<FunctionRecord> function_from_json(const json& j, std::string& why) {
       !read(j, "thin", f.thin) || !read(j, "block_size", f.block_size) ||
       !read(j, "queues", f.queues) || !read(j, "offset", f.offset_bytes) ||
       !read(j, "path", f.path) || !read(j, "iops_limit", f.iops_limit) ||
-      !read(j, "bps_limit", f.bps_limit) || (cls != "volume" && cls != "crypto")) {
+      !read(j, "bps_limit", f.bps_limit) ||
+      (cls != "volume" && cls != "crypto" && cls != "vnic")) {
     why = "a stored function record is incomplete: " + j.dump();
     return fail(Errc::kInvalidArgument, "state: bad function record");
   }
-  f.cls = cls == "crypto" ? FunctionClass::kCrypto : FunctionClass::kVolume;
+  f.cls = cls == "crypto" ? FunctionClass::kCrypto
+          : cls == "vnic" ? FunctionClass::kVnic
+                          : FunctionClass::kVolume;
   (void)read(j, "max_sessions", f.max_sessions);  // since crypto slots
+  // Since vNICs.
+  (void)read(j, "mac", f.mac);
+  (void)read(j, "vlan", f.vlan);
+  (void)read(j, "mtu", f.mtu);
+  (void)read(j, "rate_mbps", f.rate_mbps);
+  (void)read(j, "peak_mbps", f.peak_mbps);
+  if (f.cls == FunctionClass::kVnic && f.mac.empty()) {
+    why = "a stored vNIC has no MAC: " + j.dump();
+    return fail(Errc::kInvalidArgument, "state: bad function record");
+  }
   return f;
 }
 

@@ -21,6 +21,7 @@ enum class StorageKind : std::uint8_t {
   kDirectory,  // a directory: one image file per volume, thin (sparse) or thick
   kBlock,      // a block device or a large file: one extent per volume, thick only
   kCrypto,     // a crypto engine (a DPDK cryptodev driver): one engine instance per slot
+  kNic,        // a NIC port (DPDK devargs in `path`): vNICs switched by MAC and VLAN
 };
 
 struct StorageDevice {
@@ -34,10 +35,14 @@ struct StorageDevice {
   // Crypto engines: the DPDK driver each slot gets an instance of
   // ("crypto_openssl", "crypto_aesni_mb"), and how many slots at most.
   std::string driver;
-  std::uint32_t max_slots = 0;
+  std::uint32_t max_slots = 0;  // crypto slots, or vNICs on a NIC port
+  // NIC ports: the committed rates of its vNICs add up to at most this, and
+  // no vNIC's MTU exceeds the port's.
+  std::uint32_t link_mbps = 10000;
+  std::uint32_t mtu = 1500;
 };
 
-enum class FunctionClass : std::uint8_t { kVolume, kCrypto };
+enum class FunctionClass : std::uint8_t { kVolume, kCrypto, kVnic };
 enum class LeaseMode : std::uint8_t { kExclusive, kShared };
 
 const char* to_string(StorageKind k) noexcept;
@@ -62,6 +67,12 @@ struct FunctionRecord {
   std::uint64_t bps_limit = 0;     // bytes per second, 0: none
   // Crypto slots.
   std::uint32_t max_sessions = 0;
+  // vNICs.
+  std::string mac;            // xx:xx:xx:xx:xx:xx, unicast
+  std::uint16_t vlan = 0;     // 0: untagged
+  std::uint32_t mtu = 1500;
+  std::uint32_t rate_mbps = 0;  // committed, 0: none
+  std::uint32_t peak_mbps = 0;  // 0: none
 };
 
 struct LeaseRecord {

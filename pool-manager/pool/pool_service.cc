@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
+#include "pool-manager/transport/mac_address.h"
 #include "vhost-backend/base/check.h"
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/control/json_fields.h"
@@ -63,8 +65,7 @@ Result<std::unique_ptr<PoolService>> PoolService::open(PoolServiceOptions o, Sta
     const StorageDevice* d = s->device(f.device);
     if (d == nullptr) {
       s->problems_[f.name] = "device '" + f.device + "' is not in the inventory";
-    } else if (std::string w; f.cls == FunctionClass::kCrypto ? !plane.add_crypto(f, *d, w)
-                                                              : !plane.add_volume(f, *d, w)) {
+    } else if (std::string w; !s->add_to_plane(f, *d, w)) {
       s->problems_[f.name] = w;
     }
     if (auto p = s->problems_.find(f.name); p != s->problems_.end()) {
@@ -202,7 +203,29 @@ json PoolService::inventory() {
                      {"committed", std::count_if(state_.functions.begin(), state_.functions.end(),
                                                  [&](const auto& f) { return f.device == d.name; })},
                      {"functions", std::count_if(state_.functions.begin(), state_.functions.end(),
-                                                 [&](const auto& f) { return f.device == d.name; })}});
+                                                 [&](const auto& f) { return f.device == d.name; })},
+                     {"engine", plane_.device_info(d)}});
+      continue;
+    }
+    if (d.kind == StorageKind::kNic) {
+      std::uint64_t rate = 0;
+      std::int64_t n = 0;
+      for (const auto& f : state_.functions) {
+        if (f.device == d.name) {
+          rate += f.rate_mbps;
+          ++n;
+        }
+      }
+      out.push_back({{"name", d.name},
+                     {"kind", "nic"},
+                     {"class", "vnic"},
+                     {"devargs", d.path},
+                     {"capacity", d.max_slots},
+                     {"functions", n},
+                     {"link_mbps", d.link_mbps},
+                     {"committed_mbps", rate},
+                     {"mtu", d.mtu},
+                     {"port", plane_.device_info(d)}});
       continue;
     }
     json j = {{"name", d.name},
@@ -269,9 +292,12 @@ Result<FunctionRecord> PoolService::create_volume(const VolumeRequest& r, std::s
     return unexpected(dev.error());
   }
   const StorageDevice* d = *dev;
-  if (d->kind == StorageKind::kCrypto) {
+  if (d->kind == StorageKind::kCrypto || d->kind == StorageKind::kNic) {
     return unexpected(bad(Errc::kInvalidArgument,
-                          "device '" + d->name + "' is a crypto engine: carve crypto slots", why));
+                          "device '" + d->name + "' is a " +
+                              (d->kind == StorageKind::kNic ? "NIC port: carve vNICs"
+                                                            : "crypto engine: carve crypto slots"),
+                          why));
   }
   if (r.block_size < 512 || r.block_size > 65536 || !power_of_two(r.block_size)) {
     return unexpected(
@@ -409,6 +435,23 @@ Result<FunctionRecord> PoolService::create_crypto(const CryptoRequest& r, std::s
   if (auto a = plane_.add_crypto(f, *d, why); !a) {
     return unexpected(a.error());
   }
+  return install(std::move(f), why);
+}
+
+Result<void> PoolService::add_to_plane(const FunctionRecord& f, const StorageDevice& d,
+                                       std::string& why) {
+  switch (f.cls) {
+    case FunctionClass::kCrypto:
+      return plane_.add_crypto(f, d, why);
+    case FunctionClass::kVnic:
+      return plane_.add_vnic(f, d, why);
+    case FunctionClass::kVolume:
+      break;
+  }
+  return plane_.add_volume(f, d, why);
+}
+
+Result<FunctionRecord> PoolService::install(FunctionRecord f, std::string& why) {
   StateChange c;
   c.put_functions.push_back(f);
   c.next_function_id = f.id + 1;
@@ -418,8 +461,97 @@ Result<FunctionRecord> PoolService::create_crypto(const CryptoRequest& r, std::s
   }
   state_.functions.push_back(f);
   state_.next_function_id = f.id + 1;
-  VIOPOOL_LOG_INFO("carved crypto slot {} (function {}) on {}", f.name, f.id, d->name);
+  VIOPOOL_LOG_INFO("carved {} {} (function {}) on {}", to_string(f.cls), f.name, f.id, f.device);
   return f;
+}
+
+Result<FunctionRecord> PoolService::create_vnic(const VnicRequest& r, std::string& why) {
+  std::lock_guard lock(mu_);
+  auto dev = check_new(r.name, r.device, why);
+  if (!dev) {
+    return unexpected(dev.error());
+  }
+  const StorageDevice* d = *dev;
+  if (d->kind != StorageKind::kNic) {
+    return unexpected(
+        bad(Errc::kInvalidArgument, "device '" + d->name + "' is not a NIC port", why));
+  }
+  if (r.queues == 0 || r.queues > 16) {
+    return unexpected(bad(Errc::kOutOfRange, "queues must be in [1, 16]", why));
+  }
+  if (r.vlan > 4094) {
+    return unexpected(bad(Errc::kOutOfRange, "vlan must be in [0, 4094] (0: untagged)", why));
+  }
+  if (r.mtu < 68 || r.mtu > d->mtu) {
+    return unexpected(bad(Errc::kOutOfRange,
+                          "mtu must be in [68, " + std::to_string(d->mtu) + "] (the port's)", why));
+  }
+  if (r.peak_mbps != 0 && r.peak_mbps < r.rate_mbps) {
+    return unexpected(
+        bad(Errc::kInvalidArgument, "peak_mbps must not be below rate_mbps", why));
+  }
+  const std::uint32_t id = next_id();
+  std::string mac = r.mac;
+  if (mac.empty()) {
+    // Locally administered, unicast: 02:76:70 ("vp"), then the function id.
+    char buf[18];
+    std::snprintf(buf, sizeof buf, "02:76:70:%02x:%02x:%02x", (id >> 16) & 0xff, (id >> 8) & 0xff,
+                  id & 0xff);
+    mac = buf;
+  }
+  auto m = parse_mac(mac);
+  if (!m || (m->bytes[0] & 1) != 0 ||
+      std::all_of(m->bytes.begin(), m->bytes.begin() + 6, [](auto b) { return b == 0; })) {
+    return unexpected(
+        bad(Errc::kInvalidArgument, "mac: a unicast address xx:xx:xx:xx:xx:xx, not '" + mac + "'",
+            why));
+  }
+  mac = mac_to_string(*m);
+  std::uint64_t rate = r.rate_mbps;
+  std::uint32_t used = 0;
+  for (const auto& f : state_.functions) {
+    if (f.device != d->name) {
+      continue;
+    }
+    ++used;
+    rate += f.rate_mbps;
+    if (f.mac == mac && f.vlan == r.vlan) {
+      return unexpected(bad(Errc::kAlreadyExists,
+                            "vNIC '" + f.name + "' has MAC " + mac + " on VLAN " +
+                                std::to_string(r.vlan) + " of '" + d->name + "' already",
+                            why));
+    }
+  }
+  if (used >= d->max_slots || state_.functions.size() >= o_.max_functions) {
+    return unexpected(bad(Errc::kResourceExhausted,
+                          "device '" + d->name + "' has all its " + std::to_string(d->max_slots) +
+                              " vNICs carved",
+                          why));
+  }
+  if (rate > d->link_mbps) {
+    return unexpected(bad(Errc::kResourceExhausted,
+                          "committed rates on '" + d->name + "' would reach " +
+                              std::to_string(rate) + " Mb/s, above its " +
+                              std::to_string(d->link_mbps) + " Mb/s",
+                          why));
+  }
+  FunctionRecord f;
+  f.name = r.name;
+  f.id = id;
+  f.cls = FunctionClass::kVnic;
+  f.device = d->name;
+  f.created_ms = now_();
+  f.queues = r.queues;
+  f.block_size = 512;
+  f.mac = mac;
+  f.vlan = r.vlan;
+  f.mtu = r.mtu;
+  f.rate_mbps = r.rate_mbps;
+  f.peak_mbps = r.peak_mbps;
+  if (auto a = plane_.add_vnic(f, *d, why); !a) {
+    return unexpected(a.error());
+  }
+  return install(std::move(f), why);
 }
 
 Result<void> PoolService::delete_function(const std::string& name, std::string& why) {
@@ -494,6 +626,11 @@ json PoolService::lease_reply(const LeaseRecord& l) const {
       j["function_id"] = f.id;
       j["class"] = to_string(f.cls);
       j["size"] = f.size_bytes;
+      if (f.cls == FunctionClass::kVnic) {
+        j["mac"] = f.mac;
+        j["vlan"] = f.vlan;
+        j["mtu"] = f.mtu;
+      }
     }
   }
   j["fabric"] = o_.fabric_endpoint;

@@ -31,6 +31,12 @@ class DataPlane {
   // Starts serving a crypto slot: an instance of the device's engine.
   virtual Result<void> add_crypto(const FunctionRecord& f, const StorageDevice& d,
                                   std::string& why) = 0;
+  // Starts serving a vNIC on the device's NIC port.
+  virtual Result<void> add_vnic(const FunctionRecord& f, const StorageDevice& d,
+                                std::string& why) = 0;
+  // What the device is, as the data plane found it (a NIC port's driver,
+  // MAC, link and rte_flow support); may be empty.
+  virtual nlohmann::json device_info(const StorageDevice& d) = 0;
   // Stops serving: open links are closed (GOODBYE), in-flight I/O drains.
   virtual void remove_function(std::uint32_t function_id) = 0;
   // Frames of lease `lease_id` on the function verify with `key` from now on.
@@ -77,6 +83,18 @@ struct CryptoRequest {
   std::uint64_t ops_limit = 0;  // ops per second, 0: none
 };
 
+// What a caller asks for when carving a vNIC.
+struct VnicRequest {
+  std::string name;
+  std::string device;
+  std::string mac;  // empty: one is made (locally administered, from the function id)
+  std::uint16_t vlan = 0;
+  std::uint32_t mtu = 1500;
+  std::uint16_t queues = 1;
+  std::uint32_t rate_mbps = 0;
+  std::uint32_t peak_mbps = 0;
+};
+
 // A lease request: a function by name, or any free one of a class with at
 // least `min_size_bytes`.
 struct LeaseRequest {
@@ -106,6 +124,7 @@ class PoolService {
   nlohmann::json inventory();
   Result<FunctionRecord> create_volume(const VolumeRequest& r, std::string& why);
   Result<FunctionRecord> create_crypto(const CryptoRequest& r, std::string& why);
+  Result<FunctionRecord> create_vnic(const VnicRequest& r, std::string& why);
   Result<void> delete_function(const std::string& name, std::string& why);
   nlohmann::json functions();
   Result<nlohmann::json> function(const std::string& name, std::string& why);
@@ -140,6 +159,9 @@ class PoolService {
   std::uint32_t next_id() const;  // the next function id no static volume holds
   AuthKey new_key();
   std::int64_t ttl_of(std::int64_t asked, std::string& why) const;
+  Result<void> add_to_plane(const FunctionRecord& f, const StorageDevice& d, std::string& why);
+  // Keeps a new function and records it; the plane serves it already.
+  Result<FunctionRecord> install(FunctionRecord f, std::string& why);
 
   PoolServiceOptions o_;
   StateStore& store_;

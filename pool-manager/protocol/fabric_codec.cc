@@ -60,7 +60,7 @@ class Reader {
 
 bool known_opcode(std::uint8_t o) noexcept {
   return o >= static_cast<std::uint8_t>(Opcode::kHello) &&
-         o <= static_cast<std::uint8_t>(Opcode::kGoodbye);
+         o <= static_cast<std::uint8_t>(Opcode::kPackets);
 }
 
 Result<std::size_t> too_small() noexcept {
@@ -93,22 +93,24 @@ const char* to_string(Opcode o) noexcept {
       return "KEEPALIVE";
     case Opcode::kGoodbye:
       return "GOODBYE";
+    case Opcode::kPackets:
+      return "PACKETS";
   }
   return "?";
 }
 
-Result<std::size_t> encode_frame(FrameHeader h, std::span<const std::byte> payload,
-                                 std::span<std::byte> out) noexcept {
-  if (payload.size() > UINT32_MAX - kHeaderBytes) {
+Result<std::size_t> encode_frame_in_place(FrameHeader h, std::size_t payload_len,
+                                          std::span<std::byte> out) noexcept {
+  if (payload_len > UINT32_MAX - kHeaderBytes) {
     return fail(Errc::kInvalidArgument, "fabric: payload too long");
   }
-  h.length = static_cast<std::uint32_t>(payload.size());
+  h.length = static_cast<std::uint32_t>(payload_len);
   const std::uint64_t end = std::uint64_t{h.frag_offset} + h.length;
   if (end > h.message_length || (((h.flags & kFlagMore) == 0) != (end == h.message_length)) ||
       (h.flags & ~kFlagsKnown) != 0 || !known_opcode(static_cast<std::uint8_t>(h.opcode))) {
     return fail(Errc::kInvalidArgument, "fabric: inconsistent frame header");
   }
-  if (out.size() < kHeaderBytes + payload.size()) {
+  if (out.size() < kHeaderBytes + payload_len) {
     return too_small();
   }
   Writer w(out);
@@ -127,10 +129,16 @@ Result<std::size_t> encode_frame(FrameHeader h, std::span<const std::byte> paylo
   w.u32(h.frag_offset);
   w.u32(h.message_length);
   w.bytes(h.auth.data(), kAuthBytes);
-  if (!payload.empty()) {
+  return kHeaderBytes + payload_len;
+}
+
+Result<std::size_t> encode_frame(FrameHeader h, std::span<const std::byte> payload,
+                                 std::span<std::byte> out) noexcept {
+  auto n = encode_frame_in_place(h, payload.size(), out);
+  if (n && !payload.empty()) {
     std::memcpy(out.data() + kHeaderBytes, payload.data(), payload.size());
   }
-  return kHeaderBytes + payload.size();
+  return n;
 }
 
 Result<Frame> decode_frame(std::span<const std::byte> in) noexcept {
@@ -322,6 +330,100 @@ Result<std::size_t> encode_volume_info(const VolumeInfo& v, std::span<std::byte>
   w.u8(0);
   w.u16(0);
   return kVolumeInfoBytes;
+}
+
+Result<std::size_t> encode_vnic_info(const VnicInfo& v, std::span<std::byte> out) noexcept {
+  if (out.size() < kVnicInfoBytes) {
+    return too_small();
+  }
+  Writer w(out);
+  w.u32(v.function_class);
+  w.u16(v.queues);
+  w.u16(v.mtu);
+  w.bytes(v.mac.data(), v.mac.size());
+  w.u16(v.vlan);
+  w.u32(v.flags);
+  w.u32(v.rate_mbps);
+  w.u32(v.peak_mbps);
+  w.u32(0);
+  return kVnicInfoBytes;
+}
+
+Result<VnicInfo> decode_vnic_info(std::span<const std::byte> in) noexcept {
+  if (in.size() < kVnicInfoBytes) {
+    return fail(Errc::kProtocol, "fabric: vNIC config shorter than 32 bytes");
+  }
+  Reader r(in);
+  VnicInfo v;
+  v.function_class = r.u32();
+  v.queues = r.u16();
+  v.mtu = r.u16();
+  r.bytes(v.mac.data(), v.mac.size());
+  v.vlan = r.u16();
+  v.flags = r.u32();
+  v.rate_mbps = r.u32();
+  v.peak_mbps = r.u32();
+  const std::uint32_t reserved = r.u32();
+  if (v.function_class != kFunctionClassVnic) {
+    return fail(Errc::kProtocol, "fabric: config space is not a vNIC's");
+  }
+  if (v.queues == 0 || v.mtu < 68 || v.mtu > kMaxPacketBytes - 18) {
+    return fail(Errc::kProtocol, "fabric: vNIC without queues or with an MTU outside [68, 9198]");
+  }
+  if (v.vlan > 4094 || (v.flags & ~kVnicFlagsKnown) != 0 || reserved != 0) {
+    return fail(Errc::kProtocol, "fabric: vNIC VLAN above 4094, unknown flags or reserved bytes");
+  }
+  if ((v.mac[0] & 1) != 0) {
+    return fail(Errc::kProtocol, "fabric: vNIC MAC is a multicast address");
+  }
+  return v;
+}
+
+std::byte* PacketsWriter::add(std::uint32_t len) noexcept {
+  std::byte* p = out_.data() + used_;
+  Writer(std::span(p, kPacketRecordHead)).u16(static_cast<std::uint16_t>(len));
+  used_ += kPacketRecordHead + len;
+  ++count_;
+  return p + kPacketRecordHead;
+}
+
+std::size_t PacketsWriter::finish() noexcept {
+  Writer w(out_);
+  w.u16(count_);
+  w.u16(0);
+  return used_;
+}
+
+Result<std::size_t> decode_packets(std::span<const std::byte> in,
+                                   std::span<std::span<const std::byte>> out) noexcept {
+  if (in.size() < kPacketsHeadBytes) {
+    return fail(Errc::kProtocol, "fabric: PACKETS shorter than its head");
+  }
+  Reader r(in);
+  const std::uint16_t count = r.u16();
+  if (r.u16() != 0) {
+    return fail(Errc::kProtocol, "fabric: PACKETS reserved bytes set");
+  }
+  if (count > kMaxPacketsPerFrame || count > out.size()) {
+    return fail(Errc::kProtocol, "fabric: too many packets in one PACKETS frame");
+  }
+  std::size_t at = kPacketsHeadBytes;
+  for (std::uint16_t i = 0; i < count; ++i) {
+    if (in.size() - at < kPacketRecordHead) {
+      return fail(Errc::kProtocol, "fabric: PACKETS record head past the payload");
+    }
+    const std::uint32_t len = Reader(in.subspan(at)).u16();
+    at += kPacketRecordHead;
+    if (len < kMinPacketBytes || len > kMaxPacketBytes || in.size() - at < len) {
+      return fail(Errc::kProtocol, "fabric: PACKETS record too short, too long or past the payload");
+    }
+    out[i] = in.subspan(at, len);
+    at += len;
+  }
+  if (at != in.size()) {
+    return fail(Errc::kProtocol, "fabric: bytes after the last PACKETS record");
+  }
+  return count;
 }
 
 Result<VolumeInfo> decode_volume_info(std::span<const std::byte> in) noexcept {

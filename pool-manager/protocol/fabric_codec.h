@@ -33,6 +33,7 @@ enum class Opcode : std::uint8_t {
   kNak = 9,
   kKeepalive = 10,
   kGoodbye = 11,
+  kPackets = 12,  // a vNIC's Ethernet frames: unsequenced, never fragmented
 };
 const char* to_string(Opcode o) noexcept;
 
@@ -68,6 +69,10 @@ struct Frame {
 // fragment that does not end the message). Returns the bytes written.
 Result<std::size_t> encode_frame(FrameHeader h, std::span<const std::byte> payload,
                                  std::span<std::byte> out) noexcept;
+// The same for a payload already in place at out[kHeaderBytes...]: writes
+// the header only.
+Result<std::size_t> encode_frame_in_place(FrameHeader h, std::size_t payload_len,
+                                          std::span<std::byte> out) noexcept;
 // Validates a received frame (docs/fabric.md, "Frames"); kProtocol with the
 // reason in Error::what for anything malformed. The authentication tag is not
 // checked here (frame_auth.h).
@@ -182,6 +187,58 @@ struct CryptoOpHead {
 };
 inline constexpr std::size_t kCryptoOpHeadBytes = 80;
 
+// The config space of a vNIC (CONFIG_DATA at offset 0): 32 bytes, then the
+// vNIC's name as for volumes.
+inline constexpr std::uint32_t kFunctionClassVnic = 3;
+inline constexpr std::uint32_t kVnicLinkUp = 1u << 0;
+inline constexpr std::uint32_t kVnicFlagsKnown = kVnicLinkUp;
+struct VnicInfo {
+  std::uint32_t function_class = kFunctionClassVnic;
+  std::uint16_t queues = 1;    // fabric queues (queue pairs) served
+  std::uint16_t mtu = 1500;    // largest Ethernet payload the vNIC carries
+  std::array<std::uint8_t, 6> mac{};
+  std::uint16_t vlan = 0;      // the VLAN the appliance tags its frames with (0: none)
+  std::uint32_t flags = 0;
+  std::uint32_t rate_mbps = 0;  // committed rate, 0: none
+  std::uint32_t peak_mbps = 0;  // peak rate, 0: none
+};
+inline constexpr std::size_t kVnicInfoBytes = 32;
+
+// PACKETS payload: `u16 count, u16 0`, then `count` records `u16 length`
+// followed by that many bytes of an Ethernet frame (destination MAC first,
+// no FCS).
+inline constexpr std::size_t kPacketsHeadBytes = 4;
+inline constexpr std::size_t kPacketRecordHead = 2;
+inline constexpr std::uint32_t kMinPacketBytes = 14;
+inline constexpr std::uint32_t kMaxPacketBytes = 9216;
+inline constexpr std::size_t kMaxPacketsPerFrame = 64;
+
+// Fills a PACKETS payload in a caller's buffer, one frame at a time.
+class PacketsWriter {
+ public:
+  explicit PacketsWriter(std::span<std::byte> out) noexcept : out_(out) {}
+  // Room for a packet of `len` bytes (and the batch not full).
+  bool fits(std::size_t len) const noexcept {
+    return count_ < kMaxPacketsPerFrame &&
+           used_ + kPacketRecordHead + len <= out_.size();
+  }
+  // Reserves a record of `len` bytes (kMinPacketBytes..kMaxPacketBytes, and
+  // fits()); the caller copies the frame there.
+  std::byte* add(std::uint32_t len) noexcept;
+  std::uint16_t count() const noexcept { return count_; }
+  // Writes the head; the payload's bytes.
+  std::size_t finish() noexcept;
+  void reset() noexcept {
+    used_ = kPacketsHeadBytes;
+    count_ = 0;
+  }
+
+ private:
+  std::span<std::byte> out_;
+  std::size_t used_ = kPacketsHeadBytes;
+  std::uint16_t count_ = 0;
+};
+
 struct SackBlock {
   std::uint32_t start = 0;
   std::uint32_t end = 0;  // exclusive
@@ -227,6 +284,14 @@ Result<std::size_t> encode_crypto_op(const CryptoOpHead& h, std::span<std::byte>
 // The whole REQUEST payload: the head, then exactly src_len + aad_len +
 // digest_in_len bytes.
 Result<CryptoOpHead> decode_crypto_op(std::span<const std::byte> in) noexcept;
+Result<std::size_t> encode_vnic_info(const VnicInfo& v, std::span<std::byte> out) noexcept;
+Result<VnicInfo> decode_vnic_info(std::span<const std::byte> in) noexcept;
+// Splits a PACKETS payload into its frames (spans into `in`); kProtocol for a
+// count beyond kMaxPacketsPerFrame or `out`, a record shorter than
+// kMinPacketBytes or longer than kMaxPacketBytes, one running past the
+// payload, or bytes left over. Returns the number of frames.
+Result<std::size_t> decode_packets(std::span<const std::byte> in,
+                                   std::span<std::span<const std::byte>> out) noexcept;
 Result<std::size_t> encode_sack(const Sack& s, std::span<std::byte> out) noexcept;
 Result<Sack> decode_sack(std::span<const std::byte> in) noexcept;
 Result<std::size_t> encode_nak(NakReason r, std::span<std::byte> out) noexcept;

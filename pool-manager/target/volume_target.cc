@@ -121,6 +121,17 @@ struct VolumeTarget::Volume {
   std::vector<std::deque<Io*>> backlog;  // per backend queue, not yet accepted
   std::uint16_t next_queue = 0;          // where the next submission round starts
   std::uint32_t channels = 0;            // open now
+  // vNICs.
+  NicPort* nic = nullptr;
+  VnicInfo vinfo;
+  TokenBucket tx_commit, tx_peak, rx_commit, rx_peak;  // bytes
+  std::vector<Channel*> links;  // channels past HELLO_ACK, by queue
+};
+
+struct VolumeTarget::Port {
+  std::shared_ptr<NicPort> nic;
+  std::vector<Volume*> vnics;
+  std::map<std::uint64_t, Volume*> fdb;  // (vlan << 48 | MAC) -> vNIC
 };
 
 struct VolumeTarget::Channel {
@@ -137,6 +148,12 @@ struct VolumeTarget::Channel {
   Clock::time_point last_heard{};
   std::uint32_t outstanding = 0;  // requests taken and not yet completed
   bool open = true;
+  // vNICs: the PACKETS frame being filled for the host (header room first).
+  std::vector<std::byte> pkt_buf;
+  std::optional<PacketsWriter> pkts;
+  bool pkts_pending = false;
+  bool linked = false;  // in vol->links
+  std::uint32_t mtu = 0;  // largest frame the host receives
 };
 
 struct VolumeTarget::Io {
@@ -211,6 +228,41 @@ Result<std::unique_ptr<VolumeTarget::Volume>> VolumeTarget::open_volume(const Vo
   }
   auto v = std::make_unique<Volume>();
   v->exp = e;
+  if (e.nic) {
+    const VnicInfo& n = e.vnic;
+    if ((n.mac[0] & 1) != 0 || n.mac == std::array<std::uint8_t, 6>{}) {
+      return bad(who + "the MAC must be a unicast address");
+    }
+    if (n.vlan > 4094 || n.mtu < 68 || n.mtu > kMaxPacketBytes - 18) {
+      return bad(who + "vlan must be in [0, 4094] and mtu in [68, 9198]");
+    }
+    if (n.peak_mbps != 0 && n.peak_mbps < n.rate_mbps) {
+      return bad(who + "the peak rate must not be below the committed rate");
+    }
+    v->nic = e.nic.get();
+    v->vinfo = n;
+    v->vinfo.function_class = kFunctionClassVnic;
+    v->vinfo.queues = e.queues;
+    v->vinfo.flags = kVnicLinkUp;
+    v->info.queues = e.queues;
+    const double frame = n.mtu + 18.0;
+    // The committed rate with 10 ms of burst, the peak rate with 1 ms; never
+    // less than one frame.
+    for (auto* pair : {&v->tx_commit, &v->rx_commit}) {
+      if (n.rate_mbps > 0) {
+        const double r = n.rate_mbps * 125000.0;
+        pair->configure(r, std::max(frame, r / 100));
+      }
+    }
+    for (auto* pair : {&v->tx_peak, &v->rx_peak}) {
+      if (n.peak_mbps > 0) {
+        const double r = n.peak_mbps * 125000.0;
+        pair->configure(r, std::max(frame, r / 1000));
+      }
+    }
+    VIOPOOL_TRY(static_grant(*v, e, who, why));
+    return v;
+  }
   if (e.crypto) {
     if (e.max_sessions == 0 || e.max_op_bytes < 64 || e.max_op_bytes > kMaxMaxIo ||
         e.queue_depth == 0) {
@@ -296,6 +348,9 @@ Result<std::unique_ptr<VolumeTarget>> VolumeTarget::create(Transport& transport,
       return unexpected(v.error());
     }
     t->volumes_.push_back(std::move(*v));
+    if (t->volumes_.back()->nic != nullptr) {
+      t->attach_vnic(*t->volumes_.back());
+    }
   }
   return t;
 }
@@ -318,6 +373,9 @@ void VolumeTarget::drain(Volume& v) {
       delete io;
     }
     q.clear();
+  }
+  if (v.nic != nullptr) {
+    return;  // frames are never held: nothing to wait for
   }
   const auto until = Clock::now() + std::chrono::seconds(10);
   if (v.crypto) {
@@ -439,13 +497,18 @@ Result<void> VolumeTarget::add_volume(VolumeExport e, std::string& why) {
       }
     }
     volumes_.push_back(std::move(vol));
+    if (volumes_.back()->nic != nullptr) {
+      attach_vnic(*volumes_.back());
+    }
   });
   if (!ran) {
     why = "volume '" + e.name + "': the fabric thread does not answer";
     return fail(Errc::kTimeout, "target: no poller");
   }
   if (vol) {  // refused, or the poller never ran it
-    if (vol->crypto) {
+    if (vol->nic != nullptr) {
+      // nothing started
+    } else if (vol->crypto) {
       vol->crypto->stop();
     } else {
       vol->backend->stop();
@@ -471,6 +534,9 @@ void VolumeTarget::remove_volume(std::uint32_t function_id) {
     for (auto it = volumes_.begin(); it != volumes_.end(); ++it) {
       if ((*it)->exp.function_id == function_id) {
         close_lease_channels(function_id, std::nullopt);
+        if ((*it)->nic != nullptr) {
+          detach_vnic(**it);
+        }
         drain(**it);
         volumes_.erase(it);
         return;
@@ -541,6 +607,17 @@ void VolumeTarget::send_nak(FrameAuthenticator& auth, const FrameHeader& about,
 }
 
 void VolumeTarget::close(std::map<Key, std::shared_ptr<Channel>>::iterator it) {
+  Channel& c = *it->second;
+  if (c.linked) {
+    auto& links = c.vol->links;
+    links.erase(std::remove(links.begin(), links.end(), &c), links.end());
+    c.linked = false;
+  }
+  if (c.pkts_pending) {
+    pending_packets_.erase(std::remove(pending_packets_.begin(), pending_packets_.end(), &c),
+                           pending_packets_.end());
+    c.pkts_pending = false;
+  }
   it->second->open = false;
   --it->second->vol->channels;
   retransmits_closed_ += it->second->ch->stats().retransmits;
@@ -636,10 +713,15 @@ void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress&
       co.window = o_.window;
       co.receive = false;
       // A read's data, a crypto op's input or output, or the whole config space.
-      co.max_message = std::max<std::uint32_t>(vol->crypto ? 2 * vol->exp.max_op_bytes : vol->info.max_io_bytes,
-                                               kMaxConfigBytes) + 4096;
+      co.max_message =
+          std::max<std::uint32_t>(vol->crypto ? 2 * vol->exp.max_op_bytes
+                                  : vol->nic  ? 0
+                                              : vol->info.max_io_bytes,
+                                  kMaxConfigBytes) +
+          4096;
       // Never larger than the host receives.
       co.mtu = std::min<std::uint32_t>(transport_.mtu(), std::max<std::uint16_t>(hello->mtu, 512));
+      c->mtu = co.mtu;
       c->ch = std::make_unique<ReliableChannel>(transport_, from, c->auth.get(), co);
       it = channels_.emplace(key, std::move(c)).first;
       ++vol->channels;
@@ -653,6 +735,15 @@ void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress&
   }
   std::shared_ptr<Channel> c = it->second;  // on_message may close it
   c->last_heard = now;
+  if (h.opcode == Opcode::kPackets) {
+    // A vNIC's frames: never sequenced, acknowledged or fragmented.
+    if (vol->nic == nullptr || h.seq != 0 || h.frag_offset != 0 || (h.flags & kFlagMore) != 0) {
+      ++stats_.malformed;
+      return;
+    }
+    on_packets(*c, f->payload, now);
+    return;
+  }
   messages_.clear();
   c->ch->ingest(*f, now, messages_);
   for (auto& m : messages_) {
@@ -684,6 +775,17 @@ void VolumeTarget::send_hello_ack(Channel& c) {
     (void)c.ch->send(Opcode::kHelloAck, *c.hello_ack_tag, buf);
   }
   c.hello_ack_tag.reset();
+  if (c.vol->nic != nullptr && !c.linked) {
+    // Frames from the network go to the host from now on, spread over its
+    // queues by flow.
+    auto& links = c.vol->links;
+    links.insert(std::upper_bound(links.begin(), links.end(), &c,
+                                  [](const Channel* a, const Channel* b) {
+                                    return a->key.queue_id < b->key.queue_id;
+                                  }),
+                 &c);
+    c.linked = true;
+  }
 }
 
 void VolumeTarget::on_message(Channel& c, ChannelMessage& m, Clock::time_point now) {
@@ -700,7 +802,9 @@ void VolumeTarget::on_message(Channel& c, ChannelMessage& m, Clock::time_point n
         return;
       }
       std::vector<std::byte> space(kMaxConfigBytes);
-      if (c.vol->crypto) {
+      if (c.vol->nic != nullptr) {
+        (void)encode_vnic_info(c.vol->vinfo, space);
+      } else if (c.vol->crypto) {
         (void)encode_crypto_slot_info(c.vol->cinfo, space);
       } else {
         (void)encode_volume_info(c.vol->info, space);
@@ -746,6 +850,10 @@ void VolumeTarget::complete(Channel& c, std::uint32_t tag, std::int32_t status,
 void VolumeTarget::on_request(Channel& c, ChannelMessage& m, Clock::time_point now) {
   ++stats_.requests;
   ++c.vol->st.requests;
+  if (c.vol->nic != nullptr) {
+    complete(c, m.tag, -EOPNOTSUPP, 0);  // a vNIC's frames travel as PACKETS
+    return;
+  }
   if (c.vol->crypto) {
     on_crypto_request(c, m, now);
     return;
@@ -1092,6 +1200,9 @@ bool VolumeTarget::reap_crypto(Volume& v, std::uint16_t q) {
 bool VolumeTarget::submit_backlog(Clock::time_point now) {
   bool work = false;
   for (auto& v : volumes_) {
+    if (v->nic != nullptr) {
+      continue;  // frames are switched as they arrive
+    }
     // Queues share a volume's limits: a round starts after the queue served
     // last, or the first queue would take every token and starve the others.
     const std::uint16_t first = v->next_queue;
@@ -1172,6 +1283,9 @@ bool VolumeTarget::submit_backlog(Clock::time_point now) {
 bool VolumeTarget::reap() {
   bool work = false;
   for (auto& v : volumes_) {
+    if (v->nic != nullptr) {
+      continue;
+    }
     if (v->crypto) {
       for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
         work |= reap_crypto(*v, q);
@@ -1238,6 +1352,8 @@ bool VolumeTarget::poll(Clock::time_point now) {
       c->ch->poll(now, messages_);
     }
   }
+  work |= poll_nics(now);
+  flush_packets();
   work |= submit_backlog(now);
   work |= reap();
   for (auto it = channels_.begin(); it != channels_.end();) {
@@ -1262,6 +1378,9 @@ bool VolumeTarget::sleep_until(Clock::time_point deadline) {
   }
   fds[n++] = pollfd{command_fd_, POLLIN, 0};
   for (auto& v : volumes_) {
+    if (v->nic != nullptr) {
+      continue;
+    }
     bool waiting = false;
     for (const auto& q : v->backlog) {
       waiting |= !q.empty();
@@ -1294,6 +1413,16 @@ bool VolumeTarget::sleep_until(Clock::time_point deadline) {
     deadline = std::min(deadline, c->ch->next_timer());
   }
   const auto now = Clock::now();
+  for (const auto& p : ports_) {
+    if (p->nic->wait_fd() >= 0 && n < std::size(fds)) {
+      fds[n++] = pollfd{p->nic->wait_fd(), POLLIN, 0};
+    } else {
+      // No wake-up from the NIC: look again soon, very soon while traffic
+      // flows.
+      deadline = std::min(deadline, now + (now < nic_busy_until_ ? std::chrono::microseconds(20)
+                                                                 : std::chrono::microseconds(1000)));
+    }
+  }
   if (deadline <= now) {
     return false;
   }
@@ -1342,7 +1471,7 @@ void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
 
 bool VolumeTarget::backend_busy() const noexcept {
   for (const auto& v : volumes_) {
-    for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
+    for (std::uint16_t q = 0; q < v->exp.queues && v->nic == nullptr; ++q) {
       if (v->crypto ? v->crypto->in_flight(q) > 0 : v->backend->in_flight(q) > 0) {
         return true;
       }
@@ -1372,6 +1501,297 @@ std::vector<VolumeInfo> VolumeTarget::volumes() const {
     out.push_back(v->info);
   }
   return out;
+}
+
+
+// ---- vNICs: the software switch (docs/fabric.md "vNICs") ----
+
+namespace {
+
+constexpr std::size_t kNicBurst = 32;
+constexpr std::uint16_t kTpidVlan = 0x8100;
+
+std::uint64_t l2_key(std::uint16_t vlan, const std::uint8_t* mac) noexcept {
+  std::uint64_t k = vlan;
+  for (int i = 0; i < 6; ++i) {
+    k = (k << 8) | mac[i];
+  }
+  return k;
+}
+
+const std::uint8_t* u8p(const std::byte* p) noexcept {
+  return reinterpret_cast<const std::uint8_t*>(p);
+}
+
+std::uint16_t be16(const std::byte* p) noexcept {
+  return static_cast<std::uint16_t>(static_cast<unsigned>(p[0]) << 8 | static_cast<unsigned>(p[1]));
+}
+
+// Spreads flows over a vNIC's queues: IPv4 addresses and TCP/UDP ports.
+std::uint32_t flow_hash(std::span<const std::byte> f) noexcept {
+  std::uint32_t h = 2166136261u;
+  auto mix = [&](std::span<const std::byte> b) {
+    for (std::byte x : b) {
+      h = (h ^ static_cast<std::uint8_t>(x)) * 16777619u;
+    }
+  };
+  if (f.size() >= 34 && be16(f.data() + 12) == 0x0800) {
+    mix(f.subspan(26, 8));
+    const std::size_t l4 = 14 + (static_cast<std::size_t>(f[14] & std::byte{0x0f}) * 4);
+    const auto proto = static_cast<std::uint8_t>(f[23]);
+    if ((proto == 6 || proto == 17) && f.size() >= l4 + 4) {
+      mix(f.subspan(l4, 4));
+    }
+  }
+  return h;
+}
+
+// Admits `bytes` under both buckets (committed and peak), or drops.
+bool police(TokenBucket& commit, TokenBucket& peak, double bytes,
+            std::chrono::steady_clock::time_point now) noexcept {
+  commit.refill(now);
+  peak.refill(now);
+  if (!commit.can_take() || !peak.can_take()) {
+    return false;
+  }
+  commit.take(bytes);
+  peak.take(bytes);
+  return true;
+}
+
+}  // namespace
+
+VolumeTarget::Port* VolumeTarget::port_of(const Volume& v) noexcept {
+  for (auto& p : ports_) {
+    if (p->nic.get() == v.nic) {
+      return p.get();
+    }
+  }
+  return nullptr;
+}
+
+void VolumeTarget::attach_vnic(Volume& v) {
+  Port* p = port_of(v);
+  if (p == nullptr) {
+    ports_.push_back(std::make_unique<Port>());
+    p = ports_.back().get();
+    p->nic = v.exp.nic;
+  }
+  p->vnics.push_back(&v);
+  p->fdb[l2_key(v.vinfo.vlan, v.vinfo.mac.data())] = &v;
+}
+
+void VolumeTarget::detach_vnic(Volume& v) {
+  Port* p = port_of(v);
+  if (p == nullptr) {
+    return;
+  }
+  p->vnics.erase(std::remove(p->vnics.begin(), p->vnics.end(), &v), p->vnics.end());
+  const auto k = l2_key(v.vinfo.vlan, v.vinfo.mac.data());
+  if (auto it = p->fdb.find(k); it != p->fdb.end() && it->second == &v) {
+    p->fdb.erase(it);
+  }
+  if (p->vnics.empty()) {
+    // The last vNIC on the port is gone; the port itself belongs to whoever
+    // made it (released with the last reference).
+    ports_.erase(std::remove_if(ports_.begin(), ports_.end(),
+                                [&](const auto& q) { return q.get() == p; }),
+                 ports_.end());
+  }
+}
+
+void VolumeTarget::to_host(Volume& v, std::span<const std::byte> a, std::span<const std::byte> b,
+                           Clock::time_point now) {
+  const std::size_t len = a.size() + b.size();
+  if (v.links.empty()) {
+    ++v.st.rx_dropped;
+    return;
+  }
+  if (!police(v.rx_commit, v.rx_peak, static_cast<double>(len), now)) {
+    ++v.st.policed;
+    return;
+  }
+  Channel& c = *v.links[v.links.size() == 1 ? 0 : flow_hash(a) % v.links.size()];
+  if (!c.pkts) {
+    // As large as the host receives (its HELLO's mtu, bounded by ours).
+    c.pkt_buf.resize(c.mtu);
+    c.pkts.emplace(std::span(c.pkt_buf).subspan(kHeaderBytes));
+  }
+  if (!c.pkts->fits(len)) {
+    flush_packets();
+    if (!c.pkts->fits(len)) {
+      ++v.st.rx_dropped;
+      return;
+    }
+  }
+  std::byte* dst = c.pkts->add(static_cast<std::uint32_t>(len));
+  std::memcpy(dst, a.data(), a.size());
+  if (!b.empty()) {
+    std::memcpy(dst + a.size(), b.data(), b.size());
+  }
+  ++v.st.rx_packets;
+  v.st.rx_bytes += len;
+  if (!c.pkts_pending) {
+    c.pkts_pending = true;
+    pending_packets_.push_back(&c);
+  }
+}
+
+void VolumeTarget::flush_packets() {
+  if (pending_packets_.empty()) {
+    return;
+  }
+  packets_out_.clear();
+  for (Channel* c : pending_packets_) {
+    c->pkts_pending = false;
+    const std::size_t payload = c->pkts->finish();
+    FrameHeader h;
+    h.opcode = Opcode::kPackets;
+    h.function_id = c->key.function_id;
+    h.queue_id = c->key.queue_id;
+    h.message_length = static_cast<std::uint32_t>(payload);
+    auto n = encode_frame_in_place(h, payload, c->pkt_buf);
+    c->pkts->reset();
+    if (!n || !c->auth->sign(std::span(c->pkt_buf).first(*n))) {
+      continue;
+    }
+    packets_out_.push_back(OutFrame{std::span(c->pkt_buf).first(*n), c->key.peer});
+  }
+  pending_packets_.clear();
+  std::size_t sent = 0;
+  for (int tries = 0; sent < packets_out_.size() && tries < 4; ++tries) {
+    sent += transport_.send_burst(std::span(packets_out_).subspan(sent));
+  }
+}
+
+void VolumeTarget::to_vnics(Port& p, const Volume* from, std::uint16_t vlan,
+                            std::span<const std::byte> frame, bool multicast,
+                            Clock::time_point now) {
+  // A frame of `vlan` reaches the vNICs of that VLAN untagged.
+  if (multicast) {
+    for (Volume* v : p.vnics) {
+      if (v != from && v->vinfo.vlan == vlan) {
+        to_host(*v, frame, {}, now);
+      }
+    }
+    return;
+  }
+  if (auto it = p.fdb.find(l2_key(vlan, u8p(frame.data()))); it != p.fdb.end()) {
+    to_host(*it->second, frame, {}, now);
+  }
+}
+
+void VolumeTarget::on_packets(Channel& c, std::span<const std::byte> payload,
+                              Clock::time_point now) {
+  Volume& v = *c.vol;
+  std::span<const std::byte> frames[kMaxPacketsPerFrame];
+  auto n = decode_packets(payload, frames);
+  if (!n) {
+    ++stats_.malformed;
+    return;
+  }
+  Port* p = port_of(v);
+  if (p == nullptr) {
+    return;
+  }
+  wire_.clear();
+  tagged_.resize(*n * (kMaxPacketBytes + 4));
+  std::size_t tagged_at = 0;
+  const std::size_t max_len = v.vinfo.mtu + 14u;
+  for (std::size_t i = 0; i < *n; ++i) {
+    const auto f = frames[i];
+    if (f.size() > max_len || be16(f.data() + 12) == kTpidVlan) {
+      ++v.st.tx_dropped;  // longer than the vNIC's MTU, or a tag of the guest's own
+      continue;
+    }
+    if (std::memcmp(f.data() + 6, v.vinfo.mac.data(), 6) != 0) {
+      ++v.st.tx_dropped;
+      ++v.st.spoofed;
+      continue;
+    }
+    if (!police(v.tx_commit, v.tx_peak, static_cast<double>(f.size()), now)) {
+      ++v.st.tx_dropped;
+      ++v.st.policed;
+      continue;
+    }
+    ++v.st.tx_packets;
+    v.st.tx_bytes += f.size();
+    const bool multicast = (static_cast<std::uint8_t>(f[0]) & 1) != 0;
+    // Another vNIC on the same port and VLAN: switched here, never on the wire.
+    if (!multicast && p->fdb.contains(l2_key(v.vinfo.vlan, u8p(f.data())))) {
+      to_vnics(*p, &v, v.vinfo.vlan, f, false, now);
+      continue;
+    }
+    if (multicast) {
+      to_vnics(*p, &v, v.vinfo.vlan, f, true, now);
+    }
+    if (v.vinfo.vlan == 0) {
+      wire_.push_back(NicFrame{f.data(), static_cast<std::uint32_t>(f.size())});
+      continue;
+    }
+    std::byte* t = tagged_.data() + tagged_at;
+    std::memcpy(t, f.data(), 12);
+    t[12] = std::byte{0x81};
+    t[13] = std::byte{0x00};
+    t[14] = static_cast<std::byte>(v.vinfo.vlan >> 8);
+    t[15] = static_cast<std::byte>(v.vinfo.vlan & 0xff);
+    std::memcpy(t + 16, f.data() + 12, f.size() - 12);
+    wire_.push_back(NicFrame{t, static_cast<std::uint32_t>(f.size() + 4)});
+    tagged_at += f.size() + 4;
+  }
+  if (!wire_.empty()) {
+    const auto sent = p->nic->tx(wire_);
+    stats_.nic_tx += sent;
+    v.st.tx_dropped += wire_.size() - sent;
+  }
+}
+
+bool VolumeTarget::poll_nics(Clock::time_point now) {
+  bool work = false;
+  for (std::size_t pi = 0; pi < ports_.size(); ++pi) {
+    Port& p = *ports_[pi];
+    NicFrame in[kNicBurst];
+    const auto n = p.nic->rx(in);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::span<const std::byte> f(in[i].data, in[i].len);
+      if (f.size() < 14) {
+        continue;
+      }
+      const bool multicast = (static_cast<std::uint8_t>(f[0]) & 1) != 0;
+      if (be16(f.data() + 12) == kTpidVlan) {
+        if (f.size() < 18) {
+          continue;
+        }
+        const std::uint16_t vid = be16(f.data() + 14) & 0x0fff;
+        // Stripped on the way: the guest sees its VLAN untagged.
+        if (multicast) {
+          for (Volume* v : p.vnics) {
+            if (vid != 0 && v->vinfo.vlan == vid) {
+              to_host(*v, f.first(12), f.subspan(16), now);
+            }
+          }
+        } else if (auto it = p.fdb.find(l2_key(vid, u8p(f.data())));
+                   vid != 0 && it != p.fdb.end()) {
+          to_host(*it->second, f.first(12), f.subspan(16), now);
+        } else {
+          ++stats_.nic_unknown;
+        }
+        continue;
+      }
+      if (!multicast && !p.fdb.contains(l2_key(0, u8p(f.data())))) {
+        ++stats_.nic_unknown;
+        continue;
+      }
+      to_vnics(p, nullptr, 0, f, multicast, now);
+    }
+    if (n > 0) {
+      stats_.nic_rx += n;
+      p.nic->release_rx();
+      work = true;
+      nic_busy_until_ = now + std::chrono::milliseconds(20);
+    }
+  }
+  return work;
 }
 
 }  // namespace viopool::pool

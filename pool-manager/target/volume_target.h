@@ -28,6 +28,7 @@
 #include "pool-manager/fabric/reliable_channel.h"
 #include "pool-manager/protocol/fabric_codec.h"
 #include "pool-manager/protocol/frame_auth.h"
+#include "pool-manager/target/nic_port.h"
 #include "pool-manager/transport/transport.h"
 #include "vhost-backend/devices/blk/blk_backends.h"
 #include "vhost-backend/devices/crypto/crypto_backend.h"
@@ -49,6 +50,10 @@ struct VolumeExport {
   std::uint32_t max_sessions = 64;        // crypto: sessions at once, all leases together
   std::uint32_t max_op_bytes = 64 * 1024;  // crypto: largest src, dst, aad or digest of an op
   std::uint16_t queue_depth = 128;        // crypto: ops per queue taken at once
+  // Set: a vNIC on this NIC port (docs/fabric.md "vNICs"), switched by its
+  // MAC and VLAN (`vnic`: mac, vlan, mtu, rates; queues from `queues`).
+  std::shared_ptr<NicPort> nic;
+  VnicInfo vnic;
 };
 
 // Per volume, for the appliance API.
@@ -62,6 +67,15 @@ struct VolumeStats {
   std::uint64_t sessions = 0;   // crypto: open now
   std::uint64_t channels = 0;   // open now
   std::uint64_t grants = 0;     // leases whose frames verify
+  // vNICs, named from the guest's side: tx = guest to network.
+  std::uint64_t tx_packets = 0;
+  std::uint64_t tx_bytes = 0;
+  std::uint64_t rx_packets = 0;
+  std::uint64_t rx_bytes = 0;
+  std::uint64_t tx_dropped = 0;  // a foreign source MAC, a VLAN tag, too long, or the NIC full
+  std::uint64_t rx_dropped = 0;  // no link from the host yet
+  std::uint64_t spoofed = 0;     // of tx_dropped: a source MAC not the vNIC's
+  std::uint64_t policed = 0;     // dropped over the committed or peak rate, both ways
 };
 
 struct TargetOptions {
@@ -92,6 +106,9 @@ struct TargetStats {
   std::uint64_t retransmits = 0;  // of channels closed so far and open now
   std::uint64_t duplicates = 0;   // frames received twice (dropped, acked again)
   std::uint64_t channels = 0;     // open now
+  std::uint64_t nic_rx = 0;       // frames received on NIC ports
+  std::uint64_t nic_tx = 0;       // frames sent on NIC ports
+  std::uint64_t nic_unknown = 0;  // unicast frames for no vNIC here: dropped
 };
 
 class VolumeTarget {
@@ -141,6 +158,7 @@ class VolumeTarget {
   struct Volume;
   struct Channel;
   struct Io;
+  struct Port;
   struct Key {
     PeerAddress peer;
     std::uint32_t function_id = 0;
@@ -178,6 +196,18 @@ class VolumeTarget {
   bool reap();
   bool sleep_until(Clock::time_point deadline);
   bool backend_busy() const noexcept;
+  // vNICs: the software switch between NIC ports and hosts.
+  void attach_vnic(Volume& v);
+  void detach_vnic(Volume& v);
+  Port* port_of(const Volume& v) noexcept;
+  void on_packets(Channel& c, std::span<const std::byte> payload, Clock::time_point now);
+  bool poll_nics(Clock::time_point now);
+  // Hands a frame (its bytes `a` then `b`) to the host of `v`.
+  void to_host(Volume& v, std::span<const std::byte> a, std::span<const std::byte> b,
+               Clock::time_point now);
+  void to_vnics(Port& p, const Volume* from, std::uint16_t vlan, std::span<const std::byte> frame,
+                bool multicast, Clock::time_point now);
+  void flush_packets();
 
   Transport& transport_;
   TargetOptions o_;
@@ -192,6 +222,13 @@ class VolumeTarget {
   std::mutex command_mu_;
   std::vector<std::function<void()>> commands_;
   std::atomic<std::thread::id> poller_{};
+  std::vector<std::unique_ptr<Port>> ports_;
+  std::vector<Channel*> pending_packets_;  // channels with a PACKETS frame being filled
+  std::vector<std::byte> packets_tx_;      // encoded PACKETS frames of this round
+  std::vector<OutFrame> packets_out_;
+  std::vector<std::byte> tagged_;          // host frames given a VLAN tag, for one NIC burst
+  std::vector<NicFrame> wire_;             // host frames for one NIC burst
+  Clock::time_point nic_busy_until_{};     // NIC traffic seen lately: look often
 };
 
 }  // namespace viopool::pool

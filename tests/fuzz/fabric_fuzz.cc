@@ -98,6 +98,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(encode_crypto_destroy(*d, out).has_value());
     require(std::memcmp(out.data(), data, kCryptoDestroyBytes) == 0);
   }
+#elif VIOPOOL_FUZZ_DECODER == 12
+  round_trip<VnicInfo>(in, decode_vnic_info, encode_vnic_info);
+#elif VIOPOOL_FUZZ_DECODER == 13
+  std::span<const std::byte> pkts[kMaxPacketsPerFrame];
+  auto n = decode_packets(in, pkts);
+  if (n) {
+    std::vector<std::byte> out(size);
+    PacketsWriter w(out);
+    for (std::size_t i = 0; i < *n; ++i) {
+      require(w.fits(pkts[i].size()));
+      std::memcpy(w.add(static_cast<std::uint32_t>(pkts[i].size())), pkts[i].data(),
+                  pkts[i].size());
+    }
+    require(w.finish() == size && std::memcmp(out.data(), data, size) == 0);
+  }
 #else
 #error "VIOPOOL_FUZZ_DECODER names no decoder"
 #endif

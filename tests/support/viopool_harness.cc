@@ -77,6 +77,9 @@ Process start_testpmd(const TempDir& dir, const TestpmdOptions& o) {
   if (o.virtio_server) {
     vdev += ",server=1";
   }
+  if (!o.mac.empty()) {
+    vdev += ",mac=" + o.mac;
+  }
   std::vector<std::string> args = {"dpdk-testpmd", "--no-huge", "-m", "256", "--no-pci",
                                    "--no-shconf", "--file-prefix=" + o.tag + std::to_string(n) + "-" +
                                                       std::to_string(::getpid()),

@@ -45,6 +45,7 @@ struct TestpmdOptions {
   bool tx_first = true;
   std::vector<std::string> extra_vdevs;   // e.g. a net_pcap port
   std::string tag = "tp";
+  std::string mac;  // the virtio_user port's MAC (a pooled vNIC's); empty: random
 };
 
 // Runs `viopool-frontend blk --json` with `args` to completion (bounded);

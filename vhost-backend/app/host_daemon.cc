@@ -13,6 +13,7 @@
 #include "pool-manager/client/lease_client.h"
 #include "pool-manager/client/remote_block.h"
 #include "pool-manager/client/remote_crypto.h"
+#include "pool-manager/client/remote_net.h"
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/devices/blk/blk_backends.h"
 #include "vhost-backend/devices/crypto/cryptodev_backend.h"
@@ -174,8 +175,11 @@ Result<void> HostDaemon::add_device(const control::DeviceConfig& d, std::string&
   }
   std::unique_ptr<pool::LeaseKeeper> lease;
   auto dev = make_device(d, *loop, lease, why);
-  VIOPOOL_TRY(dev);
-  VIOPOOL_TRY((*dev)->start(why));
+  Result<void> started = dev ? (*dev)->start(why) : Result<void>(unexpected(dev.error()));
+  if (!started) {
+    vnics_.erase(d.name);  // the lease goes with `lease`
+    return started;
+  }
   devices_.emplace(d.name, std::move(*dev));
   if (lease) {
     leases_.emplace(d.name, std::move(lease));
@@ -306,6 +310,46 @@ Result<std::unique_ptr<vhost::VhostDevice>> HostDaemon::make_device(
     case control::NetBackendKind::kEthdev:
       backend = net::make_ethdev_backend({d.net.devargs, d.net.rx_desc, d.net.tx_desc, pool_});
       break;
+    case control::NetBackendKind::kPool: {
+      pool::LeaseAsk ask;
+      ask.appliance = d.net.appliance;
+      ask.host = host_id();
+      ask.function = d.net.vnic;
+      ask.cls = "vnic";
+      ask.ttl_ms = d.net.lease_ttl_ms;
+      auto g = pool::acquire_lease(ask, why);
+      if (!g) {
+        return unexpected(g.error());
+      }
+      VIOPOOL_LOG_INFO("dev={} leased vNIC {} (lease {}, function {}) from {}", d.name,
+                       g->function, g->lease_id, g->function_id, d.net.appliance);
+      pool::RemoteNetOptions o;
+      if (!pool::parse_net_pool_uri(g->uri, o)) {
+        why = "the appliance gave a bad uri '" + g->uri + "'";
+        return fail(Errc::kProtocol, "pool: bad uri");
+      }
+      o.function_id = g->function_id;
+      o.key = g->key;
+      o.lease_id = g->lease_id;
+      o.mtu = d.net.mtu;
+      o.pool = pool_;
+      lease = std::make_unique<pool::LeaseKeeper>(d.net.appliance, std::move(*g));
+      pool::VnicInfo info;
+      auto b = pool::make_remote_net(o, info, why);
+      if (!b) {
+        return unexpected(b.error());
+      }
+      char mac[18];
+      std::snprintf(mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", info.mac[0], info.mac[1],
+                    info.mac[2], info.mac[3], info.mac[4], info.mac[5]);
+      // The guest's virtio-net MAC must be this one: the appliance drops
+      // frames from any other source.
+      vnics_[d.name] = json{{"mac", mac}, {"vlan", info.vlan}, {"mtu", info.mtu},
+                            {"queues", info.queues}, {"rate_mbps", info.rate_mbps},
+                            {"peak_mbps", info.peak_mbps}};
+      backend = std::move(*b);
+      break;
+    }
   }
   return std::unique_ptr<vhost::VhostDevice>(std::make_unique<vhost::VhostNetDevice>(
       d, std::move(backend), pool_, loop, cfg_.idle_sleep_us));
@@ -320,7 +364,7 @@ control::ApiReply HostDaemon::device_add(const json& body) {
     VIOPOOL_LOG_WARN("device_add refused dev={} error=\"{}\"", d->name, why);
     return control::error_reply(r.error().code, why);
   }
-  return control::ApiReply{201, devices_.at(d->name)->describe()};
+  return control::ApiReply{201, describe(d->name)};
 }
 
 control::ApiReply HostDaemon::device_del(const json& body) {
@@ -340,17 +384,25 @@ control::ApiReply HostDaemon::device_del(const json& body) {
   dit->second->stop();
   devices_.erase(dit);
   leases_.erase(it->get<std::string>());  // released after the device stopped
+  vnics_.erase(it->get<std::string>());
   return control::ApiReply{200, json{{"deleted", it->get<std::string>()}}};
+}
+
+json HostDaemon::describe(const std::string& name) const {
+  json j = devices_.at(name)->describe();
+  if (auto l = leases_.find(name); l != leases_.end()) {
+    j["lease"] = l->second->describe();
+  }
+  if (auto v = vnics_.find(name); v != vnics_.end()) {
+    j["vnic"] = v->second;
+  }
+  return j;
 }
 
 control::ApiReply HostDaemon::device_list(const json&) {
   json arr = json::array();
   for (const auto& [name, dev] : devices_) {
-    json j = dev->describe();
-    if (auto l = leases_.find(name); l != leases_.end()) {
-      j["lease"] = l->second->describe();
-    }
-    arr.push_back(std::move(j));
+    arr.push_back(describe(name));
   }
   return control::ApiReply{200, json{{"devices", arr}}};
 }

@@ -32,6 +32,8 @@ class HostDaemon final : public control::HostApi {
   control::ApiReply device_add(const nlohmann::json& body) override;
   control::ApiReply device_del(const nlohmann::json& body) override;
   control::ApiReply device_list(const nlohmann::json& body) override;
+  // A device's description with its lease and pooled vNIC, if any.
+  nlohmann::json describe(const std::string& name) const;
   control::ApiReply device_stats(const nlohmann::json& body) override;
   std::string metrics() override;
 
@@ -55,6 +57,7 @@ class HostDaemon final : public control::HostApi {
   std::vector<Loop> loops_;
   // Declared before devices_: a device stops before its lease is released.
   std::map<std::string, std::unique_ptr<pool::LeaseKeeper>> leases_;
+  std::map<std::string, nlohmann::json> vnics_;  // pooled vNICs: MAC, VLAN, MTU, rates
   std::map<std::string, std::unique_ptr<vhost::VhostDevice>> devices_;
   control::ApiServer api_;
   bool started_ = false;

@@ -350,7 +350,9 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
   d.packed_ring = *packed;
 
   const std::string bwhere = path_of(where, "backend");
-  auto backend = backend_of(j, bwhere, why, {"kind", "devargs", "rx_desc", "tx_desc"});
+  auto backend = backend_of(j, bwhere, why,
+                            {"kind", "devargs", "rx_desc", "tx_desc", "appliance", "vnic", "mtu",
+                             "lease_ttl_ms"});
   VIOPOOL_TRY(backend);
   const json& bj = **backend;
   auto kind = get_string(bj, "kind", bwhere, why, true);
@@ -361,10 +363,36 @@ Result<DeviceConfig> parse_device_at(const json& j, const std::string& where, st
     d.net.kind = NetBackendKind::kNull;
   } else if (*kind == "ethdev") {
     d.net.kind = NetBackendKind::kEthdev;
+  } else if (*kind == "pool") {
+    d.net.kind = NetBackendKind::kPool;
   } else {
     why = path_of(bwhere, "kind") + ": unknown backend '" + *kind +
-          "' (supported: loopback, null, ethdev)";
+          "' (supported: loopback, null, ethdev, pool)";
     return fail(Errc::kUnsupported, "config: unknown backend kind");
+  }
+  for (const char* k : {"appliance", "vnic", "mtu", "lease_ttl_ms"}) {
+    if (d.net.kind != NetBackendKind::kPool && bj.contains(k)) {
+      why = path_of(bwhere, k) + ": only the pool backend takes it";
+      return fail(Errc::kInvalidArgument, "config: pool key without pool");
+    }
+  }
+  if (d.net.kind == NetBackendKind::kPool) {
+    auto app = get_appliance(bj, bwhere, why);
+    VIOPOOL_TRY(app);
+    d.net.appliance = *app;
+    auto vnic = get_string(bj, "vnic", bwhere, why, false);
+    VIOPOOL_TRY(vnic);
+    if (!vnic->empty() && !valid_name(*vnic)) {
+      why = path_of(bwhere, "vnic") + ": 1 to 32 characters of A-Z a-z 0-9 _ - .";
+      return fail(Errc::kInvalidArgument, "config: bad vnic name");
+    }
+    d.net.vnic = *vnic;
+    auto mtu = get_int(bj, "mtu", bwhere, why, 0, 0, 65507);
+    VIOPOOL_TRY(mtu);
+    d.net.mtu = static_cast<std::uint32_t>(*mtu);
+    auto ttl = get_int(bj, "lease_ttl_ms", bwhere, why, 0, 0, 3600000);
+    VIOPOOL_TRY(ttl);
+    d.net.lease_ttl_ms = *ttl;
   }
   auto devargs = get_string(bj, "devargs", bwhere, why, d.net.kind == NetBackendKind::kEthdev);
   VIOPOOL_TRY(devargs);
@@ -418,6 +446,7 @@ const char* to_string(NetBackendKind k) noexcept {
     case NetBackendKind::kLoopback: return "loopback";
     case NetBackendKind::kNull: return "null";
     case NetBackendKind::kEthdev: return "ethdev";
+    case NetBackendKind::kPool: return "pool";
   }
   return "?";
 }
@@ -566,6 +595,11 @@ json to_json(const DeviceConfig& d) {
     b["devargs"] = d.net.devargs;
     b["rx_desc"] = d.net.rx_desc;
     b["tx_desc"] = d.net.tx_desc;
+  } else if (d.net.kind == NetBackendKind::kPool) {
+    b["appliance"] = d.net.appliance;
+    b["vnic"] = d.net.vnic;
+    b["mtu"] = d.net.mtu;
+    b["lease_ttl_ms"] = d.net.lease_ttl_ms;
   }
   return json{{"name", d.name},           {"type", to_string(d.type)},
               {"socket", d.socket},       {"mode", to_string(d.mode)},

@@ -15,7 +15,7 @@ namespace viopool::control {
 
 enum class DeviceType : std::uint8_t { kNet, kBlk, kCrypto };
 enum class SocketMode : std::uint8_t { kServer, kClient };
-enum class NetBackendKind : std::uint8_t { kLoopback, kNull, kEthdev };
+enum class NetBackendKind : std::uint8_t { kLoopback, kNull, kEthdev, kPool };
 enum class BlkBackendKind : std::uint8_t { kUring, kMalloc, kNull, kPool };
 enum class DirectIoMode : std::uint8_t { kAuto, kOn, kOff };
 
@@ -30,6 +30,12 @@ struct NetBackendConfig {
   std::string devargs;        // kEthdev: DPDK devargs, e.g. "net_tap0,iface=vp0"
   std::uint16_t rx_desc = 1024;  // kEthdev: descriptors per queue
   std::uint16_t tx_desc = 1024;
+  // kPool: a vNIC leased from a pool appliance's control API at device_add,
+  // by name (vnic) or any free one.
+  std::string appliance;         // the control API, ADDRESS:PORT
+  std::string vnic;              // empty: any free vNIC
+  std::uint32_t mtu = 0;         // largest fabric datagram; 0: from the vNIC's MTU
+  std::int64_t lease_ttl_ms = 0;  // 0: the appliance's default
 };
 
 struct BlkBackendConfig {

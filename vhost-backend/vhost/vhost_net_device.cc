@@ -381,6 +381,11 @@ bool VhostNetDevice::arm(runtime::WaitSet& ws) noexcept {
       ws.wake_within_us(idle_sleep_us_);
     }
   }
+  for (std::uint16_t q = 0; q < qps; ++q) {
+    if (const int fd = backend_->wait_fd(q); fd >= 0 && ws.add(fd) < 0) {
+      ws.wake_within_us(idle_sleep_us_);
+    }
+  }
   // Full fence: the notification enable (a store to the used ring) must be
   // visible before we read avail->idx below, or a buffer the guest posted in
   // between would be missed with no kick coming (store→load ordering).

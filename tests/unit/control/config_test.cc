@@ -250,6 +250,32 @@ BOOST_AUTO_TEST_CASE(blk_device_with_a_leased_pool_volume_round_trips) {
   BOOST_TEST(again.has_value());
 }
 
+BOOST_AUTO_TEST_CASE(net_device_with_a_pooled_vnic_round_trips) {
+  json j = {{"name", "pn"},
+            {"socket", "/tmp/pn.sock"},
+            {"backend",
+             {{"kind", "pool"}, {"appliance", "10.0.0.2:7480"}, {"vnic", "va"},
+              {"lease_ttl_ms", 3000}}}};
+  std::string why;
+  auto d = parse_device_config(j, why);
+  BOOST_REQUIRE_MESSAGE(d.has_value(), why);
+  BOOST_TEST(d->net.kind == NetBackendKind::kPool);
+  BOOST_TEST(d->net.vnic == "va");
+  BOOST_TEST(d->net.mtu == 0u);
+  auto again = parse_device_config(to_json(*d), why);
+  BOOST_REQUIRE_MESSAGE(again.has_value(), why);
+  BOOST_TEST(again->net.appliance == "10.0.0.2:7480");
+  // Pool keys belong to the pool backend; a pool needs an appliance.
+  j["backend"] = {{"kind", "loopback"}, {"vnic", "va"}};
+  BOOST_TEST(!parse_device_config(j, why).has_value());
+  BOOST_TEST(why.find("backend.vnic") != std::string::npos);
+  j["backend"] = {{"kind", "pool"}, {"vnic", "va"}};
+  BOOST_TEST(!parse_device_config(j, why).has_value());
+  BOOST_TEST(why.find("appliance") != std::string::npos);
+  j["backend"] = {{"kind", "pool"}, {"appliance", "10.0.0.2:7480"}, {"vnic", "bad name"}};
+  BOOST_TEST(!parse_device_config(j, why).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(blk_device_with_pool_backend_round_trips_without_its_key) {
   json j = {{"name", "pv0"},
             {"type", "blk"},

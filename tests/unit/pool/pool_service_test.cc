@@ -25,6 +25,20 @@ namespace {
 
 constexpr std::uint64_t kMiB = 1 << 20;
 
+// A NIC port that carries nothing: the service only needs one to carve on.
+class IdleNic final : public NicPort {
+ public:
+  const std::string& name() const noexcept override { return name_; }
+  std::uint32_t rx(std::span<NicFrame>) noexcept override { return 0; }
+  void release_rx() noexcept override {}
+  std::uint32_t tx(std::span<const NicFrame> f) noexcept override {
+    return static_cast<std::uint32_t>(f.size());
+  }
+
+ private:
+  std::string name_ = "eth0";
+};
+
 struct Pool {
   fs::path dir;
   std::int64_t now = 1'000'000;
@@ -64,7 +78,13 @@ struct Pool {
     disk.kind = StorageKind::kBlock;
     disk.path = dir / "disk.img";
     disk.capacity_bytes = 64 * kMiB;
-    o.devices = {ssd, disk};
+    StorageDevice eth;
+    eth.name = "eth";
+    eth.kind = StorageKind::kNic;
+    eth.path = "net_null0";
+    eth.max_slots = 2;
+    eth.link_mbps = 1000;
+    o.devices = {ssd, disk, eth};
     o.fabric_endpoint = "10.0.0.2:7400";
     o.max_leases_per_function = 3;
     return o;
@@ -79,6 +99,7 @@ struct Pool {
     BOOST_REQUIRE_MESSAGE(t.has_value(), why);
     target = std::move(*t);
     plane = std::make_unique<VolumePlane>(*target);
+    plane->add_nic_port("eth", std::make_shared<IdleNic>(), json{{"driver", "test"}});
     auto s = SqliteStateStore::open(dir / "state.db", why);
     BOOST_REQUIRE_MESSAGE(s.has_value(), why);
     store = std::move(*s);
@@ -410,6 +431,64 @@ BOOST_AUTO_TEST_CASE(the_api_refuses_bad_input_with_4xx_and_changes_nothing) {
   BOOST_TEST(ok.status == 201);
   BOOST_TEST(call("lease_acquire", {{"host", "g"}, {"function", "a"}}).status == 409);
   BOOST_TEST(call("lease_list", json::object()).body["leases"][0].count("key") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(vnics_are_carved_on_nic_ports_leased_by_class_and_kept) {
+  Pool p;
+  std::string why;
+  VnicRequest r;
+  r.name = "n1";
+  r.device = "eth";
+  r.mac = "02:AA:00:00:00:01";
+  r.vlan = 10;
+  r.rate_mbps = 600;
+  auto f = p.svc->create_vnic(r, why);
+  BOOST_REQUIRE_MESSAGE(f.has_value(), why);
+  BOOST_TEST(f->mac == "02:aa:00:00:00:01");  // kept in one spelling
+  // Over the link's committed capacity; the same station twice; storage asked for a vNIC.
+  r.name = "n2";
+  r.mac.clear();
+  BOOST_TEST(!p.svc->create_vnic(r, why).has_value());
+  BOOST_TEST(why.find("1000 Mb/s") != std::string::npos);
+  r.rate_mbps = 100;
+  r.mac = "02:aa:00:00:00:01";
+  BOOST_TEST(!p.svc->create_vnic(r, why).has_value());
+  r.mac.clear();
+  r.device = "ssd";
+  BOOST_TEST(!p.svc->create_vnic(r, why).has_value());
+  r.device = "eth";
+  auto g = p.svc->create_vnic(r, why);
+  BOOST_REQUIRE_MESSAGE(g.has_value(), why);
+  BOOST_TEST(g->mac == "02:76:70:00:00:02");  // made from its function id
+  r.name = "n3";
+  BOOST_TEST(!p.svc->create_vnic(r, why).has_value());  // both slots carved
+  BOOST_TEST(why.find("2 vNICs") != std::string::npos);
+  // The inventory lists the port with what the data plane found.
+  const json inv = p.svc->inventory();
+  bool listed = false;
+  for (const auto& d : inv["devices"]) {
+    if (d["name"] == "eth") {
+      listed = true;
+      BOOST_TEST(d["committed_mbps"] == 700);
+      BOOST_TEST(d["port"]["driver"] == "test");
+    }
+  }
+  BOOST_TEST(listed);
+  // Leased by class, the lease tells the MAC; kept across a restart.
+  LeaseRequest lr;
+  lr.host = "h1";
+  lr.cls = FunctionClass::kVnic;
+  auto l = p.svc->acquire(lr, why);
+  BOOST_REQUIRE_MESSAGE(l.has_value(), why);
+  BOOST_TEST((*l)["class"] == "vnic");
+  BOOST_TEST((*l)["mac"] == "02:aa:00:00:00:01");
+  p.stop();
+  p.start();
+  auto n1 = p.svc->function("n1", why);
+  BOOST_REQUIRE(n1.has_value());
+  BOOST_TEST((*n1)["vlan"] == 10);
+  BOOST_TEST((*n1)["state"] == "leased");
+  BOOST_TEST(p.target->volume_stats(f->id).has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

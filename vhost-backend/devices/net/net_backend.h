@@ -35,6 +35,9 @@ class NetBackend {
   // True if packets can arrive with no guest action (a NIC): an idle poller
   // must then wake up on a timer to look. Loopback and null return false.
   virtual bool has_external_input() const noexcept = 0;
+  // An fd readable when packets for queue pair q arrive (a socket), for an
+  // idle poller to sleep on besides its timer; -1 if none.
+  virtual int wait_fd(std::uint16_t /*q*/) const noexcept { return -1; }
 };
 
 }  // namespace viopool::net

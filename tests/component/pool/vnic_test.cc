@@ -1,0 +1,234 @@
+// Pooled vNICs end to end: viopool-appliance in an "appliance" namespace
+// owns a NIC port (net_af_packet on a veth whose peer sits in a "wire"
+// namespace, the network) and carves vNICs from it; viopool-host in
+// "host-a" and "host-b" namespaces leases one each at device_add and serves
+// it to dpdk-testpmd (virtio_user, icmpecho: the VM, answering ARP and
+// ping). The wire namespace pings each VM through its vNIC: untagged, and on
+// VLAN 100, which the appliance adds and strips. Frames reach only the vNIC
+// they are for, and counters on both sides move.
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/support/process.h"
+#include "tests/support/viopool_harness.h"
+
+using nlohmann::json;
+using namespace viopool::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kApplianceIp = "10.84.0.254";
+constexpr const char* kApi = "10.84.0.254:7480";
+constexpr const char* kMacA = "02:00:00:84:0a:01";
+constexpr const char* kMacB = "02:00:00:84:0b:01";
+
+struct Site {
+  TempDir dir;
+  std::string tag = std::to_string(::getpid());
+  NetNs appl_ns{"vnp" + tag};
+  NetNs a_ns{"vna" + tag};
+  NetNs b_ns{"vnb" + tag};
+  NetNs wire{"vnw" + tag};
+  std::string nic = "vn" + tag + "n";  // the appliance's NIC port
+  Process appliance;
+
+  Site() {
+    BOOST_REQUIRE(appl_ns.exec("ip link add br0 type bridge && ip addr add " +
+                               std::string(kApplianceIp) + "/24 dev br0 && ip link set br0 up" +
+                               " && ip link set lo up") == 0);
+    int n = 1;
+    for (const NetNs* ns : {&a_ns, &b_ns}) {
+      const std::string h = "vn" + tag + "h" + std::to_string(n);
+      const std::string p = "vn" + tag + "p" + std::to_string(n);
+      BOOST_REQUIRE(run_shell("ip link add " + h + " netns " + ns->name() + " type veth peer name " +
+                              p + " netns " + appl_ns.name()) == 0);
+      BOOST_REQUIRE(ns->exec("ip addr add 10.84.0." + std::to_string(n) + "/24 dev " + h +
+                             " && ip link set " + h + " up && ip link set lo up") == 0);
+      BOOST_REQUIRE(appl_ns.exec("ip link set " + p + " master br0 && ip link set " + p + " up") ==
+                    0);
+      ++n;
+    }
+    // The network: 10.85.0.0/24 untagged; VLAN 100 is spoken by
+    // vlan_ping.py (no 8021q module here for a VLAN interface).
+    BOOST_REQUIRE(run_shell("ip link add wire0 netns " + wire.name() + " type veth peer name " +
+                            nic + " netns " + appl_ns.name()) == 0);
+    BOOST_REQUIRE(wire.exec("ip link set wire0 up && ip addr add 10.85.0.1/24 dev wire0 && "
+                            "ip link set lo up") == 0);
+    BOOST_REQUIRE(appl_ns.exec("ip link set " + nic + " up") == 0);
+    json cfg = {{"listen", std::string(kApplianceIp) + ":7400"},
+                {"api", kApi},
+                {"state", dir.file("appliance.db")},
+                {"lease_ttl_ms", 3000},
+                {"inventory",
+                 {{{"name", "uplink"},
+                   {"kind", "nic"},
+                   {"devargs", "net_af_packet0,iface=" + nic},
+                   {"vnics", 8},
+                   {"link_mbps", 1000}}}}};
+    write_file(dir.file("appliance.json"), cfg.dump(2));
+    appliance = Process({build_path("pool-manager/appliance/viopool-appliance"), "--config",
+                         dir.file("appliance.json"), "--no-huge"},
+                        SpawnOptions{dir.file("appliance.log"), appl_ns.name()});
+    const bool up = wait_until(
+        [&] { return appliance.log().find("control API listening") != std::string::npos; }, 20s);
+    BOOST_REQUIRE_MESSAGE(up, "viopool-appliance did not start:\n" << appliance.log());
+  }
+
+  int pool(const std::string& args, json& out, std::string* err = nullptr) const {
+    static int k = 0;
+    const std::string o = dir.file("ctl" + std::to_string(++k) + ".out");
+    const std::string e = o + ".err";
+    const int rc = a_ns.exec(build_path("integration/viopoolctl/viopoolctl") + " -a " + kApi +
+                             " --json pool " + args + " > " + o + " 2> " + e);
+    out = json::parse(read_file(o), nullptr, false);
+    if (err != nullptr) {
+      *err = read_file(e);
+    }
+    return rc;
+  }
+  json pool(const std::string& args) const {
+    json out;
+    std::string err;
+    BOOST_REQUIRE_MESSAGE(pool(args, out, &err) == 0, "viopoolctl pool " << args << ": " << err);
+    return out;
+  }
+
+  json vnic_device(const std::string& name, const std::string& vnic) const {
+    return {{"name", name},
+            {"type", "net"},
+            {"socket", dir.file(name + ".vhost")},
+            {"backend", {{"kind", "pool"}, {"appliance", kApi}, {"vnic", vnic}}}};
+  }
+
+  // Tagged pings of a station's MAC on a VLAN, from the wire namespace.
+  bool vlan_ping(const std::string& mac, int vlan, int count = 3) const {
+    return wire.exec(std::string(VIOPOOL_SOURCE_DIR) +
+                     "/tests/component/pool/vlan_ping.py wire0 " + mac + " " +
+                     std::to_string(vlan) + " 10.86.0.1 10.86.0.2 " + std::to_string(count)) == 0;
+  }
+
+  // Pings from the wire namespace; true if every echo came back.
+  bool ping(const std::string& ip, int count = 3) const {
+    return wire.exec("ping -c " + std::to_string(count) + " -i 0.2 -W 2 " + ip + " > /dev/null") ==
+           0;
+  }
+};
+
+std::uint64_t stat_of(const Site& s, const std::string& fn, const char* key) {
+  return s.pool("show " + fn).value("stats", json::object()).value(key, 0ull);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(pool_vnics)
+
+BOOST_AUTO_TEST_CASE(vms_reach_the_wire_through_pooled_vnics_untagged_and_on_a_vlan) {
+  Site s;
+  const json inv = s.pool("inventory");
+  const json port = inv["devices"][0];
+  BOOST_TEST(port.value("kind", "") == "nic");
+  BOOST_TEST(port["port"].value("driver", "") == "net_af_packet");
+  BOOST_TEST(port["port"].contains("rte_flow"));  // probed: net_af_packet has none
+  BOOST_REQUIRE(s.pool(std::string("carve-vnic va --device uplink --mac ") + kMacA +
+                       " --rate-mbps 100")["mac"] == kMacA);
+  BOOST_REQUIRE(s.pool(std::string("carve-vnic vb --device uplink --vlan 100 --mac ") +
+                       kMacB)["vlan"] == 100);
+
+  HostProc a(s.dir, {{"host_id", "host-a"}, {"devices", json::array()}}, "host-a",
+             s.a_ns.name());
+  HostProc b(s.dir, {{"host_id", "host-b"}, {"devices", json::array()}}, "host-b",
+             s.b_ns.name());
+  auto r = a.api("device_add", s.vnic_device("na", "va"));
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body.dump());
+  BOOST_TEST(r.body["vnic"].value("mac", "") == kMacA);
+  BOOST_TEST(r.body["lease"].value("function", "") == "va");
+  r = b.api("device_add", s.vnic_device("nb", "vb"));
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body.dump());
+  BOOST_TEST(r.body["vnic"].value("vlan", 0) == 100);
+
+  // The VMs: testpmd answering ARP and ping on each vNIC, with its MAC.
+  TestpmdOptions ta;
+  ta.vhost_socket = s.dir.file("na.vhost");
+  ta.forward_mode = "icmpecho";
+  ta.tx_first = false;
+  ta.mac = kMacA;
+  ta.tag = "vma";
+  Process vm_a = start_testpmd(s.dir, ta);
+  TestpmdOptions tb = ta;
+  tb.vhost_socket = s.dir.file("nb.vhost");
+  tb.mac = kMacB;
+  tb.tag = "vmb";
+  Process vm_b = start_testpmd(s.dir, tb);
+
+  // Untagged: 10.85.0.0/24 reaches VM A only.
+  BOOST_TEST_MESSAGE("ping VM A");
+  BOOST_TEST_REQUIRE(wait_until([&] { return s.ping("10.85.0.2", 1); }, 20s),
+                     "no echo from VM A; appliance:\n"
+                         << s.appliance.log() << "\nhost A:\n"
+                         << a.process().log() << "\nVM A:\n"
+                         << vm_a.log());
+  BOOST_TEST(s.ping("10.85.0.2", 5));
+  // VLAN 100: the appliance strips the tag towards VM B and adds it back.
+  BOOST_TEST_MESSAGE("ping VM B on VLAN 100");
+  BOOST_TEST(wait_until([&] { return s.vlan_ping(kMacB, 100, 1); }, 20s));
+  BOOST_TEST(s.vlan_ping(kMacB, 100, 5));
+  BOOST_TEST(s.wire.exec("ip neigh show 10.85.0.2 | grep -q " + std::string(kMacA)) == 0);
+  // Untagged frames for VM B's MAC, and tagged ones of another VLAN, do not
+  // reach it.
+  BOOST_TEST(!s.vlan_ping(kMacB, 200, 1));
+
+  // Both directions counted at the appliance and at the hosts.
+  BOOST_TEST(stat_of(s, "va", "tx_packets") >= 5u);
+  BOOST_TEST(stat_of(s, "va", "rx_packets") >= 5u);
+  BOOST_TEST(stat_of(s, "vb", "tx_packets") >= 5u);
+  BOOST_TEST(stat_of(s, "va", "spoofed") == 0u);
+  BOOST_TEST(a.total("na", "tx_packets") >= 5u);
+  BOOST_TEST(a.total("na", "rx_packets") >= 5u);
+  // VM A's MAC is only on the untagged network: VLAN 100 never reached it.
+  const auto a_rx = stat_of(s, "va", "rx_packets");
+  BOOST_TEST(!s.vlan_ping(kMacA, 100, 2));
+  BOOST_TEST(stat_of(s, "va", "rx_packets") == a_rx);
+  const json st = s.pool("stats")["fabric"];
+  BOOST_TEST(st.value("nic_rx", 0ull) > 0u);
+  BOOST_TEST(st.value("nic_tx", 0ull) > 0u);
+
+  vm_a.stop();
+  vm_b.stop();
+  BOOST_TEST(a.api("device_del", {{"name", "na"}}).status == 200);
+  BOOST_TEST(s.pool("leases --host host-a").value("leases", json::array()).empty());
+}
+
+BOOST_AUTO_TEST_CASE(vnic_carving_refuses_what_the_port_cannot_hold) {
+  Site s;
+  json out;
+  std::string err;
+  BOOST_TEST(s.pool("carve-vnic x --device uplink --mac 01:00:5e:00:00:01", out, &err) != 0);
+  BOOST_TEST(err.find("unicast") != std::string::npos);
+  BOOST_TEST(s.pool("carve-vnic x --device uplink --vlan 4095", out, &err) != 0);
+  BOOST_TEST(s.pool("carve-vnic x --device uplink --mtu 9000", out, &err) != 0);
+  BOOST_TEST(err.find("mtu") != std::string::npos);
+  BOOST_TEST(s.pool("carve-vnic x --device uplink --rate-mbps 100 --peak-mbps 50", out, &err) != 0);
+  BOOST_REQUIRE(s.pool("carve-vnic x --device uplink --mac 02:00:00:00:00:09 --rate-mbps 800")
+                    .value("name", "") == "x");
+  // The same MAC on the same VLAN twice, and committed rates above the link.
+  BOOST_TEST(s.pool("carve-vnic y --device uplink --mac 02:00:00:00:00:09", out, &err) != 0);
+  BOOST_TEST(err.find("already") != std::string::npos);
+  BOOST_TEST(s.pool("carve-vnic y --device uplink --rate-mbps 300", out, &err) != 0);
+  BOOST_TEST(err.find("1000 Mb/s") != std::string::npos);
+  // The same MAC on another VLAN is another station.
+  BOOST_TEST(s.pool("carve-vnic y --device uplink --mac 02:00:00:00:00:09 --vlan 7")
+                 .value("vlan", 0) == 7);
+  // A default MAC is made for a vNIC that names none.
+  const json z = s.pool("carve-vnic z --device uplink");
+  BOOST_TEST(z.value("mac", "").rfind("02:76:70:", 0) == 0u);
+  // Volumes are not carved from NIC ports, nor vNICs from storage.
+  BOOST_TEST(s.pool("carve v --device uplink --size 1M", out, &err) != 0);
+  BOOST_TEST(err.find("NIC port") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
