@@ -352,11 +352,14 @@ int main(int argc, char** argv) {
   std::string a_appliance, a_volume, a_lease_size, a_lease_mode = "exclusive";
   long long a_lease_ttl = 0;
   add->add_option("--lease-from", a_appliance,
-                  "pool backend: lease the volume (blk) or slot (crypto) from this appliance API "
+                  "pool backend: lease the volume (blk), slot (crypto) or vNIC (net) from this appliance API "
                   "(ADDRESS:PORT); blk without it takes --uri/--function-id/--key");
   add->add_option("--volume", a_volume, "blk pool backend with --lease-from: the volume's name");
   std::string a_slot;
   add->add_option("--slot", a_slot, "crypto pool backend with --lease-from: the slot's name");
+  std::string a_vnic;
+  add->add_option("--vnic", a_vnic,
+                  "net pool backend with --lease-from: the vNIC's name (default: any free one)");
   add->add_option("--lease-size", a_lease_size,
                   "blk pool backend with --lease-from: any free volume at least this large");
   add->add_option("--lease-mode", a_lease_mode, "exclusive (default) or shared")
@@ -648,6 +651,11 @@ int main(int argc, char** argv) {
       if (!a_devargs.empty()) {
         b["devargs"] = a_devargs;
       }
+      if (a_backend == "pool") {
+        b["appliance"] = a_appliance;
+        b["vnic"] = a_vnic;
+        b["lease_ttl_ms"] = a_lease_ttl;
+      }
       body = {{"name", a_name},     {"type", "net"},     {"socket", a_socket},
               {"mode", a_mode},     {"queue_pairs", a_qps}, {"lcore", a_lcore},
               {"mrg_rxbuf", !a_no_mrg}, {"backend", b}};
@@ -659,6 +667,11 @@ int main(int argc, char** argv) {
       std::cout << out.dump(2) << "\n";
     } else {
       std::printf("added %s (socket %s, %s)\n", a_name.c_str(), a_socket.c_str(), a_mode.c_str());
+      if (out.contains("vnic")) {
+        std::printf("vNIC %s: MAC %s VLAN %d (give the guest this MAC)\n",
+                    out["lease"].value("function", "").c_str(),
+                    out["vnic"].value("mac", "").c_str(), out["vnic"].value("vlan", 0));
+      }
     }
     return 0;
   }

@@ -24,6 +24,7 @@ constexpr auto kKeepalive = std::chrono::milliseconds(1000);
 constexpr auto kSilence = std::chrono::milliseconds(3500);  // then the link is replaced
 constexpr auto kRetry = std::chrono::milliseconds(200);      // between failed connections
 constexpr auto kService = std::chrono::microseconds(500);    // acks, timers, keepalives
+constexpr auto kCreditProbe = std::chrono::milliseconds(2);  // out of credits this long: ask
 
 class RemoteNet final : public net::NetBackend {
  public:
@@ -65,9 +66,11 @@ class RemoteNet final : public net::NetBackend {
       if (q->link.ch) {
         q->link.ch->send_unsequenced(Opcode::kGoodbye, {});
       }
-      VIOPOOL_LOG_INFO("vnic={} q={} stopped: tx {} frames, rx {}, dropped tx {} rx {}, links {}",
-                       o_.vnic, q->id, q->tx_frames, q->rx_frames, q->tx_dropped, q->rx_dropped,
-                       q->link_no);
+      VIOPOOL_LOG_INFO(
+          "vnic={} q={} stopped: tx {} datagrams, rx {}, dropped tx {} rx {}, links {}, "
+          "credit waits {}",
+          o_.vnic, q->id, q->tx_frames, q->rx_frames, q->tx_dropped, q->rx_dropped, q->link_no,
+          q->credit_waits);
     }
     queues_.clear();
   }
@@ -146,6 +149,7 @@ class RemoteNet final : public net::NetBackend {
       h.function_id = o_.function_id;
       h.queue_id = qu.id;
       h.message_length = static_cast<std::uint32_t>(payload);
+      h.tag = qu.next_tag++;  // numbers the datagram for the appliance's credits
       const auto frame = std::span(qu.tx_buf).subspan(fi * mtu_, kHeaderBytes + payload);
       if (encode_frame_in_place(h, payload, frame) && qu.auth->sign(frame)) {
         qu.out.push_back(OutFrame{frame, peer_});
@@ -190,6 +194,30 @@ class RemoteNet final : public net::NetBackend {
     return taken;
   }
 
+  // Datagrams the appliance still takes, each up to 64 frames.
+  std::uint16_t tx_room(std::uint16_t q) noexcept override {
+    if (q >= queues_.size()) {
+      return 0;
+    }
+    Queue& qu = *queues_[q];
+    if (!qu.up) {
+      return UINT16_MAX;  // no link: taken and dropped, as by a NIC whose link is down
+    }
+    const auto avail = static_cast<std::int32_t>(qu.acked + qu.credits - qu.next_tag);
+    if (avail > 0) {
+      return static_cast<std::uint16_t>(std::min<std::int32_t>(avail, 64) * kMaxPacketsPerFrame);
+    }
+    // Out of credits: the appliance has not caught up (or its last ack was
+    // lost). A KEEPALIVE every little while asks for a fresh ack.
+    const auto now = Clock::now();
+    if (now - qu.last_sent >= kCreditProbe && qu.link.ch) {
+      qu.link.ch->send_unsequenced(Opcode::kKeepalive, {});
+      qu.last_sent = now;
+      ++qu.credit_waits;
+    }
+    return 0;
+  }
+
   bool has_external_input() const noexcept override { return true; }
 
   int wait_fd(std::uint16_t q) const noexcept override {
@@ -205,6 +233,10 @@ class RemoteNet final : public net::NetBackend {
     Link link;
     bool up = false;  // HELLO_ACK received
     std::uint32_t tx_mtu = 0;
+    // Flow control: datagrams are numbered from 1 per link; the appliance
+    // acknowledges up to `acked` and lets us send `credits` beyond.
+    std::uint32_t next_tag = 1, acked = 1, credits = 0;
+    std::uint64_t credit_waits = 0;
     Clock::time_point last_heard{}, last_sent{}, last_service{}, next_connect{};
     std::vector<std::byte> rx_buf;
     InFrame in[kRxFrames];
@@ -221,6 +253,7 @@ class RemoteNet final : public net::NetBackend {
     qu.up = false;
     qu.rx_n = qu.rx_i = 0;
     qu.pk_n = qu.pk_i = 0;
+    qu.next_tag = qu.acked = 1;
     LinkParams lp;
     lp.function_id = o_.function_id;
     lp.lease_id = o_.lease_id;
@@ -276,6 +309,14 @@ class RemoteNet final : public net::NetBackend {
     }
     qu.last_heard = now;
     if (f->header.opcode == Opcode::kPackets) {
+      if ((f->header.flags & kFlagAck) != 0 &&
+          static_cast<std::int32_t>(f->header.ack - qu.acked) > 0 &&
+          static_cast<std::int32_t>(f->header.ack - qu.next_tag) <= 0) {
+        qu.acked = f->header.ack;
+      }
+      if ((f->header.flags & kFlagAck) != 0) {
+        qu.credits = f->header.credits;
+      }
       auto n = decode_packets(f->payload, qu.pkts);
       if (!n || !qu.up) {
         ++qu.rx_dropped;
@@ -293,6 +334,7 @@ class RemoteNet final : public net::NetBackend {
         auto h = decode_hello(m.payload);
         qu.up = h.has_value();
         qu.tx_mtu = h ? std::clamp<std::uint32_t>(h->mtu, 512, mtu_) : 0;
+        qu.credits = h ? h->window : 0;  // until the first ack says otherwise
         VIOPOOL_LOG_INFO("vnic={} q={} link {} up (frames up to {} bytes)", o_.vnic, qu.id,
                          qu.link_no, qu.tx_mtu);
       } else if (m.opcode == Opcode::kNak || m.opcode == Opcode::kGoodbye) {

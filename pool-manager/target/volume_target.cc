@@ -153,6 +153,9 @@ struct VolumeTarget::Channel {
   std::optional<PacketsWriter> pkts;
   bool pkts_pending = false;
   bool linked = false;  // in vol->links
+  // Flow control of the host's PACKETS: the next datagram number expected
+  // (one past the highest seen), acknowledged with credits.
+  std::uint32_t pk_next = 1;
   std::uint32_t mtu = 0;  // largest frame the host receives
 };
 
@@ -741,8 +744,19 @@ void VolumeTarget::on_frame(std::span<const std::byte> bytes, const PeerAddress&
       ++stats_.malformed;
       return;
     }
+    // Host datagrams are numbered by their tag: credits run from the
+    // highest seen, so a lost one does not shrink the host's window.
+    if (static_cast<std::int32_t>(h.tag + 1 - c->pk_next) > 0) {
+      c->pk_next = h.tag + 1;
+    }
     on_packets(*c, f->payload, now);
+    if (c->open) {
+      mark_pending(*c);
+    }
     return;
+  }
+  if (vol->nic != nullptr && c->linked) {
+    mark_pending(*c);  // a KEEPALIVE of a host waiting for credits gets them
   }
   messages_.clear();
   c->ch->ingest(*f, now, messages_);
@@ -1612,13 +1626,10 @@ void VolumeTarget::to_host(Volume& v, std::span<const std::byte> a, std::span<co
     return;
   }
   Channel& c = *v.links[v.links.size() == 1 ? 0 : flow_hash(a) % v.links.size()];
-  if (!c.pkts) {
-    // As large as the host receives (its HELLO's mtu, bounded by ours).
-    c.pkt_buf.resize(c.mtu);
-    c.pkts.emplace(std::span(c.pkt_buf).subspan(kHeaderBytes));
-  }
+  mark_pending(c);
   if (!c.pkts->fits(len)) {
     flush_packets();
+    mark_pending(c);
     if (!c.pkts->fits(len)) {
       ++v.st.rx_dropped;
       return;
@@ -1631,6 +1642,14 @@ void VolumeTarget::to_host(Volume& v, std::span<const std::byte> a, std::span<co
   }
   ++v.st.rx_packets;
   v.st.rx_bytes += len;
+}
+
+void VolumeTarget::mark_pending(Channel& c) {
+  if (!c.pkts) {
+    // As large as the host receives (its HELLO's mtu, bounded by ours).
+    c.pkt_buf.resize(c.mtu);
+    c.pkts.emplace(std::span(c.pkt_buf).subspan(kHeaderBytes));
+  }
   if (!c.pkts_pending) {
     c.pkts_pending = true;
     pending_packets_.push_back(&c);
@@ -1650,6 +1669,10 @@ void VolumeTarget::flush_packets() {
     h.function_id = c->key.function_id;
     h.queue_id = c->key.queue_id;
     h.message_length = static_cast<std::uint32_t>(payload);
+    // Every frame to the host tells it how far it may send.
+    h.flags = kFlagAck;
+    h.ack = c->pk_next;
+    h.credits = o_.window;
     auto n = encode_frame_in_place(h, payload, c->pkt_buf);
     c->pkts->reset();
     if (!n || !c->auth->sign(std::span(c->pkt_buf).first(*n))) {

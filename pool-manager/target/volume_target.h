@@ -208,6 +208,8 @@ class VolumeTarget {
   void to_vnics(Port& p, const Volume* from, std::uint16_t vlan, std::span<const std::byte> frame,
                 bool multicast, Clock::time_point now);
   void flush_packets();
+  // The channel's PACKETS frame (possibly empty: an ack) leaves this round.
+  void mark_pending(Channel& c);
 
   Transport& transport_;
   TargetOptions o_;

@@ -43,6 +43,7 @@ struct NetDeviceInfo {
 class VhostNetDevice final : public VhostDevice {
  public:
   static constexpr std::uint16_t kBurst = 32;
+  static constexpr std::uint16_t kTxBurst = 64;  // guest frames handed to the backend at once
 
   // idle_sleep_us: how long an idle poller may sleep when the backend can
   // receive on its own (a NIC); guest-driven backends sleep until a kick.

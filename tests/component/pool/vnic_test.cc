@@ -190,9 +190,13 @@ BOOST_AUTO_TEST_CASE(vms_reach_the_wire_through_pooled_vnics_untagged_and_on_a_v
   BOOST_TEST(a.total("na", "tx_packets") >= 5u);
   BOOST_TEST(a.total("na", "rx_packets") >= 5u);
   // VM A's MAC is only on the untagged network: VLAN 100 never reached it.
+  // (The wire's own ARP probes may still reach VM A meanwhile: compare
+  // against what was sent.)
+  const auto unknown = s.pool("stats")["fabric"].value("nic_unknown", 0ull);
   const auto a_rx = stat_of(s, "va", "rx_packets");
-  BOOST_TEST(!s.vlan_ping(kMacA, 100, 2));
-  BOOST_TEST(stat_of(s, "va", "rx_packets") == a_rx);
+  BOOST_TEST(!s.vlan_ping(kMacA, 100, 3));
+  BOOST_TEST(s.pool("stats")["fabric"].value("nic_unknown", 0ull) >= unknown + 3);
+  BOOST_TEST(stat_of(s, "va", "rx_packets") < a_rx + 3);
   const json st = s.pool("stats")["fabric"];
   BOOST_TEST(st.value("nic_rx", 0ull) > 0u);
   BOOST_TEST(st.value("nic_tx", 0ull) > 0u);

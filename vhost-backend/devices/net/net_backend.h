@@ -35,6 +35,12 @@ class NetBackend {
   // True if packets can arrive with no guest action (a NIC): an idle poller
   // must then wake up on a timer to look. Loopback and null return false.
   virtual bool has_external_input() const noexcept = 0;
+  // Data path: how many guest packets tx_burst(q) would take now. A backend
+  // under flow control (a pooled vNIC whose appliance has not granted more)
+  // returns 0, and the guest's packets wait in its ring (backpressure)
+  // instead of being taken and dropped; wait_fd() then wakes the poller
+  // when room comes back.
+  virtual std::uint16_t tx_room(std::uint16_t /*q*/) noexcept { return UINT16_MAX; }
   // An fd readable when packets for queue pair q arrive (a socket), for an
   // idle poller to sleep on besides its timer; -1 if none.
   virtual int wait_fd(std::uint16_t /*q*/) const noexcept { return -1; }
