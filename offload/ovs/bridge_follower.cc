@@ -12,8 +12,7 @@
 
 #include "offload/ovs/ofctl_flow.h"
 #include "vhost-backend/base/log.h"
-
-extern char** environ;
+#include "vhost-backend/base/subprocess.h"
 
 VIOPOOL_LOG_MODULE("ovs-follower")
 
@@ -23,126 +22,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Child {
-  pid_t pid = -1;
-  int out = -1;  // stdout
-  int err = -1;  // stderr
-};
-
-// Starts argv with OVS_RUNDIR set (if given), stdout and stderr on pipes.
-bool spawn(const std::vector<std::string>& args, const std::string& rundir, Child& c) {
-  int out[2];
-  int err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) {
-    return false;
+std::vector<std::string> rundir_env(const std::string& rundir) {
+  if (rundir.empty()) {
+    return {};
   }
-  if (::pipe2(err, O_CLOEXEC) != 0) {
-    ::close(out[0]);
-    ::close(out[1]);
-    return false;
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  std::vector<char*> argv;
-  for (const auto& a : args) {
-    argv.push_back(const_cast<char*>(a.c_str()));
-  }
-  argv.push_back(nullptr);
-  std::vector<std::string> env_store;
-  std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (!rundir.empty() && std::strncmp(*e, "OVS_RUNDIR=", 11) == 0) {
-      continue;
-    }
-    envp.push_back(*e);
-  }
-  if (!rundir.empty()) {
-    env_store.push_back("OVS_RUNDIR=" + rundir);
-    envp.push_back(env_store.back().data());
-  }
-  envp.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(out[1]);
-  ::close(err[1]);
-  if (rc != 0) {
-    ::close(out[0]);
-    ::close(err[0]);
-    errno = rc;
-    return false;
-  }
-  c.pid = pid;
-  c.out = out[0];
-  c.err = err[0];
-  return true;
-}
-
-void reap(Child& c, bool kill_it) {
-  if (c.pid > 0) {
-    if (kill_it) {
-      ::kill(c.pid, SIGTERM);
-    }
-    int st = 0;
-    ::waitpid(c.pid, &st, 0);
-    c.pid = -1;
-  }
-  for (int* fd : {&c.out, &c.err}) {
-    if (*fd >= 0) {
-      ::close(*fd);
-      *fd = -1;
-    }
-  }
-}
-
-// Runs a command to completion within `timeout`; its exit status, output
-// and error text. -1 if it could not start or ran out of time (killed).
-int run_capture(const std::vector<std::string>& args, const std::string& rundir,
-                std::chrono::milliseconds timeout, std::string& out, std::string& err) {
-  Child c;
-  if (!spawn(args, rundir, c)) {
-    err = std::string("cannot run ") + args[0] + ": " + std::strerror(errno);
-    return -1;
-  }
-  const auto deadline = Clock::now() + timeout;
-  bool out_open = true;
-  bool err_open = true;
-  while ((out_open || err_open) && Clock::now() < deadline) {
-    pollfd p[2] = {{c.out, POLLIN, 0}, {c.err, POLLIN, 0}};
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (::poll(p, 2, static_cast<int>(std::max<std::int64_t>(ms.count(), 1))) < 0 &&
-        errno != EINTR) {
-      break;
-    }
-    char buf[65536];
-    for (int i = 0; i < 2; ++i) {
-      bool& open = i == 0 ? out_open : err_open;
-      if (open && (p[i].revents & (POLLIN | POLLHUP)) != 0) {
-        const auto n = ::read(p[i].fd, buf, sizeof buf);
-        if (n > 0) {
-          (i == 0 ? out : err).append(buf, static_cast<std::size_t>(n));
-        } else if (n == 0 || errno != EINTR) {
-          open = false;
-        }
-      }
-    }
-  }
-  const bool timed_out = out_open || err_open;
-  int st = 0;
-  if (timed_out) {
-    ::kill(c.pid, SIGKILL);
-  }
-  ::waitpid(c.pid, &st, 0);
-  c.pid = -1;
-  reap(c, false);
-  if (timed_out) {
-    err = args[0] + " " + args[1] + " did not finish in time";
-    return -1;
-  }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return {"OVS_RUNDIR=" + rundir};
 }
 
 std::string first_line(const std::string& s) {
@@ -160,8 +44,8 @@ BridgeFollower::~BridgeFollower() { stop(); }
 Result<std::vector<FlowSpec>> BridgeFollower::dump(const FollowerOptions& o, std::string& why) {
   std::string out;
   std::string err;
-  const int rc = run_capture({o.ofctl, "-O", o.protocols, "dump-flows", o.target}, o.rundir,
-                             o.dump_timeout, out, err);
+  const int rc = run_capture({o.ofctl, "-O", o.protocols, "dump-flows", o.target},
+                             rundir_env(o.rundir), o.dump_timeout, out, err);
   if (rc != 0) {
     why = "ovs-ofctl dump-flows " + o.target + ": " +
           (err.empty() ? "exit status " + std::to_string(rc) : first_line(err));
@@ -195,7 +79,7 @@ Result<void> BridgeFollower::start(std::string& why) {
 
 bool BridgeFollower::start_monitor() {
   Child c;
-  if (!spawn({o_.ofctl, "monitor", o_.target, "watch:"}, o_.rundir, c)) {
+  if (!spawn({o_.ofctl, "monitor", o_.target, "watch:"}, rundir_env(o_.rundir), c)) {
     return false;
   }
   ::close(c.err);  // its stderr is only chatter about the control socket

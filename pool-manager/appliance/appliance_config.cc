@@ -106,7 +106,7 @@ Result<StorageDevice> parse_device(const json& j, const std::string& where, std:
   VIOPOOL_TRY(reject_unknown(
       j,
       {"name", "kind", "path", "capacity", "overcommit", "direct", "driver", "slots", "devargs",
-       "vnics", "link_mbps", "mtu"},
+       "vnics", "link_mbps", "mtu", "ovs"},
       where, why));
   StorageDevice d;
   auto name = get_string(j, "name", where, why, true);
@@ -123,7 +123,7 @@ Result<StorageDevice> parse_device(const json& j, const std::string& where, std:
     return fail(Errc::kInvalidArgument, "config: missing kind");
   }
   const bool nic_key = j.contains("devargs") || j.contains("vnics") || j.contains("link_mbps") ||
-                       j.contains("mtu");
+                       j.contains("mtu") || j.contains("ovs");
   if (*kind == 3) {
     d.kind = StorageKind::kNic;
     for (const char* k : {"path", "capacity", "overcommit", "direct", "driver", "slots"}) {
@@ -148,10 +148,31 @@ Result<StorageDevice> parse_device(const json& j, const std::string& where, std:
     auto mtu = get_int(j, "mtu", where, why, 1500, 68, 9198);
     VIOPOOL_TRY(mtu);
     d.mtu = static_cast<std::uint32_t>(*mtu);
+    if (auto o = j.find("ovs"); o != j.end()) {
+      const std::string ow = path_of(where, "ovs");
+      if (!o->is_object()) {
+        why = ow + ": expected an object {bridge, db, socket_dir}";
+        return fail(Errc::kInvalidArgument, "config: ovs");
+      }
+      VIOPOOL_TRY(reject_unknown(*o, {"bridge", "db", "socket_dir"}, ow, why));
+      auto br = get_string(*o, "bridge", ow, why, true);
+      VIOPOOL_TRY(br);
+      auto db = get_string(*o, "db", ow, why, false);
+      VIOPOOL_TRY(db);
+      auto dir = get_string(*o, "socket_dir", ow, why, false, "/run/viopool/ovs");
+      VIOPOOL_TRY(dir);
+      if (br->empty() || dir->empty() || (*dir)[0] != '/') {
+        why = ow + ": bridge is required and socket_dir must be an absolute path";
+        return fail(Errc::kInvalidArgument, "config: ovs");
+      }
+      d.ovs_bridge = *br;
+      d.ovs_db = *db;
+      d.ovs_socket_dir = *dir;
+    }
     return d;
   }
   if (nic_key) {
-    why = where + ": devargs, vnics, link_mbps and mtu are for NIC ports";
+    why = where + ": devargs, vnics, link_mbps, mtu and ovs are for NIC ports";
     return fail(Errc::kInvalidArgument, "config: nic key on storage");
   }
   if (*kind == 2) {

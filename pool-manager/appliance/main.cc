@@ -205,11 +205,32 @@ int main(int argc, char** argv) {
     return 2;
   }
 #endif
-  pool::VolumePlane plane(**target, 256 * 1024, crypto_factory);
+  pool::VolumePlane::PortFactory port_factory;
+#ifdef VIOPOOL_APPLIANCE_DPDK
+  if (wants_dpdk) {
+    port_factory = [](const std::string& devargs,
+                      std::string& why) -> std::shared_ptr<pool::NicPort> {
+      auto p = pool::EthdevNicPort::open({devargs.substr(0, devargs.find(',')), devargs, 1500}, why);
+      if (!p) {
+        return nullptr;
+      }
+      return std::shared_ptr<pool::NicPort>(std::move(*p));
+    };
+  }
+#endif
+  pool::VolumePlane plane(**target, 256 * 1024, crypto_factory, port_factory);
   for (auto& [name, port] : nic_ports) {
     auto info = std::find_if(nic_infos.begin(), nic_infos.end(),
                              [&](const auto& i) { return i.first == name; });
     plane.add_nic_port(name, port, info->second);
+    const auto& dev = *std::find_if(cfg->inventory.begin(), cfg->inventory.end(),
+                                    [&](const pool::StorageDevice& d) { return d.name == name; });
+    if (!dev.ovs_bridge.empty()) {
+      if (auto r = plane.attach_to_ovs(dev, port, why); !r) {
+        std::fprintf(stderr, "viopool-appliance: nic '%s': %s\n", name.c_str(), why.c_str());
+        return 1;
+      }
+    }
   }
   for (auto& [name, info] : engine_infos) {
     plane.set_device_info(name, std::move(info));

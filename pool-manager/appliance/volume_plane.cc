@@ -2,7 +2,24 @@
 
 #include "pool-manager/transport/mac_address.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
 namespace viopool::pool {
+namespace {
+
+// A socket left by an appliance that was killed: ours to replace (the
+// virtio_user port refuses to bind over it).
+void remove_stale_socket(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+    ::unlink(path.c_str());
+  }
+}
+
+}  // namespace
 
 Result<void> VolumePlane::add_volume(const FunctionRecord& f, const StorageDevice& d,
                                      std::string& why) {
@@ -47,12 +64,69 @@ Result<void> VolumePlane::add_crypto(const FunctionRecord& f, const StorageDevic
   return target_.add_volume(std::move(e), why);
 }
 
+Result<void> VolumePlane::attach_to_ovs(const StorageDevice& d, std::shared_ptr<NicPort> nic,
+                                        std::string& why) {
+  if (!ports_) {
+    why = "this appliance cannot open vhost-user ports";
+    return fail(Errc::kUnsupported, "plane: no ports");
+  }
+  OvsBridge br({d.ovs_bridge, d.ovs_db, d.ovs_socket_dir});
+  std::error_code ec;
+  std::filesystem::create_directories(d.ovs_socket_dir, ec);
+  if (ec) {
+    why = "ovs.socket_dir " + d.ovs_socket_dir + ": " + ec.message();
+    return fail(Errc::kIo, "plane: socket dir");
+  }
+  // The OVS port first: its vhost-user client connects (retrying every
+  // second) to the socket the virtio_user port then serves, whose creation
+  // waits for that connection.
+  VIOPOOL_TRY(br.add_vhost_port(d.name, 0, why));
+  remove_stale_socket(br.socket_of(d.name));
+  auto up = ports_("net_virtio_user_up_" + d.name + ",path=" + br.socket_of(d.name) +
+                       ",server=1,queues=1,queue_size=1024",
+                   why);
+  if (!up) {
+    br.del_port(d.name);
+    return fail(Errc::kIo, "plane: no uplink port");
+  }
+  target_.add_patch(std::move(nic), up);
+  uplinks_.push_back(std::move(up));
+  return {};
+}
+
+void VolumePlane::remove_function(std::uint32_t function_id) {
+  target_.remove_volume(function_id);
+  if (auto it = ovs_ports_.find(function_id); it != ovs_ports_.end()) {
+    it->second.bridge.del_port(it->second.name);
+    ovs_ports_.erase(it);
+  }
+}
+
 Result<void> VolumePlane::add_vnic(const FunctionRecord& f, const StorageDevice& d,
                                    std::string& why) {
   auto it = nics_.find(d.name);
   if (it == nics_.end()) {
     why = "NIC port '" + d.name + "' is not open on this appliance";
     return fail(Errc::kUnsupported, "plane: no nic");
+  }
+  std::optional<OvsBridge> br;
+  std::shared_ptr<NicPort> port;
+  if (!d.ovs_bridge.empty()) {
+    // Switched by OVS: the vNIC is a vhost-user port of the bridge.
+    br.emplace(OvsBridgeOptions{d.ovs_bridge, d.ovs_db, d.ovs_socket_dir});
+    if (!ports_) {
+      why = "this appliance cannot open vhost-user ports";
+      return fail(Errc::kUnsupported, "plane: no ports");
+    }
+    VIOPOOL_TRY(br->add_vhost_port(f.name, f.vlan, why));
+    remove_stale_socket(br->socket_of(f.name));
+    port = ports_("net_virtio_user_fn" + std::to_string(f.id) + ",path=" + br->socket_of(f.name) +
+                      ",server=1,queues=1,queue_size=1024",
+                  why);
+    if (!port) {
+      br->del_port(f.name);
+      return fail(Errc::kIo, "plane: no vnic port");
+    }
   }
   auto mac = parse_mac(f.mac);
   if (!mac) {
@@ -69,7 +143,19 @@ Result<void> VolumePlane::add_vnic(const FunctionRecord& f, const StorageDevice&
   e.vnic.mtu = static_cast<std::uint16_t>(f.mtu);
   e.vnic.rate_mbps = f.rate_mbps;
   e.vnic.peak_mbps = f.peak_mbps;
-  return target_.add_volume(std::move(e), why);
+  if (port) {
+    e.nic.reset();
+    e.ovs_port = port;
+  }
+  auto r = target_.add_volume(std::move(e), why);
+  if (br) {
+    if (r) {
+      ovs_ports_.emplace(f.id, OvsPort{*br, f.name});
+    } else {
+      br->del_port(f.name);
+    }
+  }
+  return r;
 }
 
 nlohmann::json VolumePlane::device_info(const StorageDevice& d) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "pool-manager/appliance/ovs_bridge.h"
 #include "pool-manager/pool/pool_service.h"
 #include "pool-manager/target/volume_target.h"
 
@@ -19,9 +20,17 @@ class VolumePlane final : public DataPlane {
   using CryptoFactory =
       std::function<std::unique_ptr<crypto::CryptoBackend>(const std::string& devargs)>;
 
+  // Opens a vhost-user port served by the appliance (DPDK devargs of a
+  // virtio_user port in server mode), for vNICs attached to Open vSwitch.
+  using PortFactory = std::function<std::shared_ptr<NicPort>(const std::string& devargs,
+                                                             std::string& why)>;
+
   explicit VolumePlane(VolumeTarget& target, std::uint32_t max_io_bytes = 256 * 1024,
-                       CryptoFactory crypto = {})
-      : target_(target), max_io_bytes_(max_io_bytes), crypto_(std::move(crypto)) {}
+                       CryptoFactory crypto = {}, PortFactory ports = {})
+      : target_(target),
+        max_io_bytes_(max_io_bytes),
+        crypto_(std::move(crypto)),
+        ports_(std::move(ports)) {}
 
   Result<void> add_volume(const FunctionRecord& f, const StorageDevice& d,
                           std::string& why) override;
@@ -38,7 +47,12 @@ class VolumePlane final : public DataPlane {
   void set_device_info(const std::string& device, nlohmann::json info) {
     infos_[device] = std::move(info);
   }
-  void remove_function(std::uint32_t function_id) override { target_.remove_volume(function_id); }
+  void remove_function(std::uint32_t function_id) override;
+  // A NIC port switched by Open vSwitch: its uplink becomes a port of the
+  // bridge (named after the device) joined to the NIC, and its vNICs become
+  // ports of the bridge too.
+  Result<void> attach_to_ovs(const StorageDevice& d, std::shared_ptr<NicPort> nic,
+                             std::string& why);
   void grant(std::uint32_t function_id, std::uint64_t lease_id, const AuthKey& key) override {
     target_.grant(function_id, lease_id, key);
   }
@@ -57,6 +71,13 @@ class VolumePlane final : public DataPlane {
   };
   std::map<std::string, Nic> nics_;
   std::map<std::string, nlohmann::json> infos_;
+  PortFactory ports_;
+  struct OvsPort {
+    OvsBridge bridge;
+    std::string name;
+  };
+  std::map<std::uint32_t, OvsPort> ovs_ports_;  // by function id
+  std::vector<std::shared_ptr<NicPort>> uplinks_;
 };
 
 }  // namespace viopool::pool

@@ -40,6 +40,11 @@ struct StorageDevice {
   // no vNIC's MTU exceeds the port's.
   std::uint32_t link_mbps = 10000;
   std::uint32_t mtu = 1500;
+  // NIC ports switched by Open vSwitch instead of the appliance's own switch:
+  // the bridge, its database for ovs-vsctl, and the vhost-user socket dir.
+  std::string ovs_bridge;
+  std::string ovs_db;
+  std::string ovs_socket_dir;
 };
 
 enum class FunctionClass : std::uint8_t { kVolume, kCrypto, kVnic };

@@ -123,6 +123,7 @@ struct VolumeTarget::Volume {
   std::uint32_t channels = 0;            // open now
   // vNICs.
   NicPort* nic = nullptr;
+  NicPort* ovs = nullptr;  // attached to OVS instead of the switch
   VnicInfo vinfo;
   TokenBucket tx_commit, tx_peak, rx_commit, rx_peak;  // bytes
   std::vector<Channel*> links;  // channels past HELLO_ACK, by queue
@@ -231,7 +232,7 @@ Result<std::unique_ptr<VolumeTarget::Volume>> VolumeTarget::open_volume(const Vo
   }
   auto v = std::make_unique<Volume>();
   v->exp = e;
-  if (e.nic) {
+  if (e.nic || e.ovs_port) {
     const VnicInfo& n = e.vnic;
     if ((n.mac[0] & 1) != 0 || n.mac == std::array<std::uint8_t, 6>{}) {
       return bad(who + "the MAC must be a unicast address");
@@ -242,7 +243,10 @@ Result<std::unique_ptr<VolumeTarget::Volume>> VolumeTarget::open_volume(const Vo
     if (n.peak_mbps != 0 && n.peak_mbps < n.rate_mbps) {
       return bad(who + "the peak rate must not be below the committed rate");
     }
-    v->nic = e.nic.get();
+    // Either way a NIC-like function: `nic` marks the vNIC for the code
+    // below; frames go to `ovs` when it is set.
+    v->nic = e.nic ? e.nic.get() : e.ovs_port.get();
+    v->ovs = e.ovs_port.get();
     v->vinfo = n;
     v->vinfo.function_class = kFunctionClassVnic;
     v->vinfo.queues = e.queues;
@@ -1427,6 +1431,11 @@ bool VolumeTarget::sleep_until(Clock::time_point deadline) {
     deadline = std::min(deadline, c->ch->next_timer());
   }
   const auto now = Clock::now();
+  const bool ovs_ports = !ovs_vnics_.empty() || !patches_.empty();
+  if (ovs_ports) {
+    deadline = std::min(deadline, now + (now < nic_busy_until_ ? std::chrono::microseconds(20)
+                                                                : std::chrono::microseconds(1000)));
+  }
   for (const auto& p : ports_) {
     if (p->nic->wait_fd() >= 0 && n < std::size(fds)) {
       fds[n++] = pollfd{p->nic->wait_fd(), POLLIN, 0};
@@ -1575,6 +1584,10 @@ bool police(TokenBucket& commit, TokenBucket& peak, double bytes,
 
 }  // namespace
 
+void VolumeTarget::add_patch(std::shared_ptr<NicPort> a, std::shared_ptr<NicPort> b) {
+  call([&] { patches_.emplace_back(std::move(a), std::move(b)); });
+}
+
 VolumeTarget::Port* VolumeTarget::port_of(const Volume& v) noexcept {
   for (auto& p : ports_) {
     if (p->nic.get() == v.nic) {
@@ -1585,6 +1598,10 @@ VolumeTarget::Port* VolumeTarget::port_of(const Volume& v) noexcept {
 }
 
 void VolumeTarget::attach_vnic(Volume& v) {
+  if (v.ovs != nullptr) {
+    ovs_vnics_.push_back(&v);
+    return;
+  }
   Port* p = port_of(v);
   if (p == nullptr) {
     ports_.push_back(std::make_unique<Port>());
@@ -1596,6 +1613,10 @@ void VolumeTarget::attach_vnic(Volume& v) {
 }
 
 void VolumeTarget::detach_vnic(Volume& v) {
+  if (v.ovs != nullptr) {
+    ovs_vnics_.erase(std::remove(ovs_vnics_.begin(), ovs_vnics_.end(), &v), ovs_vnics_.end());
+    return;
+  }
   Port* p = port_of(v);
   if (p == nullptr) {
     return;
@@ -1713,8 +1734,8 @@ void VolumeTarget::on_packets(Channel& c, std::span<const std::byte> payload,
     ++stats_.malformed;
     return;
   }
-  Port* p = port_of(v);
-  if (p == nullptr) {
+  Port* p = v.ovs != nullptr ? nullptr : port_of(v);
+  if (p == nullptr && v.ovs == nullptr) {
     return;
   }
   wire_.clear();
@@ -1739,6 +1760,11 @@ void VolumeTarget::on_packets(Channel& c, std::span<const std::byte> payload,
     }
     ++v.st.tx_packets;
     v.st.tx_bytes += f.size();
+    if (v.ovs != nullptr) {
+      // OVS switches it (and tags it, if its port has a tag).
+      wire_.push_back(NicFrame{f.data(), static_cast<std::uint32_t>(f.size())});
+      continue;
+    }
     const bool multicast = (static_cast<std::uint8_t>(f[0]) & 1) != 0;
     // Another vNIC on the same port and VLAN: switched here, never on the wire.
     if (!multicast && p->fdb.contains(l2_key(v.vinfo.vlan, u8p(f.data())))) {
@@ -1763,7 +1789,7 @@ void VolumeTarget::on_packets(Channel& c, std::span<const std::byte> payload,
     tagged_at += f.size() + 4;
   }
   if (!wire_.empty()) {
-    const auto sent = p->nic->tx(wire_);
+    const auto sent = (v.ovs != nullptr ? v.ovs : p->nic.get())->tx(wire_);
     stats_.nic_tx += sent;
     v.st.tx_dropped += wire_.size() - sent;
   }
@@ -1771,6 +1797,36 @@ void VolumeTarget::on_packets(Channel& c, std::span<const std::byte> payload,
 
 bool VolumeTarget::poll_nics(Clock::time_point now) {
   bool work = false;
+  // Patches: a NIC port and its OVS uplink, frames passed on as they come.
+  for (auto& [a, b] : patches_) {
+    for (auto [from, to] : {std::pair{a.get(), b.get()}, std::pair{b.get(), a.get()}}) {
+      NicFrame in[kNicBurst];
+      const auto n = from->rx(in);
+      if (n == 0) {
+        continue;
+      }
+      const auto sent = to->tx(std::span<const NicFrame>(in, n));
+      stats_.nic_tx += sent;
+      stats_.nic_rx += n;
+      from->release_rx();
+      work = true;
+    }
+  }
+  // vNICs on OVS: what OVS sends to a vNIC's port goes to its host.
+  for (Volume* v : ovs_vnics_) {
+    NicFrame in[kNicBurst];
+    const auto n = v->ovs->rx(in);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      to_host(*v, std::span<const std::byte>(in[i].data, in[i].len), {}, now);
+    }
+    if (n > 0) {
+      v->ovs->release_rx();
+      work = true;
+    }
+  }
+  if (work) {
+    nic_busy_until_ = now + std::chrono::milliseconds(20);
+  }
   for (std::size_t pi = 0; pi < ports_.size(); ++pi) {
     Port& p = *ports_[pi];
     NicFrame in[kNicBurst];

@@ -54,6 +54,10 @@ struct VolumeExport {
   // MAC and VLAN (`vnic`: mac, vlan, mtu, rates; queues from `queues`).
   std::shared_ptr<NicPort> nic;
   VnicInfo vnic;
+  // Set (instead of `nic`): the vNIC is a port of an Open vSwitch bridge
+  // (a vhost-user port OVS connects to): its frames go to OVS and come from
+  // it, and OVS switches them (docs/offload.md "Slow path").
+  std::shared_ptr<NicPort> ovs_port;
 };
 
 // Per volume, for the appliance API.
@@ -153,6 +157,9 @@ class VolumeTarget {
   // The lease's channels close (GOODBYE) and its frames stop verifying.
   void revoke(std::uint32_t function_id, std::uint64_t lease_id);
   std::optional<VolumeStats> volume_stats(std::uint32_t function_id);
+  // Joins two ports both ways (a NIC port and its uplink port on an OVS
+  // bridge): every frame one receives, the other sends.
+  void add_patch(std::shared_ptr<NicPort> a, std::shared_ptr<NicPort> b);
 
  private:
   struct Volume;
@@ -225,6 +232,8 @@ class VolumeTarget {
   std::vector<std::function<void()>> commands_;
   std::atomic<std::thread::id> poller_{};
   std::vector<std::unique_ptr<Port>> ports_;
+  std::vector<Volume*> ovs_vnics_;  // vNICs attached to OVS
+  std::vector<std::pair<std::shared_ptr<NicPort>, std::shared_ptr<NicPort>>> patches_;
   std::vector<Channel*> pending_packets_;  // channels with a PACKETS frame being filled
   std::vector<std::byte> packets_tx_;      // encoded PACKETS frames of this round
   std::vector<OutFrame> packets_out_;

@@ -10,6 +10,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -27,8 +28,56 @@ constexpr const char* kApi = "10.84.0.254:7480";
 constexpr const char* kMacA = "02:00:00:84:0a:01";
 constexpr const char* kMacB = "02:00:00:84:0b:01";
 
+const char* kVswitchd = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
+
+// Open vSwitch with DPDK (vhost-user ports need it), run by the test from
+// its directory: a netdev bridge br0 with the default NORMAL flow.
+struct Ovs {
+  const TempDir& dir;
+  Process db;
+  Process vswitchd;
+
+  explicit Ovs(const TempDir& d) : dir(d) {
+    BOOST_REQUIRE(run_shell("ovsdb-tool create " + dir.file("conf.db") +
+                            " /usr/share/openvswitch/vswitch.ovsschema") == 0);
+    db = Process({"ovsdb-server", dir.file("conf.db"), "--remote=punix:" + dir.file("db.sock"),
+                  "--unixctl=" + dir.file("ovsdb.ctl"), "--pidfile=" + dir.file("ovsdb.pid"),
+                  "--log-file=" + dir.file("ovsdb.log")},
+                 SpawnOptions{dir.file("ovsdb.out")});
+    BOOST_REQUIRE(wait_until([&] { return ::access(dir.file("db.sock").c_str(), F_OK) == 0; }, 10s));
+    BOOST_REQUIRE(vsctl("--no-wait init") == 0);
+    // Hugepages (OVS runs DPDK in memory), capped; an idle PMD sleeps.
+    BOOST_REQUIRE(vsctl("--no-wait set Open_vSwitch . other_config:dpdk-init=true "
+                        "'other_config:dpdk-extra=--no-pci --file-prefix=vpovs" +
+                        std::to_string(::getpid()) +
+                        "' other_config:dpdk-socket-mem=256 other_config:dpdk-socket-limit=300 "
+                        "other_config:dpdk-lcore-mask=0x1 other_config:pmd-cpu-mask=0x2 "
+                        "other_config:pmd-maxsleep=1000") == 0);
+    vswitchd = Process({"env", "OVS_RUNDIR=" + dir.path(), kVswitchd, "unix:" + dir.file("db.sock"),
+                        "--unixctl=" + dir.file("vswitchd.ctl"),
+                        "--pidfile=" + dir.file("vswitchd.pid"),
+                        "--log-file=" + dir.file("vswitchd.log")},
+                       SpawnOptions{dir.file("vswitchd.out")});
+    BOOST_REQUIRE(vsctl("add-br br0 -- set bridge br0 datapath_type=netdev") == 0);
+    BOOST_REQUIRE_MESSAGE(
+        wait_until([&] { return ::access(dir.file("br0.mgmt").c_str(), F_OK) == 0; }, 20s),
+        "ovs-vswitchd did not create the bridge:\n" << read_file(dir.file("vswitchd.log")));
+  }
+  ~Ovs() {
+    vswitchd.stop();
+    db.stop();
+  }
+  int vsctl(const std::string& args) const {
+    return run_shell("ovs-vsctl --db=unix:" + dir.file("db.sock") + " --timeout=10 " + args);
+  }
+  int ofctl(const std::string& cmd, const std::string& args = "") const {
+    return run_shell("ovs-ofctl " + cmd + " unix:" + dir.file("br0.mgmt") + " " + args);
+  }
+};
+
 struct Site {
   TempDir dir;
+  std::unique_ptr<Ovs> ovs;
   std::string tag = std::to_string(::getpid());
   NetNs appl_ns{"vnp" + tag};
   NetNs a_ns{"vna" + tag};
@@ -37,7 +86,10 @@ struct Site {
   std::string nic = "vn" + tag + "n";  // the appliance's NIC port
   Process appliance;
 
-  Site() {
+  explicit Site(bool with_ovs = false) {
+    if (with_ovs) {
+      ovs = std::make_unique<Ovs>(dir);
+    }
     BOOST_REQUIRE(appl_ns.exec("ip link add br0 type bridge && ip addr add " +
                                std::string(kApplianceIp) + "/24 dev br0 && ip link set br0 up" +
                                " && ip link set lo up") == 0);
@@ -70,6 +122,11 @@ struct Site {
                    {"devargs", "net_af_packet0,iface=" + nic},
                    {"vnics", 8},
                    {"link_mbps", 1000}}}}};
+    if (with_ovs) {
+      cfg["inventory"][0]["ovs"] = {{"bridge", "br0"},
+                                    {"db", "unix:" + dir.file("db.sock")},
+                                    {"socket_dir", dir.file("socks")}};
+    }
     write_file(dir.file("appliance.json"), cfg.dump(2));
     appliance = Process({build_path("pool-manager/appliance/viopool-appliance"), "--config",
                          dir.file("appliance.json"), "--no-huge"},
@@ -205,6 +262,51 @@ BOOST_AUTO_TEST_CASE(vms_reach_the_wire_through_pooled_vnics_untagged_and_on_a_v
   vm_b.stop();
   BOOST_TEST(a.api("device_del", {{"name", "na"}}).status == 200);
   BOOST_TEST(s.pool("leases --host host-a").value("leases", json::array()).empty());
+}
+
+// The slow path: the appliance attaches its uplink and each vNIC to an OVS
+// bridge as vhost-user ports, so OVS switches the vNICs' traffic and its
+// policy applies: a drop rule added with ovs-ofctl stops the pings, and
+// removing it lets them through again.
+BOOST_AUTO_TEST_CASE(an_ovs_bridge_switches_pooled_vnics_and_its_policy_holds) {
+  Site s(true);
+  BOOST_REQUIRE(s.pool(std::string("carve-vnic va --device uplink --mac ") + kMacA)["mac"] ==
+                kMacA);
+  const std::string ports = s.dir.file("ports.out");
+  BOOST_REQUIRE(s.ovs->vsctl("list-ports br0 > " + ports) == 0);
+  BOOST_TEST(read_file(ports) == "uplink\nva\n");
+  HostProc a(s.dir, {{"host_id", "host-a"}, {"devices", json::array()}}, "host-a",
+             s.a_ns.name());
+  auto r = a.api("device_add", s.vnic_device("na", "va"));
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body.dump());
+  TestpmdOptions t;
+  t.vhost_socket = s.dir.file("na.vhost");
+  t.forward_mode = "icmpecho";
+  t.tx_first = false;
+  t.mac = kMacA;
+  t.tag = "vma";
+  Process vm = start_testpmd(s.dir, t);
+  BOOST_TEST_REQUIRE(wait_until([&] { return s.ping("10.85.0.2", 1); }, 30s),
+                     "no echo through OVS; appliance:\n"
+                         << s.appliance.log() << "\nvswitchd:\n"
+                         << read_file(s.dir.file("vswitchd.log")));
+  BOOST_TEST(s.ping("10.85.0.2", 3));
+  // Operator policy in OVS: ICMP from the wire to the VM is dropped.
+  BOOST_REQUIRE(s.ovs->ofctl("add-flow", "'priority=100,icmp,nw_dst=10.85.0.2,actions=drop'") == 0);
+  BOOST_TEST(!s.ping("10.85.0.2", 2));
+  BOOST_REQUIRE(s.ovs->ofctl("del-flows", "'icmp,nw_dst=10.85.0.2'") == 0);
+  BOOST_TEST(wait_until([&] { return s.ping("10.85.0.2", 1); }, 10s));
+  // The frames went through OVS: its vNIC port counted them.
+  const std::string st = s.dir.file("va.stats");
+  BOOST_REQUIRE(s.ovs->vsctl("get Interface va statistics:rx_packets > " + st) == 0);
+  BOOST_TEST(std::stoull(read_file(st)) >= 3u);
+  vm.stop();
+  // Deleting the vNIC takes its port off the bridge.
+  BOOST_TEST(a.api("device_del", {{"name", "na"}}).status == 200);
+  json out;
+  BOOST_TEST(s.pool("delete va", out) == 0);
+  BOOST_REQUIRE(s.ovs->vsctl("list-ports br0 > " + ports) == 0);
+  BOOST_TEST(read_file(ports) == "uplink\n");
 }
 
 BOOST_AUTO_TEST_CASE(vnic_carving_refuses_what_the_port_cannot_hold) {
