@@ -391,6 +391,9 @@ int main(int argc, char** argv) {
   offl->add_option("--socket", offload_socket,
                    "viopool-offload control socket (default $VIOPOOL_OFFLOAD_SOCKET or "
                    "/run/viopool/offload.sock)");
+  std::string offload_nic;
+  offl->add_option("--nic", offload_nic,
+                   "Ask the appliance (-a) about the agent of its NIC port NAME instead");
   auto* o_show = offl->add_subcommand(
       "show", "Every OpenFlow rule: offloaded (with its rte_flow rules and counters) or why not");
   bool o_no_counters = false;
@@ -474,7 +477,10 @@ int main(int argc, char** argv) {
     if (o_show->parsed()) {
       body["counters"] = !o_no_counters;
     }
-    if (!call(oc, op, body, out)) {
+    if (!offload_nic.empty()) {
+      body["nic"] = offload_nic;
+    }
+    if (!(offload_nic.empty() ? call(oc, op, body, out) : call_appliance(c, op, body, out))) {
       return 1;
     }
     if (c.json_out || !o_show->parsed()) {

@@ -74,6 +74,16 @@ bool may_overlap(const FlowSpec& a, const FlowSpec& b) {
 
 OffloadAgent::OffloadAgent(PortMap ports, FlowOffloader& nic) : ports_(std::move(ports)), nic_(nic) {}
 
+void OffloadAgent::set_ports(PortMap ports) {
+  std::lock_guard lock(mu_);
+  ports_ = std::move(ports);
+}
+
+std::vector<std::uint16_t> OffloadAgent::uplinks() {
+  std::lock_guard lock(mu_);
+  return ports_.uplinks();
+}
+
 void OffloadAgent::start() {
   std::lock_guard lock(mu_);
   for (auto p : ports_.uplinks()) {

@@ -32,6 +32,10 @@ class OffloadAgent {
 
   // Flushes the ports (no leftovers from an earlier run).
   void start();
+  // Replaces the port map (vNICs came or went); the next apply() uses it.
+  void set_ports(PortMap ports);
+  // The DPDK ports of the uplinks.
+  std::vector<std::uint16_t> uplinks();
   void apply(const std::vector<FlowSpec>& table);
   // Every OVS rule: {"rule", "state" (offloaded, not_offloadable, refused,
   // shadowed), "reasons", "rte_flow" [{"flow", "packets", "bytes"}], "note"}.
@@ -54,7 +58,7 @@ class OffloadAgent {
     std::string note;
   };
 
-  const PortMap ports_;
+  PortMap ports_;
   FlowOffloader& nic_;
   std::mutex mu_;
   std::map<std::string, Installed> installed_;  // by planned dump

@@ -14,11 +14,9 @@
 #include <cstdio>
 #include <thread>
 
-#include "offload/agent/offload_agent.h"
 #include "offload/app/offload_config.h"
 #include "offload/app/uplink.h"
-#include "offload/ovs/bridge_follower.h"
-#include "offload/rte_flow/rte_flow_offloader.h"
+#include "offload/service/offload_service.h"
 #include "vhost-backend/base/log.h"
 #include "vhost-backend/control/api_server.h"
 #include "vhost-backend/runtime/eal.h"
@@ -31,25 +29,6 @@ std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
 
 using namespace viopool;
-
-control::ApiReply show(offload::OffloadAgent& agent, const nlohmann::json& b) {
-  bool counters = true;
-  if (auto it = b.find("counters"); it != b.end()) {
-    if (it->is_boolean()) {
-      counters = it->get<bool>();
-    } else if (it->is_string() && (*it == "true" || *it == "false")) {
-      counters = *it == "true";
-    } else {
-      return control::error_reply(Errc::kInvalidArgument, "counters: true or false");
-    }
-  }
-  for (auto it = b.begin(); it != b.end(); ++it) {
-    if (it.key() != "counters") {
-      return control::error_reply(Errc::kInvalidArgument, "unknown key '" + it.key() + "'");
-    }
-  }
-  return control::ApiReply{200, agent.show(counters)};
-}
 
 }  // namespace
 
@@ -112,18 +91,13 @@ int main(int argc, char** argv) {
     map.ports.push_back({v.name, v.ofport, port, v.queue, v.mark, v.mac, v.access_vlan});
   }
   {
-    offload::RteFlowOffloader nic(cfg->priority_levels);
-    offload::OffloadAgent agent(map, nic);
-    agent.start();
     offload::FollowerOptions fo;
     fo.target = cfg->bridge;
     fo.rundir = cfg->ovs_rundir;
     fo.resync = std::chrono::milliseconds(cfg->resync_ms);
     fo.debounce = std::chrono::milliseconds(cfg->debounce_ms);
-    offload::BridgeFollower follower(fo, [&](const std::vector<offload::FlowSpec>& t) {
-      agent.apply(t);
-    });
-    if (auto r = follower.start(why); !r) {
+    offload::OffloadService service(fo, map, cfg->priority_levels);
+    if (auto r = service.start(why); !r) {
       std::fprintf(stderr, "viopool-offload: %s\n", why.c_str());
       return 1;
     }
@@ -135,50 +109,24 @@ int main(int argc, char** argv) {
     }
     control::ApiRoutes routes;
     routes.call = [&](const std::string& op, const nlohmann::json& b) -> control::ApiReply {
-      if (op == "offload_show") {
-        return show(agent, b);
+      auto reply = service.call(op, b);
+      if (!reply) {
+        return control::error_reply(Errc::kNotFound, "unknown operation '" + op + "'");
       }
-      if (op == "offload_stats") {
-        nlohmann::json s = agent.stats();
-        const auto fs = follower.stats();
-        s["follower"] = {{"dumps", fs.dumps},
-                         {"events", fs.events},
-                         {"monitor_starts", fs.monitor_starts},
-                         {"errors", fs.errors},
-                         {"last_error", follower.last_error()}};
-        if (cfg->drain_rx) {
-          std::lock_guard lock(rx_mu);
-          nlohmann::json ports = nlohmann::json::array();
-          for (std::size_t i = 0; i < cfg->uplinks.size(); ++i) {
-            ports.push_back({{"name", cfg->uplinks[i].name},
-                             {"port", map.ports[i].dpdk_port},
-                             {"rx_packets", rx_counts[map.ports[i].dpdk_port]}});
-          }
-          s["uplinks"] = ports;
+      if (op == "offload_stats" && cfg->drain_rx) {
+        std::lock_guard lock(rx_mu);
+        nlohmann::json ports = nlohmann::json::array();
+        for (std::size_t i = 0; i < cfg->uplinks.size(); ++i) {
+          ports.push_back({{"name", cfg->uplinks[i].name},
+                           {"port", map.ports[i].dpdk_port},
+                           {"rx_packets", rx_counts[map.ports[i].dpdk_port]}});
         }
-        return control::ApiReply{200, s};
+        reply->body["uplinks"] = ports;
       }
-      if (op == "offload_resync") {
-        follower.resync();
-        return control::ApiReply{200, nlohmann::json{{"resync", "requested"}}};
-      }
-      return control::error_reply(Errc::kNotFound, "unknown operation '" + op + "'");
+      return *reply;
     };
     routes.read_only = {"offload_show", "offload_stats"};
-    routes.metrics = [&] {
-      const nlohmann::json s = agent.stats();
-      std::string out =
-          "# HELP viopool_offload_rules OpenFlow rules of the bridge by offload state.\n"
-          "# TYPE viopool_offload_rules gauge\n";
-      for (const char* st : {"offloaded", "not_offloadable", "refused", "shadowed", "pending"}) {
-        out += std::string("viopool_offload_rules{state=\"") + st + "\"} " +
-               std::to_string(s.value(st, 0ull)) + "\n";
-      }
-      out += "# HELP viopool_offload_nic_rules rte_flow rules installed.\n"
-             "# TYPE viopool_offload_nic_rules gauge\nviopool_offload_nic_rules " +
-             std::to_string(s.value("nic_rules", 0ull)) + "\n";
-      return out;
-    };
+    routes.metrics = [&] { return service.metrics(); };
     control::ApiServer server;
     if (auto r = server.start_unix(cfg->control_socket, routes, why); !r) {
       std::fprintf(stderr, "viopool-offload: %s\n", why.c_str());
@@ -207,12 +155,7 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     server.stop();
-    follower.stop();
-    for (const auto& p : map.ports) {
-      if (!p.is_vnic()) {
-        nic.flush(p.dpdk_port);
-      }
-    }
+    service.stop();
   }
   for (const auto& p : map.ports) {
     if (!p.is_vnic()) {

@@ -79,10 +79,12 @@ Result<void> BridgeFollower::start(std::string& why) {
 
 bool BridgeFollower::start_monitor() {
   Child c;
-  if (!spawn({o_.ofctl, "monitor", o_.target, "watch:"}, rundir_env(o_.rundir), c)) {
+  // ovs-ofctl prints what it monitors on stderr, with its own chatter: read
+  // both (only "event=" lines count).
+  if (!spawn({o_.ofctl, "monitor", o_.target, "watch:"}, rundir_env(o_.rundir), c, true)) {
     return false;
   }
-  ::close(c.err);  // its stderr is only chatter about the control socket
+  ::close(c.err);
   {
     std::lock_guard lock(mu_);
     monitor_pid_ = c.pid;

@@ -29,7 +29,8 @@ json to_json(const TargetStats& s) {
           {"duplicates", s.duplicates},
           {"nic_rx", s.nic_rx},
           {"nic_tx", s.nic_tx},
-          {"nic_unknown", s.nic_unknown}};
+          {"nic_unknown", s.nic_unknown},
+          {"nic_offloaded", s.nic_offloaded}};
 }
 
 namespace {

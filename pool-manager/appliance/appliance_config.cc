@@ -154,7 +154,13 @@ Result<StorageDevice> parse_device(const json& j, const std::string& where, std:
         why = ow + ": expected an object {bridge, db, socket_dir}";
         return fail(Errc::kInvalidArgument, "config: ovs");
       }
-      VIOPOOL_TRY(reject_unknown(*o, {"bridge", "db", "socket_dir"}, ow, why));
+      VIOPOOL_TRY(reject_unknown(*o, {"bridge", "db", "socket_dir", "offload", "rundir"}, ow, why));
+      auto off = get_bool(*o, "offload", ow, why, false);
+      VIOPOOL_TRY(off);
+      auto rundir = get_string(*o, "rundir", ow, why, false);
+      VIOPOOL_TRY(rundir);
+      d.ovs_offload = *off;
+      d.ovs_rundir = *rundir;
       auto br = get_string(*o, "bridge", ow, why, true);
       VIOPOOL_TRY(br);
       auto db = get_string(*o, "db", ow, why, false);

@@ -23,7 +23,9 @@
 #include "pool-manager/transport/udp_transport.h"
 #include "vhost-backend/base/log.h"
 #ifdef VIOPOOL_APPLIANCE_DPDK
+#include "offload/service/offload_service.h"
 #include "pool-manager/target/ethdev_nic_port.h"
+#include "pool-manager/transport/mac_address.h"
 #include "vhost-backend/devices/crypto/cryptodev_backend.h"
 #include "vhost-backend/devices/crypto/virtio_crypto.h"
 #include "vhost-backend/runtime/eal.h"
@@ -219,6 +221,31 @@ int main(int argc, char** argv) {
   }
 #endif
   pool::VolumePlane plane(**target, 256 * 1024, crypto_factory, port_factory);
+#ifdef VIOPOOL_APPLIANCE_DPDK
+  // NIC ports switched by OVS with offload: an agent per port follows the
+  // bridge and installs what it can on the NIC; marked frames bypass OVS.
+  std::map<std::string, std::unique_ptr<offload::OffloadService>> offloads;
+  std::map<std::string, std::uint16_t> nic_port_ids;
+  const auto port_map = [&](const std::string& device) {
+    offload::PortMap m;
+    m.ports.push_back({device, std::nullopt, nic_port_ids[device], std::nullopt, std::nullopt,
+                       std::nullopt, std::nullopt});
+    for (const auto& f : plane.ovs_vnics(device)) {
+      offload::Mac mac{};
+      if (auto a = pool::parse_mac(f.mac)) {
+        std::copy(a->bytes.begin(), a->bytes.begin() + 6, mac.begin());
+      }
+      m.ports.push_back({f.name, std::nullopt, nic_port_ids[device], std::uint16_t{0}, f.id, mac,
+                         f.vlan > 0 ? std::optional<std::uint16_t>(f.vlan) : std::nullopt});
+    }
+    return m;
+  };
+  plane.on_vnics_changed = [&](const std::string& device) {
+    if (auto it = offloads.find(device); it != offloads.end()) {
+      it->second->set_ports(port_map(device));
+    }
+  };
+#endif
   for (auto& [name, port] : nic_ports) {
     auto info = std::find_if(nic_infos.begin(), nic_infos.end(),
                              [&](const auto& i) { return i.first == name; });
@@ -231,6 +258,21 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+#ifdef VIOPOOL_APPLIANCE_DPDK
+    if (dev.ovs_offload) {
+      nic_port_ids[name] = info->second.value("port_id", std::uint16_t{0});
+      offload::FollowerOptions fo;
+      fo.target = dev.ovs_bridge;
+      fo.rundir = dev.ovs_rundir;
+      auto svc = std::make_unique<offload::OffloadService>(fo, port_map(name));
+      if (auto r = svc->start(why); !r) {
+        std::fprintf(stderr, "viopool-appliance: nic '%s': offload: %s\n", name.c_str(),
+                     why.c_str());
+        return 1;
+      }
+      offloads.emplace(name, std::move(svc));
+    }
+#endif
   }
   for (auto& [name, info] : engine_infos) {
     plane.set_device_info(name, std::move(info));
@@ -250,7 +292,30 @@ int main(int argc, char** argv) {
   }
   control::ApiServer server;
   if (!cfg->api.empty()) {
-    if (auto r = server.start_tcp(cfg->api, pool::appliance_routes(**service, **target), why);
+    auto routes = pool::appliance_routes(**service, **target);
+#ifdef VIOPOOL_APPLIANCE_DPDK
+    // offload_show, offload_stats, offload_resync with {"nic": NAME}: the
+    // agent of that NIC port (docs/api.md).
+    routes.call = [&, base = routes.call](const std::string& op,
+                                          const nlohmann::json& b) -> control::ApiReply {
+      if (op.rfind("offload_", 0) != 0) {
+        return base(op, b);
+      }
+      const std::string nic = b.is_object() ? b.value("nic", "") : "";
+      auto it = offloads.find(nic);
+      if (it == offloads.end()) {
+        return control::error_reply(Errc::kNotFound,
+                                    "nic: '" + nic + "' is no NIC port with OVS offload here");
+      }
+      nlohmann::json rest = b;
+      rest.erase("nic");
+      auto r = it->second->call(op, rest);
+      return r ? *r : control::error_reply(Errc::kNotFound, "unknown operation '" + op + "'");
+    };
+    routes.read_only.push_back("offload_show");
+    routes.read_only.push_back("offload_stats");
+#endif
+    if (auto r = server.start_tcp(cfg->api, routes, why);
         !r) {
       std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
       return 1;

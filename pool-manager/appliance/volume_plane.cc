@@ -97,9 +97,23 @@ Result<void> VolumePlane::attach_to_ovs(const StorageDevice& d, std::shared_ptr<
 void VolumePlane::remove_function(std::uint32_t function_id) {
   target_.remove_volume(function_id);
   if (auto it = ovs_ports_.find(function_id); it != ovs_ports_.end()) {
-    it->second.bridge.del_port(it->second.name);
+    it->second.bridge.del_port(it->second.f.name);
+    const std::string device = it->second.f.device;
     ovs_ports_.erase(it);
+    if (on_vnics_changed) {
+      on_vnics_changed(device);
+    }
   }
+}
+
+std::vector<FunctionRecord> VolumePlane::ovs_vnics(const std::string& device) const {
+  std::vector<FunctionRecord> out;
+  for (const auto& [id, p] : ovs_ports_) {
+    if (p.f.device == device) {
+      out.push_back(p.f);
+    }
+  }
+  return out;
 }
 
 Result<void> VolumePlane::add_vnic(const FunctionRecord& f, const StorageDevice& d,
@@ -150,7 +164,10 @@ Result<void> VolumePlane::add_vnic(const FunctionRecord& f, const StorageDevice&
   auto r = target_.add_volume(std::move(e), why);
   if (br) {
     if (r) {
-      ovs_ports_.emplace(f.id, OvsPort{*br, f.name});
+      ovs_ports_.emplace(f.id, OvsPort{*br, f});
+      if (on_vnics_changed) {
+        on_vnics_changed(d.name);
+      }
     } else {
       br->del_port(f.name);
     }

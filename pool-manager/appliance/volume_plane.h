@@ -74,10 +74,17 @@ class VolumePlane final : public DataPlane {
   PortFactory ports_;
   struct OvsPort {
     OvsBridge bridge;
-    std::string name;
+    FunctionRecord f;
   };
   std::map<std::uint32_t, OvsPort> ovs_ports_;  // by function id
   std::vector<std::shared_ptr<NicPort>> uplinks_;
+
+ public:
+  // Called (on the caller's thread) after a vNIC of an OVS-switched port
+  // came or went, with the port's name.
+  std::function<void(const std::string& device)> on_vnics_changed;
+  // The vNICs attached to OVS on a port.
+  std::vector<FunctionRecord> ovs_vnics(const std::string& device) const;
 };
 
 }  // namespace viopool::pool

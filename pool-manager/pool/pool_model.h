@@ -45,6 +45,10 @@ struct StorageDevice {
   std::string ovs_bridge;
   std::string ovs_db;
   std::string ovs_socket_dir;
+  // Offload the bridge's rules to the NIC port (rte_flow), with OVS_RUNDIR
+  // for ovs-ofctl to find the bridge's management socket.
+  bool ovs_offload = false;
+  std::string ovs_rundir;
 };
 
 enum class FunctionClass : std::uint8_t { kVolume, kCrypto, kVnic };

@@ -191,8 +191,10 @@ std::uint32_t EthdevNicPort::rx(std::span<NicFrame> out) noexcept {
   std::size_t at = 0;
   for (std::uint16_t i = 0; i < n; ++i) {
     rx_held_.push_back(m[i]);
+    const std::uint32_t mark =
+        (m[i]->ol_flags & RTE_MBUF_F_RX_FDIR_ID) != 0 ? m[i]->hash.fdir.hi : 0;
     if (m[i]->nb_segs == 1) {
-      out[i] = NicFrame{rte_pktmbuf_mtod(m[i], const std::byte*), m[i]->data_len};
+      out[i] = NicFrame{rte_pktmbuf_mtod(m[i], const std::byte*), m[i]->data_len, mark};
       continue;
     }
     auto* dst = linear_.data() + at;
@@ -200,7 +202,7 @@ std::uint32_t EthdevNicPort::rx(std::span<NicFrame> out) noexcept {
     if (p != dst) {
       std::memcpy(dst, p, m[i]->pkt_len);
     }
-    out[i] = NicFrame{dst, m[i]->pkt_len};
+    out[i] = NicFrame{dst, m[i]->pkt_len, mark};
     at += m[i]->pkt_len;
   }
   return n;

@@ -14,6 +14,9 @@ namespace viopool::pool {
 struct NicFrame {
   const std::byte* data = nullptr;
   std::uint32_t len = 0;
+  // Set by the NIC's flow rules (rte_flow MARK): the function the frame is
+  // for, 0 if none. The offload agent marks frames for a vNIC with its id.
+  std::uint32_t mark = 0;
 };
 
 class NicPort {

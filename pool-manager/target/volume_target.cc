@@ -1797,7 +1797,9 @@ void VolumeTarget::on_packets(Channel& c, std::span<const std::byte> payload,
 
 bool VolumeTarget::poll_nics(Clock::time_point now) {
   bool work = false;
-  // Patches: a NIC port and its OVS uplink, frames passed on as they come.
+  // Patches: a NIC port and its OVS uplink, frames passed on as they come;
+  // a frame the NIC's offloaded rules marked for a vNIC goes straight to it,
+  // past OVS.
   for (auto& [a, b] : patches_) {
     for (auto [from, to] : {std::pair{a.get(), b.get()}, std::pair{b.get(), a.get()}}) {
       NicFrame in[kNicBurst];
@@ -1805,7 +1807,22 @@ bool VolumeTarget::poll_nics(Clock::time_point now) {
       if (n == 0) {
         continue;
       }
-      const auto sent = to->tx(std::span<const NicFrame>(in, n));
+      std::uint32_t keep = 0;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        Volume* v = nullptr;
+        if (from == a.get() && in[i].mark != 0) {
+          for (Volume* o : ovs_vnics_) {
+            v = o->exp.function_id == in[i].mark ? o : v;
+          }
+        }
+        if (v != nullptr) {
+          to_host(*v, std::span<const std::byte>(in[i].data, in[i].len), {}, now);
+          ++stats_.nic_offloaded;
+        } else {
+          in[keep++] = in[i];
+        }
+      }
+      const auto sent = to->tx(std::span<const NicFrame>(in, keep));
       stats_.nic_tx += sent;
       stats_.nic_rx += n;
       from->release_rx();

@@ -113,6 +113,7 @@ struct TargetStats {
   std::uint64_t nic_rx = 0;       // frames received on NIC ports
   std::uint64_t nic_tx = 0;       // frames sent on NIC ports
   std::uint64_t nic_unknown = 0;  // unicast frames for no vNIC here: dropped
+  std::uint64_t nic_offloaded = 0;  // frames the NIC's rules sent to a vNIC past OVS
 };
 
 class VolumeTarget {

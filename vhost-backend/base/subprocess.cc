@@ -18,7 +18,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 }  // namespace
 
-bool spawn(const std::vector<std::string>& args, const std::vector<std::string>& env, Child& c) {
+bool spawn(const std::vector<std::string>& args, const std::vector<std::string>& env, Child& c,
+           bool merge_stderr) {
   int out[2];
   int err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -32,8 +33,10 @@ bool spawn(const std::vector<std::string>& args, const std::vector<std::string>&
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawn_file_actions_adddup2(&fa, merge_stderr ? out[1] : err[1], 2);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  // Nothing else of ours (sockets, DPDK's memfds) leaks into the child.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   std::vector<char*> argv;
   for (const auto& a : args) {
     argv.push_back(const_cast<char*>(a.c_str()));

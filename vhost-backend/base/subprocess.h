@@ -19,8 +19,10 @@ struct Child {
 
 // Starts argv (looked up in PATH) with `env` ("KEY=VALUE", replacing the
 // inherited KEY) added to our environment, stdin from /dev/null, stdout and
-// stderr on pipes. False (errno set) if it could not start.
-bool spawn(const std::vector<std::string>& args, const std::vector<std::string>& env, Child& c);
+// stderr on pipes (one pipe, `out`, with `merge_stderr`), no other fd of
+// ours. False (errno set) if it could not start.
+bool spawn(const std::vector<std::string>& args, const std::vector<std::string>& env, Child& c,
+           bool merge_stderr = false);
 // Waits for the child (SIGTERM first if `kill_it`) and closes its pipes.
 void reap(Child& c, bool kill_it);
 // Runs a command to completion within `timeout`: its exit status, output

@@ -74,7 +74,7 @@ struct Agent {
         {"bridge", "unix:" + ovs.mgmt},
         {"ovs_rundir", ovs.dir.path()},
         {"control_socket", socket},
-        {"resync_ms", 2000},
+        {"resync_ms", 60000},  // the monitor, not the resync, must bring changes
         {"uplinks", {{{"name", "up0"}, {"ofport", 1}, {"devargs", "net_tap0,iface=vpof0"},
                       {"rx_queues", 4}}}},
         {"vnics", {{{"name", "vm1"}, {"ofport", 10}, {"uplink", "up0"}, {"queue", 1},

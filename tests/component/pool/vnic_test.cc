@@ -125,7 +125,9 @@ struct Site {
     if (with_ovs) {
       cfg["inventory"][0]["ovs"] = {{"bridge", "br0"},
                                     {"db", "unix:" + dir.file("db.sock")},
-                                    {"socket_dir", dir.file("socks")}};
+                                    {"socket_dir", dir.file("socks")},
+                                    {"offload", true},
+                                    {"rundir", dir.path()}};
     }
     write_file(dir.file("appliance.json"), cfg.dump(2));
     appliance = Process({build_path("pool-manager/appliance/viopool-appliance"), "--config",
@@ -294,6 +296,29 @@ BOOST_AUTO_TEST_CASE(an_ovs_bridge_switches_pooled_vnics_and_its_policy_holds) {
   // Operator policy in OVS: ICMP from the wire to the VM is dropped.
   BOOST_REQUIRE(s.ovs->ofctl("add-flow", "'priority=100,icmp,nw_dst=10.85.0.2,actions=drop'") == 0);
   BOOST_TEST(!s.ping("10.85.0.2", 2));
+  // The appliance's agent followed the bridge: the drop rule has an
+  // rte_flow form, but this NIC (net_af_packet) takes no rules, so OVS
+  // enforces it, and the refusal is reported with the NIC's reason.
+  json show;
+  BOOST_TEST(wait_until(
+      [&] {
+        const std::string o = s.dir.file("offload.json");
+        s.a_ns.exec(build_path("integration/viopoolctl/viopoolctl") + " -a " + kApi +
+                    " --json offload --nic uplink show > " + o);
+        show = json::parse(read_file(o), nullptr, false);
+        if (!show.is_object()) {
+          return false;
+        }
+        for (const auto& x : show.value("rules", json::array())) {
+          if (x.value("rule", "").find("nw_dst=10.85.0.2") != std::string::npos) {
+            return x.value("state", "") == "refused";
+          }
+        }
+        return false;
+      },
+      10s));
+  BOOST_TEST_MESSAGE(show.dump(2));
+  BOOST_TEST(s.pool("stats")["fabric"].value("nic_offloaded", 1ull) == 0u);
   BOOST_REQUIRE(s.ovs->ofctl("del-flows", "'icmp,nw_dst=10.85.0.2'") == 0);
   BOOST_TEST(wait_until([&] { return s.ping("10.85.0.2", 1); }, 10s));
   // The frames went through OVS: its vNIC port counted them.
