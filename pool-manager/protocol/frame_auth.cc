@@ -4,6 +4,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 #include <openssl/params.h>
 
 #include <cstring>
@@ -11,6 +12,15 @@
 #include "pool-manager/protocol/fabric_codec.h"
 
 namespace viopool::pool {
+namespace {
+
+// Our own reference to OpenSSL's default provider, taken when the program
+// starts and never dropped: DPDK's crypto_openssl loads the providers when an
+// instance is made and unloads them when it is removed, which would
+// otherwise leave no provider (so no SipHash) for every frame after it.
+OSSL_PROVIDER* const g_default_provider = OSSL_PROVIDER_load(nullptr, "default");
+
+}  // namespace
 
 struct FrameAuthenticator::Impl {
   EVP_MAC* mac = nullptr;
