@@ -152,7 +152,7 @@ class RemoteNet final : public net::NetBackend {
       h.tag = qu.next_tag++;  // numbers the datagram for the appliance's credits
       const auto frame = std::span(qu.tx_buf).subspan(fi * mtu_, kHeaderBytes + payload);
       if (encode_frame_in_place(h, payload, frame) && qu.auth->sign(frame)) {
-        qu.out.push_back(OutFrame{frame, peer_});
+        qu.out.push_back(OutFrame{frame, peer_, frame_mtu});
       }
     };
     for (; taken < n; ++taken) {

@@ -86,7 +86,8 @@ bool ReliableChannel::emit(const FrameHeader& h, std::span<const std::byte> payl
   if (auth_ != nullptr && !auth_->sign(frame)) {
     return false;
   }
-  tx_.push_back(OutFrame{frame, peer_});
+  // Frames of one poll share datagrams up to the MTU the peer receives.
+  tx_.push_back(OutFrame{frame, peer_, o_.mtu});
   return true;
 }
 

@@ -1699,7 +1699,7 @@ void VolumeTarget::flush_packets() {
     if (!n || !c->auth->sign(std::span(c->pkt_buf).first(*n))) {
       continue;
     }
-    packets_out_.push_back(OutFrame{std::span(c->pkt_buf).first(*n), c->key.peer});
+    packets_out_.push_back(OutFrame{std::span(c->pkt_buf).first(*n), c->key.peer, c->mtu});
   }
   pending_packets_.clear();
   std::size_t sent = 0;

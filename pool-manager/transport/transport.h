@@ -25,6 +25,10 @@ struct PeerAddress {
 struct OutFrame {
   std::span<const std::byte> data;
   PeerAddress peer;
+  // > 0: the frame may share one datagram with the frames next to it in the
+  // burst (same peer, each allowing it) as long as the datagram stays within
+  // this many bytes (what the peer receives). 0: a datagram of its own.
+  std::uint32_t bundle = 0;
 };
 
 struct InFrame {
@@ -47,6 +51,8 @@ class Transport {
   // Largest frame this transport carries.
   virtual std::uint32_t mtu() const noexcept = 0;
   // Sends up to frames.size(); returns how many left (the rest: try later).
+  // A transport may carry several frames in one datagram (OutFrame::bundle);
+  // recv_burst then hands them out one by one.
   virtual std::uint32_t send_burst(std::span<const OutFrame> frames) noexcept = 0;
   // Fills up to frames.size() buffers; returns how many frames arrived.
   virtual std::uint32_t recv_burst(std::span<InFrame> frames) noexcept = 0;

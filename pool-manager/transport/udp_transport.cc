@@ -12,6 +12,24 @@
 
 namespace viopool::pool {
 namespace {
+// docs/fabric.md "Frames": a frame is this header and `length` bytes.
+constexpr std::size_t kFrameHeaderBytes = 56;
+
+// Bytes of the first frame in a datagram of frames back to back: its header
+// and the `length` (u32 at offset 28) it declares. A head that does not
+// parse, or claims more than there is, takes the rest (and fails decoding).
+std::size_t first_frame_bytes(std::span<const std::byte> d) noexcept {
+  if (d.size() < kFrameHeaderBytes) {
+    return d.size();
+  }
+  const std::uint32_t len = static_cast<std::uint32_t>(d[28]) << 24 |
+                            static_cast<std::uint32_t>(d[29]) << 16 |
+                            static_cast<std::uint32_t>(d[30]) << 8 |
+                            static_cast<std::uint32_t>(d[31]);
+  return len <= d.size() - kFrameHeaderBytes ? kFrameHeaderBytes + len : d.size();
+}
+}  // namespace
+namespace {
 
 constexpr std::size_t kMaxBurst = 64;
 
@@ -119,19 +137,38 @@ UdpTransport::~UdpTransport() {
 }
 
 std::uint32_t UdpTransport::send_burst(std::span<const OutFrame> frames) noexcept {
+  // Frames of each datagram as iovecs: no copy to bundle them.
+  constexpr std::size_t kMaxIov = 64;
   std::uint32_t done = 0;
   while (done < frames.size()) {
-    const std::size_t n = std::min(kMaxBurst, frames.size() - done);
     mmsghdr msgs[kMaxBurst];
-    iovec iov[kMaxBurst];
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto& f = frames[done + i];
-      iov[i] = iovec{const_cast<std::byte*>(f.data.data()), f.data.size()};
-      msgs[i] = mmsghdr{};
-      msgs[i].msg_hdr.msg_name = const_cast<std::uint8_t*>(f.peer.bytes.data());
-      msgs[i].msg_hdr.msg_namelen = f.peer.len;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
+    iovec iov[kMaxBurst * 4];
+    std::uint32_t frames_in[kMaxBurst];
+    std::size_t n = 0;
+    std::size_t used_iov = 0;
+    std::size_t i = done;
+    while (i < frames.size() && n < kMaxBurst && used_iov < std::size(iov)) {
+      const std::size_t first = i;
+      std::size_t bytes = frames[i].data.size();
+      std::uint32_t limit = frames[i].bundle;
+      ++i;
+      while (limit > 0 && i < frames.size() && i - first < kMaxIov &&
+             used_iov + (i - first) < std::size(iov) && frames[i].bundle > 0 &&
+             frames[i].peer == frames[first].peer &&
+             bytes + frames[i].data.size() <= std::min(limit, frames[i].bundle)) {
+        limit = std::min(limit, frames[i].bundle);
+        bytes += frames[i].data.size();
+        ++i;
+      }
+      msgs[n] = mmsghdr{};
+      msgs[n].msg_hdr.msg_name = const_cast<std::uint8_t*>(frames[first].peer.bytes.data());
+      msgs[n].msg_hdr.msg_namelen = frames[first].peer.len;
+      msgs[n].msg_hdr.msg_iov = &iov[used_iov];
+      msgs[n].msg_hdr.msg_iovlen = i - first;
+      for (std::size_t f = first; f < i; ++f) {
+        iov[used_iov++] = iovec{const_cast<std::byte*>(frames[f].data.data()), frames[f].data.size()};
+      }
+      frames_in[n++] = static_cast<std::uint32_t>(i - first);
     }
     const int k = ::sendmmsg(fd_, msgs, static_cast<unsigned>(n), MSG_DONTWAIT);
     if (k < 0) {
@@ -140,11 +177,13 @@ std::uint32_t UdpTransport::send_burst(std::span<const OutFrame> frames) noexcep
       }
       // A datagram the network refuses (unreachable, too big): drop it, go on.
       ++stats_.send_errors;
-      ++done;
+      done += frames_in[0];
       continue;
     }
-    done += static_cast<std::uint32_t>(k);
-    stats_.sent += static_cast<std::uint64_t>(k);
+    for (int m = 0; m < k; ++m) {
+      done += frames_in[m];
+      stats_.sent += frames_in[m];
+    }
     if (static_cast<std::size_t>(k) < n) {
       break;
     }
@@ -152,10 +191,36 @@ std::uint32_t UdpTransport::send_burst(std::span<const OutFrame> frames) noexcep
   return done;
 }
 
+void UdpTransport::split_into_stash(std::span<const std::byte> d, const PeerAddress& peer) {
+  while (!d.empty()) {
+    const std::size_t size = first_frame_bytes(d);
+    stash_.push_back(Stashed{std::vector<std::byte>(d.begin(), d.begin() + size), peer});
+    d = d.subspan(size);
+  }
+}
+
 std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
   const std::size_t n = std::min(kMaxBurst, frames.size());
   if (n == 0) {
     return 0;
+  }
+  std::uint32_t out = 0;
+  // Frames left from earlier datagrams go first.
+  while (!stash_.empty() && out < n) {
+    Stashed& s = stash_.front();
+    if (s.bytes.size() <= frames[out].buf.size()) {
+      std::memcpy(frames[out].buf.data(), s.bytes.data(), s.bytes.size());
+      frames[out].len = static_cast<std::uint32_t>(s.bytes.size());
+      frames[out].peer = s.peer;
+      ++out;
+    } else {
+      ++stats_.truncated;
+    }
+    stash_.pop_front();
+  }
+  if (out > 0) {
+    stats_.received += out;
+    return out;
   }
   mmsghdr msgs[kMaxBurst];
   iovec iov[kMaxBurst];
@@ -172,17 +237,29 @@ std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
   if (k <= 0) {
     return 0;
   }
-  std::uint32_t out = 0;
   for (int i = 0; i < k; ++i) {
     if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
       ++stats_.truncated;
       continue;
     }
-    frames[out].len = msgs[i].msg_len;
-    frames[out].peer = from_sockaddr(from[i], msgs[i].msg_hdr.msg_namelen);
+    const PeerAddress peer = from_sockaddr(from[i], msgs[i].msg_hdr.msg_namelen);
+    if (!stash_.empty()) {
+      // An earlier datagram of this call was a bundle: what follows waits
+      // behind its frames, in order.
+      split_into_stash(std::span<const std::byte>(frames[i].buf.data(), msgs[i].msg_len), peer);
+      continue;
+    }
     if (out != static_cast<std::uint32_t>(i)) {
       std::memcpy(frames[out].buf.data(), frames[i].buf.data(), msgs[i].msg_len);
     }
+    // A bundle: the first frame stays here, the others wait in the stash.
+    const std::span<const std::byte> d(frames[out].buf.data(), msgs[i].msg_len);
+    const std::size_t first = first_frame_bytes(d);
+    if (first < d.size()) {
+      split_into_stash(d.subspan(first), peer);
+    }
+    frames[out].len = static_cast<std::uint32_t>(first);
+    frames[out].peer = peer;
     ++out;
   }
   stats_.received += out;

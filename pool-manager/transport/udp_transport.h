@@ -2,7 +2,9 @@
 // recvmmsg on one non-blocking socket (IPv4 or IPv6).
 #pragma once
 
+#include <deque>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "pool-manager/transport/transport.h"
@@ -21,6 +23,9 @@ struct UdpTransportOptions {
   int socket_buffer = 4 << 20;     // SO_RCVBUF / SO_SNDBUF
 };
 
+// Frames marked for bundling leave back to back in one datagram (docs/fabric.md
+// "Transports"); every datagram received is split into its frames by their
+// `length` fields.
 class UdpTransport final : public Transport {
  public:
   static Result<std::unique_ptr<UdpTransport>> open(const UdpTransportOptions& o);
@@ -41,6 +46,15 @@ class UdpTransport final : public Transport {
   std::uint32_t mtu_ = 0;
   PeerAddress local_;
   TransportStats stats_;
+  // Frames after the first of datagrams already received, for the next calls.
+  struct Stashed {
+    std::vector<std::byte> bytes;
+    PeerAddress peer;
+  };
+  std::deque<Stashed> stash_;
+  // Every frame of a datagram into the stash (the tail that does not parse
+  // as one more).
+  void split_into_stash(std::span<const std::byte> datagram, const PeerAddress& peer);
 };
 
 }  // namespace viopool::pool

@@ -65,8 +65,16 @@ BOOST_AUTO_TEST_CASE(forwards_both_ways_with_loss_and_corruption) {
   const auto to = parse_udp_address(listen).value();
   constexpr std::size_t kFrames = 2000;
   std::vector<std::vector<std::byte>> sent;
+  // Fabric-shaped (a 56-byte head whose `length` says 44 bytes follow): a
+  // UDP transport splits datagrams into frames by that field.
+  const auto shaped = [](std::byte v) {
+    std::vector<std::byte> f(100, v);
+    f[28] = f[29] = f[30] = std::byte{0};
+    f[31] = std::byte{44};
+    return f;
+  };
   for (std::size_t i = 0; i < kFrames; ++i) {
-    sent.emplace_back(100, static_cast<std::byte>(i & 0xff));
+    sent.push_back(shaped(static_cast<std::byte>(i & 0xff)));
     const OutFrame f{sent.back(), to};
     while ((*host)->send_burst(std::span(&f, 1)) == 0) {
       std::this_thread::sleep_for(50us);
@@ -83,13 +91,7 @@ BOOST_AUTO_TEST_CASE(forwards_both_ways_with_loss_and_corruption) {
   BOOST_TEST(got.size() < kFrames * 90 / 100);
   std::size_t corrupted = 0;
   for (const auto& g : got) {
-    const auto v = g[0];
-    for (const auto b : g) {
-      if (b != v) {
-        ++corrupted;
-        break;
-      }
-    }
+    corrupted += g != shaped(g[0]) ? 1 : 0;
   }
   BOOST_TEST(corrupted > 0u);  // ~10 %; a flip of byte 0 itself is not seen here
   // Answers from the target reach the host through the same forwarder.
@@ -106,7 +108,11 @@ BOOST_AUTO_TEST_CASE(forwards_both_ways_with_loss_and_corruption) {
   const auto report = nlohmann::json::parse(log.substr(log.find('{')), nullptr, false);
   BOOST_REQUIRE(report.is_object());
   BOOST_TEST(report["to_target"].value("received", 0ull) == kFrames);
-  BOOST_TEST(report["to_target"].value("dropped", 0ull) == kFrames - got.size());
+  // Everything not dropped arrived; a corrupted length field may split one
+  // datagram into two frames at the receiver (then refused as malformed).
+  const auto dropped = report["to_target"].value("dropped", 0ull);
+  BOOST_TEST(got.size() >= kFrames - dropped);
+  BOOST_TEST(got.size() <= kFrames - dropped + corrupted);
 }
 
 BOOST_AUTO_TEST_CASE(refuses_bad_arguments) {
