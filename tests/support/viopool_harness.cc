@@ -70,6 +70,19 @@ std::uint64_t HostProc::total(const std::string& name, const char* counter) cons
   return s["total"].value(counter, std::uint64_t{0});
 }
 
+int viopoolctl(const TempDir& dir, const NetNs& ns, const std::string& args, nlohmann::json& out,
+               std::string* err) {
+  const std::string o = dir.file("ctl" + std::to_string(g_seq.fetch_add(1)) + ".out");
+  const std::string e = o + ".err";
+  const int rc = ns.exec(build_path("integration/viopoolctl/viopoolctl") + " --json " + args +
+                         " > " + o + " 2> " + e);
+  out = nlohmann::json::parse(read_file(o), nullptr, false);
+  if (err != nullptr) {
+    *err = read_file(e);
+  }
+  return rc;
+}
+
 Process start_testpmd(const TempDir& dir, const TestpmdOptions& o) {
   const int n = g_seq.fetch_add(1);
   std::string vdev = "--vdev=net_virtio_user0,path=" + o.vhost_socket +

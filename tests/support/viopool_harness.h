@@ -54,6 +54,12 @@ struct TestpmdOptions {
 int run_frontend(const TempDir& dir, const std::vector<std::string>& args,
                  nlohmann::json& report, const std::string& tag);
 
+// `viopoolctl --json ARGS` run in network namespace `ns` (bounded): its
+// exit code, its JSON reply in `out` (discarded if none) and its error text
+// in `err`.
+int viopoolctl(const TempDir& dir, const NetNs& ns, const std::string& args, nlohmann::json& out,
+               std::string* err = nullptr);
+
 // dpdk-testpmd with a virtio_user port on `vhost_socket`, forwarding
 // non-interactively until stopped.
 Process start_testpmd(const TempDir& dir, const TestpmdOptions& o);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/ovs.h"
 #include "tests/support/process.h"
 
 using nlohmann::json;
@@ -20,45 +21,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const char* kVswitchd = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
-
+// The OVS the agent follows (no DPDK ports on it), with no flows.
 struct Ovs {
   TempDir dir;
-  Process db;
-  Process vswitchd;
-  std::string mgmt;
-
-  Ovs() {
-    BOOST_REQUIRE(run_shell("ovsdb-tool create " + dir.file("conf.db") +
-                            " /usr/share/openvswitch/vswitch.ovsschema") == 0);
-    db = Process({"ovsdb-server", dir.file("conf.db"), "--remote=punix:" + dir.file("db.sock"),
-                  "--unixctl=" + dir.file("ovsdb.ctl"), "--pidfile=" + dir.file("ovsdb.pid"),
-                  "--log-file=" + dir.file("ovsdb.log")},
-                 SpawnOptions{dir.file("ovsdb.out")});
-    BOOST_REQUIRE(wait_until([&] { return ::access(dir.file("db.sock").c_str(), F_OK) == 0; }, 10s));
-    BOOST_REQUIRE(vsctl("--no-wait init") == 0);
-    vswitchd = Process({"env", "OVS_RUNDIR=" + dir.path(), kVswitchd, "unix:" + dir.file("db.sock"),
-                        "--unixctl=" + dir.file("vswitchd.ctl"),
-                        "--pidfile=" + dir.file("vswitchd.pid"),
-                        "--log-file=" + dir.file("vswitchd.log")},
-                       SpawnOptions{dir.file("vswitchd.out")});
-    BOOST_REQUIRE(vsctl("add-br br0 -- set bridge br0 datapath_type=netdev") == 0);
-    mgmt = dir.file("br0.mgmt");
-    BOOST_REQUIRE_MESSAGE(
-        wait_until([&] { return ::access(mgmt.c_str(), F_OK) == 0; }, 10s),
-        "ovs-vswitchd did not create the bridge:\n" << read_file(dir.file("vswitchd.log")));
-    BOOST_REQUIRE(ofctl("del-flows") == 0);
-  }
-  ~Ovs() {
-    vswitchd.stop();
-    db.stop();
-  }
-  int vsctl(const std::string& args) const {
-    return run_shell("ovs-vsctl --db=unix:" + dir.file("db.sock") + " --timeout=10 " + args);
-  }
+  OvsProc proc{dir, false};
+  std::string mgmt = proc.mgmt();
+  Ovs() { BOOST_REQUIRE(proc.ofctl("del-flows") == 0); }
   int ofctl(const std::string& cmd, const std::string& args = "") const {
-    return run_shell("OVS_RUNDIR=" + dir.path() + " ovs-ofctl " + cmd + " unix:" + mgmt + " " +
-                     args);
+    return proc.ofctl(cmd, args);
   }
 };
 

@@ -79,16 +79,7 @@ struct Site {
   // viopoolctl --json pool <args> from host A's namespace; its exit code,
   // the reply in `out` and the error text in `err`.
   int pool(const std::string& args, json& out, std::string* err = nullptr) const {
-    static int n = 0;
-    const std::string o = dir.file("ctl" + std::to_string(++n) + ".out");
-    const std::string e = o + ".err";
-    const int rc = a_ns.exec(build_path("integration/viopoolctl/viopoolctl") + " -a " + kApi +
-                             " --json pool " + args + " > " + o + " 2> " + e);
-    out = json::parse(read_file(o), nullptr, false);
-    if (err != nullptr) {
-      *err = read_file(e);
-    }
-    return rc;
+    return viopoolctl(dir, a_ns, std::string("-a ") + kApi + " pool " + args, out, err);
   }
   json pool(const std::string& args) const {
     json out;
