@@ -109,6 +109,17 @@ struct Site {
             {"backend", {{"kind", "pool"}, {"appliance", kApi}, {"vnic", vnic}}}};
   }
 
+  // A VM on device `dev`'s socket: testpmd answering ARP and ping as `mac`.
+  Process vm(const std::string& dev, const std::string& mac) const {
+    TestpmdOptions t;
+    t.vhost_socket = dir.file(dev + ".vhost");
+    t.forward_mode = "icmpecho";
+    t.tx_first = false;
+    t.mac = mac;
+    t.tag = "vm-" + dev;
+    return start_testpmd(dir, t);
+  }
+
   // Tagged pings of a station's MAC on a VLAN, from the wire namespace.
   bool vlan_ping(const std::string& mac, int vlan, int count = 3) const {
     return wire.exec(std::string(VIOPOOL_SOURCE_DIR) +
@@ -156,18 +167,8 @@ BOOST_AUTO_TEST_CASE(vms_reach_the_wire_through_pooled_vnics_untagged_and_on_a_v
   BOOST_TEST(r.body["vnic"].value("vlan", 0) == 100);
 
   // The VMs: testpmd answering ARP and ping on each vNIC, with its MAC.
-  TestpmdOptions ta;
-  ta.vhost_socket = s.dir.file("na.vhost");
-  ta.forward_mode = "icmpecho";
-  ta.tx_first = false;
-  ta.mac = kMacA;
-  ta.tag = "vma";
-  Process vm_a = start_testpmd(s.dir, ta);
-  TestpmdOptions tb = ta;
-  tb.vhost_socket = s.dir.file("nb.vhost");
-  tb.mac = kMacB;
-  tb.tag = "vmb";
-  Process vm_b = start_testpmd(s.dir, tb);
+  Process vm_a = s.vm("na", kMacA);
+  Process vm_b = s.vm("nb", kMacB);
 
   // Untagged: 10.85.0.0/24 reaches VM A only.
   BOOST_TEST_MESSAGE("ping VM A");
@@ -226,13 +227,7 @@ BOOST_AUTO_TEST_CASE(an_ovs_bridge_switches_pooled_vnics_and_its_policy_holds) {
              s.a_ns.name());
   auto r = a.api("device_add", s.vnic_device("na", "va"));
   BOOST_REQUIRE_MESSAGE(r.status == 201, r.body.dump());
-  TestpmdOptions t;
-  t.vhost_socket = s.dir.file("na.vhost");
-  t.forward_mode = "icmpecho";
-  t.tx_first = false;
-  t.mac = kMacA;
-  t.tag = "vma";
-  Process vm = start_testpmd(s.dir, t);
+  Process vm = s.vm("na", kMacA);
   BOOST_TEST_REQUIRE(wait_until([&] { return s.ping("10.85.0.2", 1); }, 30s),
                      "no echo through OVS; appliance:\n"
                          << s.appliance.log() << "\nvswitchd:\n"
