@@ -209,7 +209,7 @@ void OffloadAgent::apply(const std::vector<FlowSpec>& table) {
     ++creates_;
     VIOPOOL_LOG_INFO("created: {}", flow_dump(used));
     installed_[pl.dump] =
-        Installed{*h, pl.owner == SIZE_MAX ? "" : rules[pl.owner]->key(), used};
+        Installed{*h, pl.owner == SIZE_MAX ? "" : rules[pl.owner]->key(), used, note};
     return "";
   };
 
@@ -290,7 +290,11 @@ void OffloadAgent::apply(const std::vector<FlowSpec>& table) {
         } else if (auto r = refused_.find(pl.dump); r != refused_.end()) {
           why = r->second.first;
           st = "refused";
-        } else if (!installed_.contains(pl.dump)) {
+        } else if (auto in = installed_.find(pl.dump); in != installed_.end()) {
+          if (!in->second.note.empty()) {
+            notes[i] = in->second.note;  // installed by an earlier pass
+          }
+        } else {
           std::string note;
           why = create(p, pl, note);
           if (!why.empty()) {

@@ -48,6 +48,7 @@ class OffloadAgent {
     std::uint64_t handle = 0;
     std::string owner;  // the OVS rule's key; "" for a planner's jump
     RteFlowRule rule;   // as installed (a MARK fallback differs from the plan)
+    std::string note;   // the fallback it took, reported for as long as it stays
   };
   struct RuleView {
     std::string key;

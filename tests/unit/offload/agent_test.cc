@@ -131,6 +131,10 @@ BOOST_AUTO_TEST_CASE(a_refused_mark_falls_back_to_the_queue) {
   BOOST_TEST(r["rte_flow"][0]["flow"] ==
              "flow create 0 group 0 priority 0 ingress pattern eth / ipv4 / end actions queue "
              "index 1 / count / end");
+  // The table read again (another rule came): the installed rule keeps its note.
+  a.apply(table({"priority=10,in_port=1,ip,actions=output:10", "priority=5,in_port=1,actions=drop"}));
+  BOOST_TEST(rule(a, "table=0,priority=10")["note"].get<std::string>().find("MARK") !=
+             std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(more_priorities_than_levels_chain_groups_on_the_nic) {
