@@ -199,14 +199,8 @@ void UdpTransport::split_into_stash(std::span<const std::byte> d, const PeerAddr
   }
 }
 
-std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
-  const std::size_t n = std::min(kMaxBurst, frames.size());
-  if (n == 0) {
-    return 0;
-  }
-  std::uint32_t out = 0;
-  // Frames left from earlier datagrams go first.
-  while (!stash_.empty() && out < n) {
+std::uint32_t UdpTransport::take_stash(std::span<InFrame> frames, std::uint32_t out) noexcept {
+  while (!stash_.empty() && out < frames.size()) {
     Stashed& s = stash_.front();
     if (s.bytes.size() <= frames[out].buf.size()) {
       std::memcpy(frames[out].buf.data(), s.bytes.data(), s.bytes.size());
@@ -218,42 +212,52 @@ std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
     }
     stash_.pop_front();
   }
-  if (out > 0) {
+  return out;
+}
+
+std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
+  // Callers read until a burst comes back short, then sleep on the socket:
+  // a short burst must leave nothing in the stash, where no wake-up would
+  // find it.
+  const auto n = static_cast<std::uint32_t>(std::min(kMaxBurst, frames.size()));
+  frames = frames.first(n);
+  std::uint32_t out = take_stash(frames, 0);
+  if (out == n) {
     stats_.received += out;
     return out;
   }
   mmsghdr msgs[kMaxBurst];
   iovec iov[kMaxBurst];
   sockaddr_storage from[kMaxBurst];
-  for (std::size_t i = 0; i < n; ++i) {
-    iov[i] = iovec{frames[i].buf.data(), frames[i].buf.size()};
-    msgs[i] = mmsghdr{};
-    msgs[i].msg_hdr.msg_name = &from[i];
-    msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
+  const std::uint32_t first_buf = out;
+  for (std::uint32_t i = first_buf; i < n; ++i) {
+    const std::uint32_t m = i - first_buf;
+    iov[m] = iovec{frames[i].buf.data(), frames[i].buf.size()};
+    msgs[m] = mmsghdr{};
+    msgs[m].msg_hdr.msg_name = &from[m];
+    msgs[m].msg_hdr.msg_namelen = sizeof(from[m]);
+    msgs[m].msg_hdr.msg_iov = &iov[m];
+    msgs[m].msg_hdr.msg_iovlen = 1;
   }
-  const int k = ::recvmmsg(fd_, msgs, static_cast<unsigned>(n), MSG_DONTWAIT, nullptr);
-  if (k <= 0) {
-    return 0;
-  }
-  for (int i = 0; i < k; ++i) {
-    if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+  const int k = ::recvmmsg(fd_, msgs, n - first_buf, MSG_DONTWAIT, nullptr);
+  for (int m = 0; m < k; ++m) {
+    const std::uint32_t i = first_buf + static_cast<std::uint32_t>(m);
+    if ((msgs[m].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
       ++stats_.truncated;
       continue;
     }
-    const PeerAddress peer = from_sockaddr(from[i], msgs[i].msg_hdr.msg_namelen);
+    const PeerAddress peer = from_sockaddr(from[m], msgs[m].msg_hdr.msg_namelen);
     if (!stash_.empty()) {
       // An earlier datagram of this call was a bundle: what follows waits
       // behind its frames, in order.
-      split_into_stash(std::span<const std::byte>(frames[i].buf.data(), msgs[i].msg_len), peer);
+      split_into_stash(std::span<const std::byte>(frames[i].buf.data(), msgs[m].msg_len), peer);
       continue;
     }
-    if (out != static_cast<std::uint32_t>(i)) {
-      std::memcpy(frames[out].buf.data(), frames[i].buf.data(), msgs[i].msg_len);
+    if (out != i) {
+      std::memcpy(frames[out].buf.data(), frames[i].buf.data(), msgs[m].msg_len);
     }
     // A bundle: the first frame stays here, the others wait in the stash.
-    const std::span<const std::byte> d(frames[out].buf.data(), msgs[i].msg_len);
+    const std::span<const std::byte> d(frames[out].buf.data(), msgs[m].msg_len);
     const std::size_t first = first_frame_bytes(d);
     if (first < d.size()) {
       split_into_stash(d.subspan(first), peer);
@@ -262,6 +266,8 @@ std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
     frames[out].peer = peer;
     ++out;
   }
+  // The buffers the datagrams did not need take the bundles' other frames.
+  out = take_stash(frames, out);
   stats_.received += out;
   return out;
 }

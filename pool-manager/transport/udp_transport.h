@@ -55,6 +55,8 @@ class UdpTransport final : public Transport {
   // Every frame of a datagram into the stash (the tail that does not parse
   // as one more).
   void split_into_stash(std::span<const std::byte> datagram, const PeerAddress& peer);
+  // Stashed frames into frames[out...]; the new count.
+  std::uint32_t take_stash(std::span<InFrame> frames, std::uint32_t out) noexcept;
 };
 
 }  // namespace viopool::pool
