@@ -64,12 +64,30 @@ Result<void> VolumePlane::add_crypto(const FunctionRecord& f, const StorageDevic
   return target_.add_volume(std::move(e), why);
 }
 
-Result<void> VolumePlane::attach_to_ovs(const StorageDevice& d, std::shared_ptr<NicPort> nic,
-                                        std::string& why) {
+std::shared_ptr<NicPort> VolumePlane::open_ovs_port(const OvsBridge& br, const std::string& name,
+                                                   const std::string& device, std::uint16_t vlan,
+                                                   std::string& why) {
   if (!ports_) {
     why = "this appliance cannot open vhost-user ports";
-    return fail(Errc::kUnsupported, "plane: no ports");
+    return nullptr;
   }
+  // The OVS port first: its vhost-user client connects (retrying every
+  // second) to the socket the virtio_user port then serves, whose creation
+  // waits for that connection.
+  if (!br.add_vhost_port(name, vlan, why)) {
+    return nullptr;
+  }
+  remove_stale_socket(br.socket_of(name));
+  auto port = ports_(device + ",path=" + br.socket_of(name) + ",server=1,queues=1,queue_size=1024",
+                     why);
+  if (!port) {
+    br.del_port(name);
+  }
+  return port;
+}
+
+Result<void> VolumePlane::attach_to_ovs(const StorageDevice& d, std::shared_ptr<NicPort> nic,
+                                        std::string& why) {
   OvsBridge br({d.ovs_bridge, d.ovs_db, d.ovs_socket_dir});
   std::error_code ec;
   std::filesystem::create_directories(d.ovs_socket_dir, ec);
@@ -77,16 +95,8 @@ Result<void> VolumePlane::attach_to_ovs(const StorageDevice& d, std::shared_ptr<
     why = "ovs.socket_dir " + d.ovs_socket_dir + ": " + ec.message();
     return fail(Errc::kIo, "plane: socket dir");
   }
-  // The OVS port first: its vhost-user client connects (retrying every
-  // second) to the socket the virtio_user port then serves, whose creation
-  // waits for that connection.
-  VIOPOOL_TRY(br.add_vhost_port(d.name, 0, why));
-  remove_stale_socket(br.socket_of(d.name));
-  auto up = ports_("net_virtio_user_up_" + d.name + ",path=" + br.socket_of(d.name) +
-                       ",server=1,queues=1,queue_size=1024",
-                   why);
+  auto up = open_ovs_port(br, d.name, "net_virtio_user_up_" + d.name, 0, why);
   if (!up) {
-    br.del_port(d.name);
     return fail(Errc::kIo, "plane: no uplink port");
   }
   target_.add_patch(std::move(nic), up);
@@ -123,29 +133,20 @@ Result<void> VolumePlane::add_vnic(const FunctionRecord& f, const StorageDevice&
     why = "NIC port '" + d.name + "' is not open on this appliance";
     return fail(Errc::kUnsupported, "plane: no nic");
   }
+  auto mac = parse_mac(f.mac);
+  if (!mac) {
+    why = "vNIC '" + f.name + "': bad MAC '" + f.mac + "'";
+    return unexpected(mac.error());
+  }
   std::optional<OvsBridge> br;
   std::shared_ptr<NicPort> port;
   if (!d.ovs_bridge.empty()) {
     // Switched by OVS: the vNIC is a vhost-user port of the bridge.
     br.emplace(OvsBridgeOptions{d.ovs_bridge, d.ovs_db, d.ovs_socket_dir});
-    if (!ports_) {
-      why = "this appliance cannot open vhost-user ports";
-      return fail(Errc::kUnsupported, "plane: no ports");
-    }
-    VIOPOOL_TRY(br->add_vhost_port(f.name, f.vlan, why));
-    remove_stale_socket(br->socket_of(f.name));
-    port = ports_("net_virtio_user_fn" + std::to_string(f.id) + ",path=" + br->socket_of(f.name) +
-                      ",server=1,queues=1,queue_size=1024",
-                  why);
+    port = open_ovs_port(*br, f.name, "net_virtio_user_fn" + std::to_string(f.id), f.vlan, why);
     if (!port) {
-      br->del_port(f.name);
       return fail(Errc::kIo, "plane: no vnic port");
     }
-  }
-  auto mac = parse_mac(f.mac);
-  if (!mac) {
-    why = "vNIC '" + f.name + "': bad MAC '" + f.mac + "'";
-    return unexpected(mac.error());
   }
   VolumeExport e;
   e.name = f.name;

@@ -72,6 +72,11 @@ class VolumePlane final : public DataPlane {
   std::map<std::string, Nic> nics_;
   std::map<std::string, nlohmann::json> infos_;
   PortFactory ports_;
+  // Port `name` of the bridge and the vhost-user port (DPDK device name
+  // `device`) serving its socket; null (and the OVS port gone) on failure.
+  std::shared_ptr<NicPort> open_ovs_port(const OvsBridge& br, const std::string& name,
+                                         const std::string& device, std::uint16_t vlan,
+                                         std::string& why);
   struct OvsPort {
     OvsBridge bridge;
     FunctionRecord f;

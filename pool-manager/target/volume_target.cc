@@ -1431,20 +1431,19 @@ bool VolumeTarget::sleep_until(Clock::time_point deadline) {
     deadline = std::min(deadline, c->ch->next_timer());
   }
   const auto now = Clock::now();
-  const bool ovs_ports = !ovs_vnics_.empty() || !patches_.empty();
-  if (ovs_ports) {
-    deadline = std::min(deadline, now + (now < nic_busy_until_ ? std::chrono::microseconds(20)
-                                                                : std::chrono::microseconds(1000)));
-  }
+  // Ports with no wake-up (OVS's vhost-user ports, most NICs): look again
+  // soon, very soon while traffic flows.
+  bool timed_ports = !ovs_vnics_.empty() || !patches_.empty();
   for (const auto& p : ports_) {
     if (p->nic->wait_fd() >= 0 && n < std::size(fds)) {
       fds[n++] = pollfd{p->nic->wait_fd(), POLLIN, 0};
     } else {
-      // No wake-up from the NIC: look again soon, very soon while traffic
-      // flows.
-      deadline = std::min(deadline, now + (now < nic_busy_until_ ? std::chrono::microseconds(20)
-                                                                 : std::chrono::microseconds(1000)));
+      timed_ports = true;
     }
+  }
+  if (timed_ports) {
+    deadline = std::min(deadline, now + (now < nic_busy_until_ ? std::chrono::microseconds(20)
+                                                                : std::chrono::microseconds(1000)));
   }
   if (deadline <= now) {
     return false;
@@ -1708,21 +1707,24 @@ void VolumeTarget::flush_packets() {
   }
 }
 
-void VolumeTarget::to_vnics(Port& p, const Volume* from, std::uint16_t vlan,
-                            std::span<const std::byte> frame, bool multicast,
-                            Clock::time_point now) {
+bool VolumeTarget::to_vnics(Port& p, const Volume* from, std::uint16_t vlan,
+                            std::span<const std::byte> a, std::span<const std::byte> b,
+                            bool multicast, Clock::time_point now) {
   // A frame of `vlan` reaches the vNICs of that VLAN untagged.
   if (multicast) {
     for (Volume* v : p.vnics) {
       if (v != from && v->vinfo.vlan == vlan) {
-        to_host(*v, frame, {}, now);
+        to_host(*v, a, b, now);
       }
     }
-    return;
+    return true;
   }
-  if (auto it = p.fdb.find(l2_key(vlan, u8p(frame.data()))); it != p.fdb.end()) {
-    to_host(*it->second, frame, {}, now);
+  auto it = p.fdb.find(l2_key(vlan, u8p(a.data())));
+  if (it == p.fdb.end()) {
+    return false;
   }
+  to_host(*it->second, a, b, now);
+  return true;
 }
 
 void VolumeTarget::on_packets(Channel& c, std::span<const std::byte> payload,
@@ -1767,12 +1769,11 @@ void VolumeTarget::on_packets(Channel& c, std::span<const std::byte> payload,
     }
     const bool multicast = (static_cast<std::uint8_t>(f[0]) & 1) != 0;
     // Another vNIC on the same port and VLAN: switched here, never on the wire.
-    if (!multicast && p->fdb.contains(l2_key(v.vinfo.vlan, u8p(f.data())))) {
-      to_vnics(*p, &v, v.vinfo.vlan, f, false, now);
+    if (!multicast && to_vnics(*p, &v, v.vinfo.vlan, f, {}, false, now)) {
       continue;
     }
     if (multicast) {
-      to_vnics(*p, &v, v.vinfo.vlan, f, true, now);
+      to_vnics(*p, &v, v.vinfo.vlan, f, {}, true, now);
     }
     if (v.vinfo.vlan == 0) {
       wire_.push_back(NicFrame{f.data(), static_cast<std::uint32_t>(f.size())});
@@ -1854,31 +1855,22 @@ bool VolumeTarget::poll_nics(Clock::time_point now) {
         continue;
       }
       const bool multicast = (static_cast<std::uint8_t>(f[0]) & 1) != 0;
+      bool delivered = false;
       if (be16(f.data() + 12) == kTpidVlan) {
         if (f.size() < 18) {
           continue;
         }
+        // Stripped on the way: the guest sees its VLAN untagged. VLAN 0
+        // (priority tags) is no vNIC's.
         const std::uint16_t vid = be16(f.data() + 14) & 0x0fff;
-        // Stripped on the way: the guest sees its VLAN untagged.
-        if (multicast) {
-          for (Volume* v : p.vnics) {
-            if (vid != 0 && v->vinfo.vlan == vid) {
-              to_host(*v, f.first(12), f.subspan(16), now);
-            }
-          }
-        } else if (auto it = p.fdb.find(l2_key(vid, u8p(f.data())));
-                   vid != 0 && it != p.fdb.end()) {
-          to_host(*it->second, f.first(12), f.subspan(16), now);
-        } else {
-          ++stats_.nic_unknown;
-        }
-        continue;
+        delivered = vid != 0 && to_vnics(p, nullptr, vid, f.first(12), f.subspan(16), multicast, now);
+        delivered |= vid == 0 && multicast;
+      } else {
+        delivered = to_vnics(p, nullptr, 0, f, {}, multicast, now);
       }
-      if (!multicast && !p.fdb.contains(l2_key(0, u8p(f.data())))) {
+      if (!delivered) {
         ++stats_.nic_unknown;
-        continue;
       }
-      to_vnics(p, nullptr, 0, f, multicast, now);
     }
     if (n > 0) {
       stats_.nic_rx += n;

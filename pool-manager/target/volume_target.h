@@ -213,8 +213,11 @@ class VolumeTarget {
   // Hands a frame (its bytes `a` then `b`) to the host of `v`.
   void to_host(Volume& v, std::span<const std::byte> a, std::span<const std::byte> b,
                Clock::time_point now);
-  void to_vnics(Port& p, const Volume* from, std::uint16_t vlan, std::span<const std::byte> frame,
-                bool multicast, Clock::time_point now);
+  // Hands a frame of `vlan` (bytes `a` then `b`) to the vNICs of that VLAN
+  // on `p` other than `from`: all of them (multicast) or the one of its
+  // destination MAC; false if no vNIC has that MAC.
+  bool to_vnics(Port& p, const Volume* from, std::uint16_t vlan, std::span<const std::byte> a,
+                std::span<const std::byte> b, bool multicast, Clock::time_point now);
   void flush_packets();
   // The channel's PACKETS frame (possibly empty: an ack) leaves this round.
   void mark_pending(Channel& c);
