@@ -161,8 +161,13 @@ int main(int argc, char** argv) {
       std::any_of(cfg->inventory.begin(), cfg->inventory.end(), [](const pool::StorageDevice& d) {
         return d.kind == pool::StorageKind::kCrypto || d.kind == pool::StorageKind::kNic;
       });
-  std::vector<std::pair<std::string, std::shared_ptr<pool::NicPort>>> nic_ports;
-  std::vector<std::pair<std::string, nlohmann::json>> nic_infos;
+  // NIC ports of the inventory, opened, with what they are.
+  struct OpenNic {
+    const pool::StorageDevice* dev;
+    std::shared_ptr<pool::NicPort> port;
+    nlohmann::json info;
+  };
+  std::vector<OpenNic> nic_ports;
   std::vector<std::pair<std::string, nlohmann::json>> engine_infos;
 #ifdef VIOPOOL_APPLIANCE_DPDK
   if (wants_dpdk) {
@@ -188,8 +193,8 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "viopool-appliance: %s\n", why.c_str());
           return 1;
         }
-        nic_infos.emplace_back(d.name, (*port)->describe());
-        nic_ports.emplace_back(d.name, std::shared_ptr<pool::NicPort>(std::move(*port)));
+        nlohmann::json info = (*port)->describe();
+        nic_ports.push_back({&d, std::shared_ptr<pool::NicPort>(std::move(*port)), std::move(info)});
       } else if (d.kind == pool::StorageKind::kCrypto) {
         // What the engine offers, from an instance made for the asking.
         auto engine = crypto_factory(d.driver + "_vpcaps");
@@ -246,12 +251,10 @@ int main(int argc, char** argv) {
     }
   };
 #endif
-  for (auto& [name, port] : nic_ports) {
-    auto info = std::find_if(nic_infos.begin(), nic_infos.end(),
-                             [&](const auto& i) { return i.first == name; });
-    plane.add_nic_port(name, port, info->second);
-    const auto& dev = *std::find_if(cfg->inventory.begin(), cfg->inventory.end(),
-                                    [&](const pool::StorageDevice& d) { return d.name == name; });
+  for (auto& [devp, port, info] : nic_ports) {
+    const pool::StorageDevice& dev = *devp;
+    const std::string& name = dev.name;
+    plane.add_nic_port(name, port, info);
     if (!dev.ovs_bridge.empty()) {
       if (auto r = plane.attach_to_ovs(dev, port, why); !r) {
         std::fprintf(stderr, "viopool-appliance: nic '%s': %s\n", name.c_str(), why.c_str());
@@ -260,7 +263,7 @@ int main(int argc, char** argv) {
     }
 #ifdef VIOPOOL_APPLIANCE_DPDK
     if (dev.ovs_offload) {
-      nic_port_ids[name] = info->second.value("port_id", std::uint16_t{0});
+      nic_port_ids[name] = info.value("port_id", std::uint16_t{0});
       offload::FollowerOptions fo;
       fo.target = dev.ovs_bridge;
       fo.rundir = dev.ovs_rundir;
