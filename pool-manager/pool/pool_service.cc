@@ -72,24 +72,35 @@ Result<std::unique_ptr<PoolService>> PoolService::open(PoolServiceOptions o, Sta
       VIOPOOL_LOG_WARN("function {} is not served: {}", f.name, p->second);
     }
   }
-  StateChange gone;
+  // Grace: no host could renew while the appliance was down, so every lease
+  // gets one TTL from now to be renewed (a live host does so within a third
+  // of it); the leases of hosts that died meanwhile expire after that. No
+  // other host could take a function while the appliance was down either.
+  StateChange change;
   const std::int64_t t = s->now_();
   std::vector<LeaseRecord> kept;
-  for (const auto& l : s->state_.leases) {
+  std::size_t graced = 0;
+  for (auto l : s->state_.leases) {
     s->state_.next_lease_id = std::max(s->state_.next_lease_id, l.id + 1);
     const FunctionRecord* f = s->find_function(l.function);
-    if (f == nullptr || l.expires_ms <= t) {
-      gone.delete_leases.push_back(l.id);
+    if (f == nullptr) {
+      change.delete_leases.push_back(l.id);
       continue;
+    }
+    if (l.expires_ms < t + l.ttl_ms) {
+      l.expires_ms = t + l.ttl_ms;
+      change.put_leases.push_back(l);
+      ++graced;
     }
     if (!s->problems_.contains(f->name)) {
       plane.grant(f->id, l.id, l.key);
     }
     kept.push_back(l);
   }
-  if (!gone.delete_leases.empty()) {
-    VIOPOOL_LOG_INFO("{} lease(s) expired while the appliance was down", gone.delete_leases.size());
-    if (auto r = store.apply(gone, why); !r) {
+  if (!change.delete_leases.empty() || !change.put_leases.empty()) {
+    VIOPOOL_LOG_INFO("{} lease(s) of gone functions dropped; {} lease(s) given one TTL to renew",
+                     change.delete_leases.size(), graced);
+    if (auto r = store.apply(change, why); !r) {
       return unexpected(r.error());
     }
   }

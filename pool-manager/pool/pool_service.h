@@ -110,10 +110,11 @@ class PoolService {
  public:
   using NowMs = std::function<std::int64_t()>;  // wall clock, ms since the epoch
 
-  // Loads the stored state, checks it against the inventory, expires leases
-  // that ran out while the appliance was down, and hands the rest to the data
-  // plane. A function whose device is gone or whose backing cannot be opened
-  // is kept and listed with its problem, never deleted.
+  // Loads the stored state, checks it against the inventory, gives every
+  // lease one TTL from now to be renewed (its holder could not renew while
+  // the appliance was down), and hands them to the data plane. A function
+  // whose device is gone or whose backing cannot be opened is kept and
+  // listed with its problem, never deleted.
   static Result<std::unique_ptr<PoolService>> open(PoolServiceOptions o, StateStore& store,
                                                    DataPlane& plane, NowMs now,
                                                    std::string& why);

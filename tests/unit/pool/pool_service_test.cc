@@ -343,12 +343,27 @@ BOOST_AUTO_TEST_CASE(carvings_and_leases_survive_a_restart) {
   auto lc = p.lease("host-c", "c");
   BOOST_REQUIRE(lc.has_value());
   BOOST_TEST((*lc)["id"].get<std::uint64_t>() > (*lb)["id"].get<std::uint64_t>());
-  // Down past their expiry: gone at start.
+  // Down past their expiry: their holders could not renew meanwhile, so
+  // each lease has one TTL from the start to be renewed.
   p.stop();
   p.now += 10000;
   p.start();
-  BOOST_TEST(p.svc->leases("")["leases"].empty());
-  BOOST_TEST(p.target->volume_stats(a->id)->grants == 0u);
+  BOOST_TEST(p.svc->leases("")["leases"].size() == 3u);
+  BOOST_TEST(p.target->volume_stats(a->id)->grants == 1u);
+  BOOST_TEST(p.svc->expire() == 0u);
+  p.now += 2000;
+  std::string err;
+  BOOST_TEST(p.svc->renew((*la)["id"].get<std::uint64_t>(), "host-a", err).has_value());
+  // The holders of b and c are gone: their leases run out one TTL after the start.
+  p.now += 3001;
+  BOOST_TEST(p.svc->expire() == 2u);
+  BOOST_TEST(p.svc->leases("")["leases"].size() == 1u);
+  BOOST_TEST(p.target->volume_stats(a->id)->grants == 1u);
+  BOOST_TEST(p.target->volume_stats(b->id)->grants == 0u);
+  // And after another restart the renewed one is still there.
+  p.stop();
+  p.start();
+  BOOST_TEST(p.svc->leases("host-a")["leases"].size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(a_function_whose_device_left_the_inventory_is_kept_and_unavailable) {
