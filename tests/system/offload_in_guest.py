@@ -17,38 +17,15 @@ import subprocess
 import sys
 import time
 
+from guest_ovs import Ovs, attach_logs, report, sh, stop_all, wait, TC_MODULES
+
 BUILD = sys.argv[1]
 D = "/tmp/viopool-ovs"
 TAP = "vpg0"
 OFFLOAD = os.path.join(BUILD, "offload/viopool-offload")
 CTL = os.path.join(BUILD, "integration/viopoolctl/viopoolctl")
-VSWITCHD = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk"
 out = {"check": "offload", "ok": False}
 procs = []
-
-
-def sh(cmd, timeout=60):
-    r = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
-    if r.returncode != 0:
-        raise RuntimeError(f"{cmd}: {r.stderr.strip() or r.stdout.strip()}")
-    return r.stdout
-
-
-def wait(pred, seconds, what):
-    end = time.time() + seconds
-    while time.time() < end:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def ofctl(cmd, arg):
-    env = dict(os.environ, OVS_RUNDIR=D)
-    r = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", cmd, f"unix:{D}/br0.mgmt", arg], env=env,
-                       capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        raise RuntimeError(f"ovs-ofctl {cmd} {arg}: {r.stderr.strip()}")
 
 
 def api(op):
@@ -81,21 +58,9 @@ def rx_counts():
 
 
 try:
-    sh("modprobe -a tun sch_ingress cls_flower act_gact sch_multiq act_skbedit act_mirred")
-    os.makedirs(D, exist_ok=True)
-    sh(f"ovsdb-tool create {D}/conf.db /usr/share/openvswitch/vswitch.ovsschema")
-    log = open(f"{D}/daemons.log", "w")
-    procs.append(subprocess.Popen(["ovsdb-server", f"{D}/conf.db", f"--remote=punix:{D}/db.sock",
-                                   f"--unixctl={D}/ovsdb.ctl", f"--pidfile={D}/ovsdb.pid",
-                                   f"--log-file={D}/ovsdb.log"], stdout=log, stderr=log))
-    wait(lambda: os.path.exists(f"{D}/db.sock"), 30, "ovsdb-server")
-    sh(f"ovs-vsctl --db=unix:{D}/db.sock --no-wait init")
-    procs.append(subprocess.Popen([VSWITCHD, f"unix:{D}/db.sock", f"--unixctl={D}/vswitchd.ctl",
-                                   f"--pidfile={D}/vswitchd.pid", f"--log-file={D}/vswitchd.log"],
-                                  env=dict(os.environ, OVS_RUNDIR=D), stdout=log, stderr=log))
-    sh(f"ovs-vsctl --db=unix:{D}/db.sock --timeout=60 add-br br0 -- set bridge br0 datapath_type=netdev")
-    wait(lambda: os.path.exists(f"{D}/br0.mgmt"), 60, "the bridge")
-    ofctl("del-flows", "")
+    sh(f"modprobe -a {TC_MODULES}")
+    ovs = Ovs(D, procs)
+    ovs.ofctl("del-flows")
 
     cfg = {"bridge": f"unix:{D}/br0.mgmt", "ovs_rundir": D, "control_socket": f"{D}/offload.sock",
            "resync_ms": 3000, "drain_rx": True,
@@ -120,9 +85,9 @@ try:
         # Overlaps the metered rule, which stays on OVS: must stay there too.
         "below": "priority=50,in_port=1,ip,actions=output:11",
     }
-    ofctl("add-meter", "meter=1,kbps,band=type=drop,rate=1000")
+    ovs.ofctl("add-meter", "meter=1,kbps,band=type=drop,rate=1000")
     for r in rules.values():
-        ofctl("add-flow", r)
+        ovs.ofctl("add-flow", r)
 
     def settled():
         s = api("show").get("rules", [])
@@ -159,16 +124,7 @@ try:
     out["ok"] = True
 except Exception as e:  # noqa: BLE001 - everything goes into the result line
     out["error"] = str(e)
-    for name in ("offload.log", "daemons.log", "ovsdb.log", "vswitchd.log"):
-        try:
-            out[name] = open(f"{D}/{name}").read()[-1500:]
-        except OSError:
-            pass
+    attach_logs(out, D, ("offload.log", "daemons.log", "ovsdb.log", "vswitchd.log"))
 finally:
-    for p in reversed(procs):
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    print("VIOPOOL-RESULT " + json.dumps(out), flush=True)
+    stop_all(procs)
+    report(out)
