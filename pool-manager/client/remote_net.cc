@@ -219,6 +219,7 @@ class RemoteNet final : public net::NetBackend {
   }
 
   bool has_external_input() const noexcept override { return true; }
+  bool remote() const noexcept override { return true; }
 
   int wait_fd(std::uint16_t q) const noexcept override {
     return q < queues_.size() && queues_[q]->link.udp ? queues_[q]->link.udp->wait_fd() : -1;

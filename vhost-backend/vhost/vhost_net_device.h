@@ -64,6 +64,7 @@ class VhostNetDevice final : public VhostDevice {
   bool poll() noexcept override;
   bool arm(runtime::WaitSet& ws) noexcept override;
   void disarm(const runtime::WaitSet& ws) noexcept override;
+  bool spin_when_idle() const noexcept override { return !backend_->remote(); }
 
   // VhostClient (rte_vhost thread)
   MessageResult on_message(int vid, VhostUserMessage& m) noexcept override;

@@ -44,6 +44,10 @@ class NetBackend {
   // An fd readable when packets for queue pair q arrive (a socket), for an
   // idle poller to sleep on besides its timer; -1 if none.
   virtual int wait_fd(std::uint16_t /*q*/) const noexcept { return -1; }
+  // True if the device behind it is reached over a network (a pooled vNIC):
+  // acks, credits and packets take tens of microseconds, so an idle poller
+  // sleeps on wait_fd() soon rather than spin for them.
+  virtual bool remote() const noexcept { return false; }
 };
 
 }  // namespace viopool::net
