@@ -2,6 +2,8 @@
 // polling lcore; attach/detach and the config space on rte_vhost's thread.
 #include "vhost-backend/vhost/vhost_blk_device.h"
 
+#include <sched.h>
+
 #include <rte_vhost.h>
 #include <unistd.h>
 
@@ -286,8 +288,18 @@ bool VhostBlkDevice::poll() noexcept {
     return false;
   }
   bool work = false;
+  bool in_kernel = false;
   for (std::uint16_t q = 0; q < nq_; ++q) {
     work |= poll_queue(q);
+    in_kernel |= backend_->in_flight(q) > 0;
+  }
+  if (!work && in_kernel && !backend_->info().remote) {
+    // Requests are in the kernel and nothing else is to be done: let the
+    // kernel threads that finish them (io-wq workers, softirqs) have this
+    // CPU, and run the ring's deferred completion work on the way back
+    // (COOP_TASKRUN). Spinning without a system call starved them: p99
+    // 514 us at QD32 on zram (2.6 ms when never sleeping), 87 us with this.
+    ::sched_yield();
   }
   return work;
 }
