@@ -362,6 +362,12 @@ constexpr std::uint64_t kCancelTag = ~std::uint64_t{0};
 class UringBackend final : public BlockBackend {
  public:
   using DirectIo = UringBackendOptions::DirectIo;
+  // SQEs handed to the kernel per io_uring_enter at most. A disk that gets
+  // a long batch in one go starts its first request later (bench/blk on a
+  // virtio disk: 32 per call cost 10% of the IOPS; fio shows the same), while
+  // a device as fast as memory wants the fewest system calls (zram: 1 per
+  // call halves the IOPS). 8 keeps both near their best.
+  static constexpr unsigned kSqesPerEnter = 8;
 
   // What make_uring_backend opened and found.
   struct Image {
@@ -476,9 +482,12 @@ class UringBackend final : public BlockBackend {
       }
       q.free.pop_back();
       ++accepted;
+      if (io_uring_sq_ready(&q.ring) >= kSqesPerEnter) {
+        flush_sq(q, qi);
+      }
     }
     publish_in_flight(q);
-    if (accepted > 0) {
+    if (io_uring_sq_ready(&q.ring) > 0) {
       flush_sq(q, qi);
     }
     return accepted;
