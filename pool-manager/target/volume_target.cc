@@ -2,6 +2,7 @@
 #include "pool-manager/target/volume_target.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -1485,6 +1486,10 @@ void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
       continue;
     }
     if (backend_busy() && now - last_work < kSpinForDisk) {
+      // Yielding, not spinning: the kernel threads finishing the I/O and a
+      // host daemon on the same CPU get it, and the ring's deferred
+      // completions run on the way back.
+      ::sched_yield();
       continue;
     }
     sleep_until(std::min(until, now + std::chrono::milliseconds(100)));
