@@ -41,7 +41,7 @@ class VhostBlkDevice final : public VhostRingDevice {
   bool poll() noexcept override;
   bool arm(runtime::WaitSet& ws) noexcept override;
   void disarm(const runtime::WaitSet& ws) noexcept override;
-  bool spin_when_idle() const noexcept override { return !backend_->info().remote; }
+  bool spin_when_idle() const noexcept override;
 
   // VhostClient (rte_vhost thread)
   MessageResult on_message(int vid, VhostUserMessage& m) noexcept override;
