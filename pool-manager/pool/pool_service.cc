@@ -79,7 +79,6 @@ Result<std::unique_ptr<PoolService>> PoolService::open(PoolServiceOptions o, Sta
   StateChange change;
   const std::int64_t t = s->now_();
   std::vector<LeaseRecord> kept;
-  std::size_t graced = 0;
   for (auto l : s->state_.leases) {
     s->state_.next_lease_id = std::max(s->state_.next_lease_id, l.id + 1);
     const FunctionRecord* f = s->find_function(l.function);
@@ -90,7 +89,6 @@ Result<std::unique_ptr<PoolService>> PoolService::open(PoolServiceOptions o, Sta
     if (l.expires_ms < t + l.ttl_ms) {
       l.expires_ms = t + l.ttl_ms;
       change.put_leases.push_back(l);
-      ++graced;
     }
     if (!s->problems_.contains(f->name)) {
       plane.grant(f->id, l.id, l.key);
@@ -99,7 +97,7 @@ Result<std::unique_ptr<PoolService>> PoolService::open(PoolServiceOptions o, Sta
   }
   if (!change.delete_leases.empty() || !change.put_leases.empty()) {
     VIOPOOL_LOG_INFO("{} lease(s) of gone functions dropped; {} lease(s) given one TTL to renew",
-                     change.delete_leases.size(), graced);
+                     change.delete_leases.size(), change.put_leases.size());
     if (auto r = store.apply(change, why); !r) {
       return unexpected(r.error());
     }

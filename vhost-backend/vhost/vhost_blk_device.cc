@@ -288,12 +288,10 @@ bool VhostBlkDevice::poll() noexcept {
     return false;
   }
   bool work = false;
-  bool in_kernel = false;
   for (std::uint16_t q = 0; q < nq_; ++q) {
     work |= poll_queue(q);
-    in_kernel |= backend_->in_flight(q) > 0;
   }
-  if (!work && in_kernel) {
+  if (!work && requests_out()) {
     // Requests are out and nothing else is to be done: let whoever finishes
     // them have this CPU (the kernel's io-wq workers and softirqs, or the
     // appliance daemon of a pooled volume), and run the ring's deferred
@@ -305,19 +303,20 @@ bool VhostBlkDevice::poll() noexcept {
   return work;
 }
 
-bool VhostBlkDevice::spin_when_idle() const noexcept {
-  if (!backend_->info().remote) {
-    return true;
-  }
-  // A pooled volume: spin (yielding, see poll()) only while requests are out,
-  // so that the daemon answering them, which may share this CPU, runs and
-  // its answer is caught without a wake-up.
+bool VhostBlkDevice::requests_out() const noexcept {
   for (std::uint16_t q = 0; q < nq_; ++q) {
     if (backend_->in_flight(q) > 0) {
       return true;
     }
   }
   return false;
+}
+
+bool VhostBlkDevice::spin_when_idle() const noexcept {
+  // A pooled volume: spin (yielding, see poll()) only while requests are out,
+  // so that the daemon answering them, which may share this CPU, runs and
+  // its answer is caught without a wake-up.
+  return !backend_->info().remote || requests_out();
 }
 
 bool VhostBlkDevice::arm(runtime::WaitSet& ws) noexcept {
