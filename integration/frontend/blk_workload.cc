@@ -97,8 +97,9 @@ class Runner {
   std::atomic<bool>& abort() { return abort_; }
 
  private:
-  Result<bool> submit_next(QueueState& qs, Phase phase);
-  void complete(QueueState& qs, const BlkCompletion& c, Phase phase, ThreadOut& out);
+  Result<bool> submit_next(QueueState& qs, Phase phase, std::uint64_t now);
+  void complete(QueueState& qs, const BlkCompletion& c, Phase phase, std::uint64_t done_ns,
+                ThreadOut& out);
   bool overlaps_in_flight(const QueueState& qs, std::uint64_t off, std::uint32_t len) const;
   std::size_t split(const Req& r, QueueState& qs, std::array<BlkBuffer, kMaxSegments>& segs,
                     Shape shape);
@@ -258,7 +259,7 @@ std::size_t Runner::split(const Req& r, QueueState& qs, std::array<BlkBuffer, kM
   return n;
 }
 
-Result<bool> Runner::submit_next(QueueState& qs, Phase phase) {
+Result<bool> Runner::submit_next(QueueState& qs, Phase phase, std::uint64_t now) {
   const std::uint32_t slot = qs.free.back();
   Req& r = qs.reqs[slot];
   const std::uint32_t bs = o_.block_size;
@@ -307,7 +308,7 @@ Result<bool> Runner::submit_next(QueueState& qs, Phase phase) {
       split(r, qs, segs, o_.rw == RwMode::kVerify ? Shape::kVaried : Shape::kSingle);
   const std::span<const BlkBuffer> data(segs.data(), n);
   const std::uint64_t sector = r.offset / blk::kSectorSize;
-  r.start_ns = now_ns();
+  r.start_ns = now;
   auto s = r.write ? d_.write(qs.q, sector, data, slot) : d_.read(qs.q, sector, data, slot);
   if (!s) {
     if (s.error().code == Errc::kResourceExhausted) {
@@ -326,10 +327,11 @@ Result<bool> Runner::submit_next(QueueState& qs, Phase phase) {
   return true;
 }
 
-void Runner::complete(QueueState& qs, const BlkCompletion& c, Phase phase, ThreadOut& out) {
+void Runner::complete(QueueState& qs, const BlkCompletion& c, Phase phase,
+                      std::uint64_t done_ns, ThreadOut& out) {
   const auto slot = static_cast<std::uint32_t>(c.cookie);
   Req& r = qs.reqs[slot];
-  const std::uint64_t lat = now_ns() - r.start_ns;
+  const std::uint64_t lat = done_ns - r.start_ns;
   const bool ok = c.status == blk::kStatusOk;
   if (phase == Phase::kMain) {
     OpStats& st = r.write ? out.write : out.read;
@@ -392,8 +394,10 @@ void Runner::run_thread(unsigned t, std::uint64_t end_ns, ThreadOut& out) {
   }
   const bool main_done = loop.run(
       [end_ns](const QueueState&, std::uint64_t now) { return now < end_ns; },
-      [this](QueueState& qs) { return submit_next(qs, Phase::kMain); },
-      [this, &out](QueueState& qs, const BlkCompletion& c) { complete(qs, c, Phase::kMain, out); });
+      [this](QueueState& qs, std::uint64_t now) { return submit_next(qs, Phase::kMain, now); },
+      [this, &out](QueueState& qs, const BlkCompletion& c, std::uint64_t done) {
+        complete(qs, c, Phase::kMain, done, out);
+      });
   if (!main_done) {
     return;
   }
@@ -406,9 +410,11 @@ void Runner::run_thread(unsigned t, std::uint64_t end_ns, ThreadOut& out) {
     qs->cursor = 0;
   }
   (void)loop.run([](const QueueState& qs, std::uint64_t) { return qs.cursor < qs.region_len; },
-                 [this](QueueState& qs) { return submit_next(qs, Phase::kReadback); },
-                 [this, &out](QueueState& qs, const BlkCompletion& c) {
-                   complete(qs, c, Phase::kReadback, out);
+                 [this](QueueState& qs, std::uint64_t now) {
+                   return submit_next(qs, Phase::kReadback, now);
+                 },
+                 [this, &out](QueueState& qs, const BlkCompletion& c, std::uint64_t done) {
+                   complete(qs, c, Phase::kReadback, done, out);
                  });
 }
 

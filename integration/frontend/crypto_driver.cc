@@ -890,7 +890,12 @@ Result<void> CryptoDriver::submit(std::uint16_t q, const CryptoOp& op,
       overflow = true;
       return;
     }
-    segs[n++] = DriverSegment{addr, len, w};
+    // Field by field: GCC copies a whole DriverSegment temporary with two
+    // overlapping loads that defeat store forwarding, a stall per buffer.
+    DriverSegment& s = segs[n++];
+    s.addr = addr;
+    s.len = len;
+    s.writable = w;
   };
   const auto at = [&](std::uint64_t off) { return GuestAddr{gpa.value + off}; };
   push(at(kSlotHeader), sizeof(crypto::DataRequest), Writable::kNo);

@@ -95,8 +95,8 @@ class Runner {
   std::uint64_t session_id() const noexcept { return session_id_; }
 
  private:
-  Result<bool> submit_next(QueueState& qs);
-  void complete(QueueState& qs, const CryptoCompletion& c, ThreadOut& out);
+  Result<bool> submit_next(QueueState& qs, std::uint64_t now);
+  void complete(QueueState& qs, const CryptoCompletion& c, std::uint64_t done_ns, ThreadOut& out);
   std::uint32_t dst_len() const noexcept {
     return a_.service == crypto::kServiceHash || a_.service == crypto::kServiceMac
                ? 0
@@ -282,7 +282,7 @@ void Runner::release() {
   }
 }
 
-Result<bool> Runner::submit_next(QueueState& qs) {
+Result<bool> Runner::submit_next(QueueState& qs, std::uint64_t now) {
   const std::uint32_t slot = qs.free.back();
   Op& op = qs.ops[slot];
   // A fresh IV per operation: a counter in the last 8 bytes (GCM must never
@@ -318,7 +318,7 @@ Result<bool> Runner::submit_next(QueueState& qs) {
   const GuestBuffer dst{GuestAddr{op.buf.gpa.value + align64(o_.block_size)}, dst_len()};
   const std::span<const GuestBuffer> dsts =
       dst.len == 0 ? std::span<const GuestBuffer>() : std::span<const GuestBuffer>(&dst, 1);
-  op.start_ns = now_ns();
+  op.start_ns = now;
   auto s = d_.submit(qs.q, c, std::span<const GuestBuffer>(&src, 1), dsts, slot);
   if (!s) {
     if (s.error().code == Errc::kResourceExhausted) {
@@ -333,10 +333,11 @@ Result<bool> Runner::submit_next(QueueState& qs) {
   return true;
 }
 
-void Runner::complete(QueueState& qs, const CryptoCompletion& c, ThreadOut& out) {
+void Runner::complete(QueueState& qs, const CryptoCompletion& c, std::uint64_t done_ns,
+                      ThreadOut& out) {
   const auto slot = static_cast<std::uint32_t>(c.cookie);
   const Op& op = qs.ops[slot];
-  out.latency.record(now_ns() - op.start_ns);
+  out.latency.record(done_ns - op.start_ns);
   ++out.ops;
   ++out.status_counts[c.status];
   if (c.status == crypto::kStatusOk) {
@@ -361,8 +362,10 @@ void Runner::run_thread(unsigned t, std::uint64_t end_ns, ThreadOut& out) {
   }
   const bool done =
       loop.run([end_ns](const QueueState&, std::uint64_t now) { return now < end_ns; },
-               [this](QueueState& qs) { return submit_next(qs); },
-               [this, &out](QueueState& qs, const CryptoCompletion& c) { complete(qs, c, out); });
+               [this](QueueState& qs, std::uint64_t now) { return submit_next(qs, now); },
+               [this, &out](QueueState& qs, const CryptoCompletion& c, std::uint64_t done) {
+                 complete(qs, c, done, out);
+               });
   if (done) {
     out.main_done_ns = now_ns();
   }

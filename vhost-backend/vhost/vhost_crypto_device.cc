@@ -362,6 +362,25 @@ void VhostCryptoDevice::on_destroy_device(int vid) noexcept {
 
 // ---- polling lcore ----------------------------------------------------------------
 
+void VhostCryptoDevice::release_sessions(const crypto::CryptoCompletion* comps,
+                                         std::uint32_t n) noexcept {
+  crypto::SessionTable::Entry* entries[kBurst];
+  crypto::BackendSession dead[kBurst];
+  n = std::min(n, kBurst);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    auto& req = *static_cast<crypto::CryptoRequest*>(comps[i].cookie);
+    entries[i] = static_cast<crypto::SessionTable::Entry*>(req.session_ref);
+    req.session_ref = nullptr;
+  }
+  const std::uint32_t nd = sessions_->release_burst(entries, n, dead);
+  if (nd > 0) {
+    std::lock_guard<std::mutex> lock(create_mu_);
+    for (std::uint32_t i = 0; i < nd; ++i) {
+      backend_->destroy_session(dead[i]);
+    }
+  }
+}
+
 void VhostCryptoDevice::finish(Queue& qu, crypto::CryptoRequest& req,
                                std::uint8_t status) noexcept {
   if (req.session_ref != nullptr) {
@@ -431,6 +450,7 @@ bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
   const std::uint32_t n = backend_->poll(q, comps, kBurst);
   if (n) {
     work = true;
+    release_sessions(comps, n);
     const std::uint64_t now = now_ns();
     for (std::uint32_t i = 0; i < n; ++i) {
       auto& req = *static_cast<crypto::CryptoRequest*>(comps[i].cookie);
@@ -452,10 +472,13 @@ bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
   work |= qu.resubmit(submit);
 
   if (qu.pending.empty()) {
-    crypto::CryptoJob* batch[kBurst];
-    std::uint32_t nb = 0;
-    std::uint64_t burst_start = 0;  // one clock read per burst
-    while (nb < kBurst && !qu.free.empty()) {
+    // Pop and parse a burst, look its sessions up under one lock, then bind
+    // and hand the good ones to the engine.
+    crypto::CryptoRequest* popped[kBurst];
+    std::uint64_t ids[kBurst];
+    crypto::SessionTable::Entry* entries[kBurst];
+    std::uint32_t np = 0;
+    while (np < kBurst && !qu.free.empty()) {
       if (!rings_.pop(q, chain_, log_ids_[q])) {
         break;
       }
@@ -469,7 +492,18 @@ bool VhostCryptoDevice::poll_queue(std::uint16_t q) noexcept {
         finish(qu, req, req.immediate_status);
         continue;
       }
-      auto* entry = sessions_->acquire(req.session_id);
+      ids[np] = req.session_id;
+      popped[np++] = &req;
+    }
+    if (np > 0) {
+      sessions_->acquire_burst(ids, entries, np);
+    }
+    crypto::CryptoJob* batch[kBurst];
+    std::uint32_t nb = 0;
+    std::uint64_t burst_start = 0;  // one clock read per burst
+    for (std::uint32_t i = 0; i < np; ++i) {
+      auto& req = *popped[i];
+      auto* entry = entries[i];
       if (entry == nullptr) {
         st.invalid_session.add(1);
         VIOPOOL_LOG_WARN_RL("request for an unknown session {} id={:#x}", log_ids_[q],

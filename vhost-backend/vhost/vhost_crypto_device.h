@@ -49,6 +49,8 @@ class VhostCryptoDevice final : public VhostRingDevice {
 
   bool poll_queue(std::uint16_t q) noexcept;
   bool poll_control() noexcept;
+  // Drops the session references of a burst of completions under one lock.
+  void release_sessions(const crypto::CryptoCompletion* comps, std::uint32_t n) noexcept;
   void finish(Queue& qu, crypto::CryptoRequest& req, std::uint8_t status) noexcept;
   void drain(std::uint16_t nq) noexcept;
   // Creates a session in the engine and the table: the status and the id.

@@ -60,7 +60,13 @@ void DescChain::append(GuestAddr addr, std::uint32_t len, bool device_writable) 
     set_error(Errc::kUnsupported, "chain has more buffers than DescChain::kMaxBuffers");
     return;
   }
-  buffers_[count_++] = ChainBuffer{addr, len, device_writable};
+  // Field by field: GCC builds a ChainBuffer temporary on the stack and copies
+  // it with two overlapping loads that defeat store forwarding, a stall on
+  // every buffer of every chain.
+  ChainBuffer& b = buffers_[count_++];
+  b.addr = addr;
+  b.len = len;
+  b.device_writable = device_writable;
   // At most kMaxBuffers * (2^32 - 1) in total: no 64-bit overflow.
   if (device_writable) {
     writable_bytes_ += len;

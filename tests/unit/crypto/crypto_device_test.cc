@@ -70,6 +70,39 @@ BOOST_AUTO_TEST_CASE(session_table_caps_and_defers_destroy_while_in_use) {
   BOOST_TEST(t.active() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(session_table_bursts_count_every_reference) {
+  SessionTable t(2);
+  int a = 0;
+  int b = 0;
+  std::uint64_t id1 = 0;
+  std::uint64_t id2 = 0;
+  BOOST_TEST(t.insert(SessionInfo{{}, &a}, id1) == kStatusOk);
+  BOOST_TEST(t.insert(SessionInfo{{}, &b}, id2) == kStatusOk);
+  // A burst with the same session twice, an unknown id and the other session.
+  const std::uint64_t ids[] = {id1, id1, 12345, id2};
+  SessionTable::Entry* es[4] = {};
+  t.acquire_burst(ids, es, 4);
+  BOOST_TEST(es[0] != nullptr);
+  BOOST_TEST(es[0] == es[1]);
+  BOOST_TEST(es[2] == nullptr);
+  BOOST_TEST(es[3] != nullptr);
+  BOOST_TEST(es[0]->refs == 2u);
+  // Both close while the burst holds them: neither is destroyed yet.
+  BackendSession now = nullptr;
+  BOOST_TEST(t.close(id1, now) == kStatusOk);
+  BOOST_TEST(now == nullptr);
+  BOOST_TEST(t.close(id2, now) == kStatusOk);
+  BOOST_TEST(now == nullptr);
+  // Releasing the first reference of id1 destroys nothing; the burst that
+  // drops the last ones (the null entry skipped) hands both back.
+  BackendSession dead[4] = {};
+  BOOST_TEST(t.release_burst(es, 1, dead) == 0u);
+  BOOST_TEST(t.release_burst(es + 1, 3, dead) == 2u);
+  BOOST_TEST(dead[0] == static_cast<BackendSession>(&a));
+  BOOST_TEST(dead[1] == static_cast<BackendSession>(&b));
+  BOOST_TEST(t.active() == 0u);
+}
+
 namespace {
 
 std::vector<std::uint8_t> qemu_session(bool old_layout, std::uint8_t op_type,

@@ -118,8 +118,7 @@ std::uint8_t SessionTable::close(std::uint64_t id, BackendSession& destroy_now) 
   return kStatusOk;
 }
 
-SessionTable::Entry* SessionTable::acquire(std::uint64_t id) noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
+SessionTable::Entry* SessionTable::acquire_locked(std::uint64_t id) noexcept {
   Entry* e = find(id);
   if (e == nullptr || e->closing) {
     return nullptr;
@@ -128,8 +127,7 @@ SessionTable::Entry* SessionTable::acquire(std::uint64_t id) noexcept {
   return e;
 }
 
-BackendSession SessionTable::release(Entry* e) noexcept {
-  std::lock_guard<std::mutex> lock(mu_);
+BackendSession SessionTable::release_locked(Entry* e) noexcept {
   if (--e->refs == 0 && e->closing) {
     BackendSession s = e->info.backend;
     *e = Entry{};
@@ -137,6 +135,38 @@ BackendSession SessionTable::release(Entry* e) noexcept {
     return s;
   }
   return nullptr;
+}
+
+SessionTable::Entry* SessionTable::acquire(std::uint64_t id) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  return acquire_locked(id);
+}
+
+BackendSession SessionTable::release(Entry* e) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  return release_locked(e);
+}
+
+void SessionTable::acquire_burst(const std::uint64_t* ids, Entry** out,
+                                 std::uint32_t n) noexcept {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    out[i] = acquire_locked(ids[i]);
+  }
+}
+
+std::uint32_t SessionTable::release_burst(Entry* const* es, std::uint32_t n,
+                                          BackendSession* destroy) noexcept {
+  std::uint32_t nd = 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (es[i] != nullptr) {
+      if (BackendSession s = release_locked(es[i])) {
+        destroy[nd++] = s;
+      }
+    }
+  }
+  return nd;
 }
 
 std::vector<BackendSession> SessionTable::clear() noexcept {

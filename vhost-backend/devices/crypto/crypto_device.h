@@ -55,6 +55,12 @@ class SessionTable {
   // Returns the backend session to destroy if this was the last reference of a
   // closed session, else nullptr.
   BackendSession release(Entry* e) noexcept;
+  // The same for a burst under one lock: out[i] = acquire(ids[i]); and
+  // release of every non-null es[i], the sessions to destroy put in `destroy`
+  // (room for n), their count returned.
+  void acquire_burst(const std::uint64_t* ids, Entry** out, std::uint32_t n) noexcept;
+  std::uint32_t release_burst(Entry* const* es, std::uint32_t n,
+                              BackendSession* destroy) noexcept;
   // Removes everything (device reset); returns the backend sessions to destroy.
   std::vector<BackendSession> clear() noexcept;
 
@@ -65,6 +71,8 @@ class SessionTable {
 
  private:
   Entry* find(std::uint64_t id) noexcept;
+  Entry* acquire_locked(std::uint64_t id) noexcept;
+  BackendSession release_locked(Entry* e) noexcept;
 
   mutable std::mutex mu_;
   std::vector<Entry> entries_;
