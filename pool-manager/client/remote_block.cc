@@ -62,6 +62,9 @@ class RemoteBlock final : public blk::BlockBackend {
   std::uint32_t in_flight(std::uint16_t q) const noexcept override {
     return q < queues_.size() ? queues_[q]->ios : 0;
   }
+  bool needs_service(std::uint16_t q) const noexcept override {
+    return q < queues_.size() && queues_[q]->link.ch && queues_[q]->link.ch->ack_owed();
+  }
   int completion_fd(std::uint16_t q) const noexcept override {
     return q < queues_.size() ? queues_[q]->waiter.fd() : -1;
   }
@@ -203,7 +206,16 @@ Result<void> RemoteBlock::start(std::uint16_t queues) {
 }
 
 void RemoteBlock::stop() noexcept {
-  for (auto& qu : queues_) {
+  for (std::size_t q = 0; q < queues_.size(); ++q) {
+    auto& qu = queues_[q];
+    if (qu->link.ch) {
+      const ChannelStats& st = qu->link.ch->stats();
+      VIOPOOL_LOG_INFO(
+          "volume={} q={} stopped: frames sent {} received {}, retransmits {}, duplicates {}, "
+          "acks sent {}, dropped: auth {} malformed {} foreign {} out of window {}",
+          o_.volume, q, st.frames_sent, st.frames_received, st.retransmits, st.duplicates,
+          st.acks_sent, st.auth_failures, st.malformed, st.foreign, st.out_of_window);
+    }
     if (qu->link.ch && qu->link.established) {
       qu->link.ch->send_unsequenced(Opcode::kGoodbye, {});
     }
@@ -293,8 +305,11 @@ std::uint32_t RemoteBlock::submit(std::uint16_t q, blk::BlkIo* const* ios,
   }
   if (accepted > 0) {
     pump(qu);
-    qu.msgs.clear();
-    drive(qu, now);  // out now, and whatever already came back
+    if (!qu.down && qu.link.established && qu.link.ch) {
+      qu.link.ch->send_now(now);  // out now; answers are received by poll()
+    } else {
+      drive(qu, now);  // (re)connects
+    }
   }
   return accepted;
 }
@@ -452,7 +467,7 @@ void RemoteBlock::drive(Queue& qu, Clock::time_point now) {
   }
   if (exchange(qu, now)) {
     pump(qu);
-    exchange(qu, now);  // what pump queued goes out now
+    qu.link.ch->send_now(now);  // what pump queued goes out now
   }
   // Requests acknowledged but not completed, and the appliance silent: ask
   // whether it is still there (a KEEPALIVE is answered by an ACK, or by a
@@ -486,6 +501,8 @@ std::uint32_t RemoteBlock::poll(std::uint16_t q, blk::BlkCompletion* out,
       const auto after = qu.link.ch ? qu.link.ch->stats().frames_received : 0;
       qu.rx_skip = after == before ? kIdleRxSkip : 0;
     }
+  } else if (qu.link.ch && qu.link.ch->ack_owed()) {
+    qu.link.ch->send_now(Clock::now());  // the last answers' ack, once it may wait no longer
   }
   const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(max, qu.done.size()));
   std::copy_n(qu.done.begin(), n, out);

@@ -53,6 +53,9 @@ class RemoteCrypto final : public crypto::CryptoBackend {
   std::uint32_t in_flight(std::uint16_t q) const noexcept override {
     return q < queues_.size() ? queues_[q]->jobs : 0;
   }
+  bool needs_service(std::uint16_t q) const noexcept override {
+    return q < queues_.size() && queues_[q]->link.ch && queues_[q]->link.ch->ack_owed();
+  }
   int completion_fd(std::uint16_t q) const noexcept override {
     return q < queues_.size() ? queues_[q]->waiter.fd() : -1;
   }
@@ -296,7 +299,11 @@ std::uint32_t RemoteCrypto::submit(std::uint16_t q, crypto::CryptoJob* const* jo
   }
   if (accepted > 0) {
     pump(qu);
-    drive(qu, now);
+    if (!qu.down && qu.link.established && qu.link.ch) {
+      qu.link.ch->send_now(now);  // out now; answers are received by poll()
+    } else {
+      drive(qu, now);  // (re)connects
+    }
   }
   return accepted;
 }
@@ -383,7 +390,7 @@ void RemoteCrypto::drive(Queue& qu, Clock::time_point now) {
       return;
     }
   }
-  for (int round = 0; round < 2; ++round) {
+  {
     qu.msgs.clear();
     qu.link.ch->poll(now, qu.msgs);
     for (auto& m : qu.msgs) {
@@ -426,10 +433,9 @@ void RemoteCrypto::drive(Queue& qu, Clock::time_point now) {
       link_down(qu, now);
       return;
     }
-    if (round == 0) {
-      pump(qu);
-    }
   }
+  pump(qu);
+  qu.link.ch->send_now(now);  // what pump queued goes out now
 }
 
 std::uint32_t RemoteCrypto::poll(std::uint16_t q, crypto::CryptoCompletion* out,
@@ -437,6 +443,8 @@ std::uint32_t RemoteCrypto::poll(std::uint16_t q, crypto::CryptoCompletion* out,
   Queue& qu = *queues_[q];
   if (qu.jobs > qu.done.size()) {
     drive(qu, Clock::now());
+  } else if (qu.link.ch && qu.link.ch->ack_owed()) {
+    qu.link.ch->send_now(Clock::now());  // the last answers' ack, once it may wait no longer
   }
   const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(max, qu.done.size()));
   std::copy_n(qu.done.begin(), n, out);

@@ -120,11 +120,28 @@ ReliableChannel::Clock::time_point ReliableChannel::next_timer() const noexcept 
         std::min(o_.max_rto, rto_ * (1u << std::min<std::uint32_t>(s.retries, 10)));
     t = std::min(t, s.last_sent + timeout);
   }
+  if (ack_due_) {
+    t = std::min(t, ack_now_ ? Clock::time_point::min() : ack_due_since_ + o_.ack_delay);
+  }
   return t;
 }
 
+void ReliableChannel::owe_ack(Clock::time_point now, bool urgent) noexcept {
+  if (!ack_due_) {
+    ack_due_ = true;
+    ack_due_since_ = now;
+  }
+  ack_now_ |= urgent || ++unacked_frames_ >= std::max<std::uint32_t>(1, o_.window / 4u);
+}
+
+void ReliableChannel::acked() noexcept {
+  ack_due_ = false;
+  ack_now_ = false;
+  unacked_frames_ = 0;
+}
+
 void ReliableChannel::transmit(OutFrameState& s, Clock::time_point now, bool retransmit) {
-  ack_due_ = false;  // the ack rides on this frame
+  acked();  // the ack rides on this frame
   s.header.ack = rcv_next_;
   s.header.credits = o_.window;
   s.header.flags |= kFlagAck;
@@ -251,7 +268,7 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
     return;
   }
   if (h.opcode == Opcode::kKeepalive) {
-    ack_due_ = true;
+    owe_ack(now, true);  // the peer asks whether we are alive
     return;
   }
   if (h.seq == 0 && (h.opcode == Opcode::kNak || h.opcode == Opcode::kGoodbye)) {
@@ -262,11 +279,13 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
     ++stats_.malformed;
     return;
   }
-  ack_due_ = true;
   if (h.seq < rcv_next_ || rcv_ahead_.count(h.seq) != 0) {
     ++stats_.duplicates;  // delivered already: acked again, not applied again
+    owe_ack(now, true);   // the peer retransmits: our ack was lost or late
     return;
   }
+  // A gap (this frame is not the next one) is reported at once, with SACK.
+  owe_ack(now, h.seq != rcv_next_ || !rcv_ahead_.empty());
   if (h.seq - rcv_next_ >= o_.window) {
     ++stats_.out_of_window;  // beyond the credits we gave: a confused or hostile sender
     return;
@@ -368,16 +387,22 @@ void ReliableChannel::ingest(const Frame& f, Clock::time_point now,
 }
 
 bool ReliableChannel::poll(Clock::time_point now, std::vector<ChannelMessage>& out) {
-  bool work = o_.receive && receive(now, out);
-  const bool ack_was_due = ack_due_;
+  const bool received = o_.receive && receive(now, out);
+  return send_now(now) || received;
+}
+
+bool ReliableChannel::send_now(Clock::time_point now) {
+  bool work = false;
   if (!broken_) {
     work |= send_due(now);
   }
-  if (ack_due_) {  // no data frame carried it
+  // No data frame carried the ack: it goes alone when it may not wait or
+  // has waited long enough.
+  if (ack_due_ && (ack_now_ || now - ack_due_since_ >= o_.ack_delay)) {
     send_ack();
-    ack_due_ = false;
+    acked();
+    work = true;
   }
-  work |= ack_was_due;
   flush_tx();
   return work;
 }

@@ -7,7 +7,8 @@
 // Frames are signed and verified per lease; a bad tag or a frame for another
 // channel is dropped and counted. Single-threaded: poll() drives everything.
 // Outgoing frames of one poll() leave in one transport burst, and an ack
-// rides on the data frames when there are any.
+// rides on the data frames when there are any; without one it waits up to
+// ack_delay for one before it goes alone.
 //
 // A channel reads its own transport (one socket per channel, the host side)
 // or, with `receive = false`, is fed frames by its owner through ingest()
@@ -33,6 +34,11 @@ struct ChannelOptions {
   std::uint16_t queue_id = 0;
   std::uint16_t window = 64;  // frames we accept beyond our cumulative ack (our credits)
   std::chrono::microseconds min_rto{1000};
+  // How long an ack may wait for an outgoing data frame to ride on (as TCP's
+  // delayed ack): a request answered within it costs no ack datagram either
+  // way. Well below the peer's min_rto. A frame out of order or filling a
+  // gap, a duplicate, a keepalive, or a quarter window unacked is acked at once.
+  std::chrono::microseconds ack_delay{100};
   std::chrono::microseconds max_rto{200000};
   std::uint32_t max_retries = 30;  // then the channel is broken
   std::uint32_t max_message = 1u << 20;
@@ -85,14 +91,20 @@ class ReliableChannel {
   // Receives (unless `receive` is off), acknowledges, (re)transmits; appends
   // whole messages to `out`. Returns true if it did anything.
   bool poll(Clock::time_point now, std::vector<ChannelMessage>& out);
+  // poll() without receiving: queued frames the peer's credits allow,
+  // retransmissions and a due ack go out. For an owner that just queued
+  // messages and has received already.
+  bool send_now(Clock::time_point now);
   // A frame for this channel that its owner received, decoded and verified
   // (`receive` off). Acks and messages go out with the next poll().
   void ingest(const Frame& f, Clock::time_point now, std::vector<ChannelMessage>& out);
 
-  // When poll() must run next to retransmit (time_point::max() if nothing
-  // waits for an ack): an idle owner sleeps at most until then.
+  // When poll() must run next to retransmit or to send a delayed ack
+  // (time_point::max() if neither): an idle owner sleeps at most until then.
   Clock::time_point next_timer() const noexcept;
 
+  // An ack is owed to the peer (poll() sends it when due: see next_timer()).
+  bool ack_owed() const noexcept { return ack_due_; }
   // Nothing queued or waiting for an ack.
   bool idle() const noexcept { return unsent_.empty() && inflight_.empty(); }
   // A frame was retransmitted max_retries times without an ack.
@@ -128,6 +140,10 @@ class ReliableChannel {
   void transmit(OutFrameState& s, Clock::time_point now, bool retransmit);
   bool send_due(Clock::time_point now);
   void send_ack();
+  // An ack is owed for a frame received at `now`; `urgent`: send it with the
+  // next poll() rather than wait for a data frame.
+  void owe_ack(Clock::time_point now, bool urgent) noexcept;
+  void acked() noexcept;
   bool emit(const FrameHeader& h, std::span<const std::byte> payload);
   void flush_tx();
 
@@ -147,6 +163,9 @@ class ReliableChannel {
   std::map<std::uint32_t, Reassembly> reassembly_;  // by tag
   std::uint64_t reassembly_bytes_ = 0;              // sum of their message lengths
   bool ack_due_ = false;
+  bool ack_now_ = false;                // ack_due_ and it may not wait
+  std::uint32_t unacked_frames_ = 0;    // received since our last ack went out
+  Clock::time_point ack_due_since_{};   // when ack_due_ became true
 
   std::chrono::microseconds srtt_{0};
   std::chrono::microseconds rttvar_{0};

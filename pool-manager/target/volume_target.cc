@@ -1364,8 +1364,9 @@ bool VolumeTarget::poll(Clock::time_point now) {
     }
   }
   if (work) {
-    // Acks go out before the I/O work of this round, so that a host's
-    // retransmission timer measures the path, not our disk.
+    // Acks that may not wait go out before the I/O work of this round; the
+    // others ride on its answers or leave after the channel's ack delay, so
+    // a host's retransmission timer never measures our disk.
     for (auto& [key, c] : channels_) {
       messages_.clear();
       c->ch->poll(now, messages_);

@@ -333,7 +333,7 @@ bool VhostBlkDevice::arm(runtime::WaitSet& ws) noexcept {
     if (rings_.arm(vid_, q, ws) && !qu.free.empty()) {
       pending = true;
     }
-    if (backend_->in_flight(q) > 0 || !qu.pending.empty()) {
+    if (backend_->in_flight(q) > 0 || !qu.pending.empty() || backend_->needs_service(q)) {
       const int fd = backend_->completion_fd(q);
       if (fd < 0 || !backend_->prepare_sleep(q)) {
         pending = true;  // completions are immediate or already waiting

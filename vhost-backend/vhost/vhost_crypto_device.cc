@@ -577,7 +577,8 @@ bool VhostCryptoDevice::arm(runtime::WaitSet& ws) noexcept {
     // Software engines complete within the enqueue call; an op still in
     // flight means the engine is busy: poll again soon rather than sleep. A
     // remote engine gives a descriptor to sleep on instead.
-    if (backend_->in_flight(q) > 0 || !queues_[q].pending.empty()) {
+    if (backend_->in_flight(q) > 0 || !queues_[q].pending.empty() ||
+        backend_->needs_service(q)) {
       const int fd = backend_->completion_fd(q);
       if (fd < 0 || !queues_[q].pending.empty() || !backend_->prepare_sleep(q)) {
         pending = true;

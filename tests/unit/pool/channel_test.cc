@@ -204,6 +204,79 @@ BOOST_AUTO_TEST_CASE(channels_over_real_udp_sockets) {
   BOOST_TEST(a.stats().auth_failures + b.stats().auth_failures == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(an_ack_waits_briefly_for_a_data_frame_to_ride_on) {
+  Pair p({}, {}, key(1), key(1));
+  const auto t0 = Clock::now();
+  BOOST_REQUIRE(p.ca->send(Opcode::kRequest, 2, message_bytes(2, 100)).has_value());
+  p.ca->poll(t0, p.at_a);
+  p.cb->poll(t0, p.at_b);
+  BOOST_TEST(p.at_b.size() == 1u);
+  // b owes the ack but sends nothing alone within the delay.
+  BOOST_TEST(p.cb->ack_owed());
+  BOOST_TEST((p.cb->next_timer() == t0 + ChannelOptions{}.ack_delay));
+  p.cb->poll(t0 + 50us, p.at_b);
+  BOOST_TEST(p.cb->stats().acks_sent == 0u);
+  // The answer within the delay carries it.
+  BOOST_REQUIRE(p.cb->send(Opcode::kCompletion, 2, message_bytes(3, 10)).has_value());
+  p.cb->poll(t0 + 60us, p.at_b);
+  BOOST_TEST(!p.cb->ack_owed());
+  BOOST_TEST(p.cb->stats().acks_sent == 0u);
+  p.ca->poll(t0 + 60us, p.at_a);
+  BOOST_TEST(p.at_a.size() == 1u);
+  BOOST_TEST(p.ca->in_flight() == 0u);  // acknowledged by the answer
+  // a has nothing to send: its ack for the answer goes alone once the delay is over.
+  p.ca->poll(t0 + 150us, p.at_a);
+  BOOST_TEST(p.ca->stats().acks_sent == 0u);
+  p.ca->poll(t0 + 160us, p.at_a);
+  BOOST_TEST(p.ca->stats().acks_sent == 1u);
+  BOOST_TEST(!p.ca->ack_owed());
+  BOOST_TEST((p.ca->next_timer() == Clock::time_point::max()));
+  p.cb->poll(t0 + 160us, p.at_b);
+  BOOST_TEST(p.cb->in_flight() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(gaps_duplicates_and_keepalives_are_acked_at_once) {
+  Pair p({}, {}, key(1), key(1));
+  const auto now = Clock::now();
+  // Frame 2 before frame 1: a gap, reported with SACK at once.
+  FrameHeader h;
+  h.opcode = Opcode::kData;
+  h.seq = 2;
+  h.tag = 5;
+  h.message_length = 4;
+  const std::byte four[4]{};
+  inject(p, h, four);
+  p.cb->poll(now, p.at_b);
+  BOOST_TEST(p.cb->stats().acks_sent == 1u);
+  // Frame 1 fills the gap: acked at once too (as TCP does).
+  h.seq = 1;
+  h.tag = 4;
+  inject(p, h, four);
+  p.cb->poll(now, p.at_b);
+  BOOST_TEST(p.at_b.size() == 2u);
+  BOOST_TEST(p.cb->stats().acks_sent == 2u);
+  // Frame 3, in order again: the ack may wait.
+  h.seq = 3;
+  h.tag = 6;
+  inject(p, h, four);
+  p.cb->poll(now, p.at_b);
+  BOOST_TEST(p.at_b.size() == 3u);
+  BOOST_TEST(p.cb->stats().acks_sent == 2u);
+  BOOST_TEST(p.cb->ack_owed());
+  // Frame 1 again: the peer retransmits, so our ack is late: at once.
+  h.seq = 1;
+  inject(p, h, four);
+  p.cb->poll(now, p.at_b);
+  BOOST_TEST(p.cb->stats().duplicates == 1u);
+  BOOST_TEST(p.cb->stats().acks_sent == 3u);
+  // A keepalive asks for an answer now.
+  FrameHeader k;
+  k.opcode = Opcode::kKeepalive;
+  inject(p, k, {});
+  p.cb->poll(now, p.at_b);
+  BOOST_TEST(p.cb->stats().acks_sent == 4u);
+}
+
 BOOST_AUTO_TEST_CASE(a_hostile_peer_cannot_stall_or_bloat_the_receiver) {
   Pair p({}, {}, key(1), key(1));
   // b has frames in flight; a claims, in one SACK, 2^31 frames received.

@@ -89,6 +89,13 @@ class BlockBackend {
     (void)q;
     return true;
   }
+  // Polling thread: queue q has work of its own with no I/O in flight (a
+  // pooled volume's delayed fabric ack), so an idle poller must still
+  // poll(q) by the time prepare_sleep(q) arms completion_fd(q) for.
+  virtual bool needs_service(std::uint16_t q) const noexcept {
+    (void)q;
+    return false;
+  }
   // Any thread: the mechanism's own counters (a pooled volume's reconnects,
   // timeouts...), by name, for device_stats. Approximate while queues run.
   virtual void counters(std::vector<std::pair<const char*, std::uint64_t>>& out) const {

@@ -163,6 +163,10 @@ class CryptoBackend {
   // none (local engines complete within submit or soon after: poll again).
   virtual int completion_fd(std::uint16_t) const noexcept { return -1; }
   virtual bool prepare_sleep(std::uint16_t) noexcept { return false; }
+  // Polling thread: queue q has work of its own with no op in flight (a
+  // pooled slot's delayed fabric ack): an idle poller sleeps on
+  // completion_fd(q) after prepare_sleep(q) all the same.
+  virtual bool needs_service(std::uint16_t) const noexcept { return false; }
   // True for engines reached over a network: spinning on them only takes the
   // CPU from whoever answers.
   virtual bool remote() const noexcept { return false; }
