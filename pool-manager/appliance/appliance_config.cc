@@ -248,8 +248,8 @@ Result<StorageDevice> parse_device(const json& j, const std::string& where, std:
 
 Result<ApplianceConfig> parse_appliance_config(const json& j, std::string& why) {
   VIOPOOL_TRY(reject_unknown(j,
-                             {"listen", "mtu", "node_id", "window", "volumes", "api",
-                              "fabric_endpoint", "state", "lease_ttl_ms", "inventory"},
+                             {"listen", "mtu", "node_id", "window", "poll_idle_us", "volumes",
+                              "api", "fabric_endpoint", "state", "lease_ttl_ms", "inventory"},
                              "", why));
   ApplianceConfig c;
   auto listen = get_string(j, "listen", "", why, false, c.listen);
@@ -264,6 +264,9 @@ Result<ApplianceConfig> parse_appliance_config(const json& j, std::string& why) 
   auto window = get_int(j, "window", "", why, c.target.window, 8, 4096);
   VIOPOOL_TRY(window);
   c.target.window = static_cast<std::uint16_t>(*window);
+  auto idle = get_int(j, "poll_idle_us", "", why, 0, 0, 1000000);
+  VIOPOOL_TRY(idle);
+  c.target.poll_idle = std::chrono::microseconds(*idle);
   auto api = get_string(j, "api", "", why, false, c.api);
   VIOPOOL_TRY(api);
   c.api = *api;

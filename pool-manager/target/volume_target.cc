@@ -1461,8 +1461,8 @@ void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
   // polling (their completion rings cost no system call to look at) for a
   // short while, so a completion leaves without a wake-up; otherwise it
   // sleeps (on the socket, the rings and the channels' timers) as soon as a
-  // round finds nothing: on shared cores, spinning for the next request only
-  // takes the CPU from the host daemon that produces it.
+  // round finds nothing, or after poll_idle: on shared cores, spinning for
+  // the next request only takes the CPU from the host daemon that produces it.
   constexpr auto kSpinForDisk = std::chrono::microseconds(200);
   auto last_work = Clock::now();
   // Marked as the poller while it runs (unless bound for longer).
@@ -1486,7 +1486,7 @@ void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
       last_work = now;
       continue;
     }
-    if (backend_busy() && now - last_work < kSpinForDisk) {
+    if ((backend_busy() && now - last_work < kSpinForDisk) || now - last_work < o_.poll_idle) {
       // Yielding, not spinning: the kernel threads finishing the I/O and a
       // host daemon on the same CPU get it, and the ring's deferred
       // completions run on the way back.

@@ -91,6 +91,12 @@ struct TargetOptions {
   // Channels (host queue links) open at once per volume; a HELLO beyond gets
   // NAK "no resources", so no host can make the appliance hold unbounded state.
   std::uint32_t max_channels_per_volume = 256;
+  // How long the poller keeps looking (yielding the CPU between looks) after
+  // a round with work before it sleeps. 0: sleep at once, right for an
+  // appliance sharing cores with busy daemons; an appliance with cores of
+  // its own answers without a wake-up when this covers the gap between a
+  // host's requests.
+  std::chrono::microseconds poll_idle{0};
 };
 
 struct TargetStats {

@@ -418,12 +418,13 @@ BOOST_AUTO_TEST_CASE(a_new_link_of_the_same_host_queue_fences_the_old_one) {
 BOOST_AUTO_TEST_CASE(appliance_config_is_strict) {
   std::string why;
   auto good = parse_appliance_config(
-      nlohmann::json::parse(R"({"listen": "127.0.0.1:7400", "mtu": 8972, "volumes": [
+      nlohmann::json::parse(R"({"listen": "127.0.0.1:7400", "mtu": 8972, "poll_idle_us": 150, "volumes": [
         {"name": "v0", "function_id": 1, "key": "000102030405060708090a0b0c0d0e0f",
          "path": "/tmp/x", "queues": 2, "direct": "off", "max_io_bytes": 131072}]})"),
       why);
   BOOST_REQUIRE_MESSAGE(good.has_value(), why);
   BOOST_TEST(good->mtu == 8972u);
+  BOOST_TEST(good->target.poll_idle.count() == 150);
   BOOST_TEST(good->target.volumes.at(0).queues == 2u);
   BOOST_TEST(good->target.volumes.at(0).max_io_bytes == 131072u);
   BOOST_TEST((*good->target.volumes.at(0).key)[15] == 0x0f);
@@ -438,6 +439,8 @@ BOOST_AUTO_TEST_CASE(appliance_config_is_strict) {
       R"({"mtu": 100, "volumes": []})",
       R"({"listen": 5, "volumes": []})",
       R"({"volumes": {}})",
+      R"({"poll_idle_us": -1, "volumes": []})",
+      R"({"poll_idle_us": 2000000, "volumes": []})",
   };
   for (const char* b : bad) {
     why.clear();
