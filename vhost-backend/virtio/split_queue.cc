@@ -120,6 +120,39 @@ unexpected SplitQueue::mark_broken(const char* what) noexcept {
   return unexpected(broken_error_);
 }
 
+void SplitQueue::prefetch_ahead() const noexcept {
+  // The driver wrote the next chains' descriptors and first buffers (the
+  // request headers) on another CPU: ask for them before they are needed,
+  // descriptors four chains ahead, headers two ahead (their descriptors
+  // asked for two pops ago), so the misses overlap instead of stalling the
+  // walk one after the other. Hints only: nothing read here is trusted.
+  constexpr std::uint16_t kDescAhead = 4;
+  constexpr std::uint16_t kHeaderAhead = 2;
+  const auto pending = static_cast<std::uint16_t>(avail_shadow_ - last_avail_idx_);
+  if (pending > kDescAhead) {
+    const std::uint16_t h =
+        load16(&avail_ring_[static_cast<std::uint16_t>(last_avail_idx_ + kDescAhead) & mask_]);
+    if (h < size_) {
+      __builtin_prefetch(desc_ + std::size_t{h} * sizeof(VringDesc));
+    }
+  }
+  if (pending > kHeaderAhead) {
+    const std::uint16_t h =
+        load16(&avail_ring_[static_cast<std::uint16_t>(last_avail_idx_ + kHeaderAhead) & mask_]);
+    if (h < size_) {
+      // The first buffer, or the indirect table that describes it.
+      const VringDesc d = read_desc(desc_, h);
+      if (auto b = memory_->translate(GuestAddr{d.addr}, std::min<std::uint32_t>(d.len, 128));
+          b && b->size() > 64) {
+        __builtin_prefetch(b->data());
+        __builtin_prefetch(b->data() + 64);
+      } else if (b && !b->empty()) {
+        __builtin_prefetch(b->data());
+      }
+    }
+  }
+}
+
 Result<bool> SplitQueue::pop_into(DescChain& out) noexcept {
   if (broken()) [[unlikely]] {
     return unexpected(broken_error_);
@@ -146,6 +179,7 @@ Result<bool> SplitQueue::pop_into(DescChain& out) noexcept {
   if (head >= size_) {
     return mark_broken("avail ring head index out of range");
   }
+  prefetch_ahead();
   if (auto walked = walk_chain(head, out); !walked) {
     return mark_broken(walked.error().what);
   }

@@ -213,6 +213,7 @@ class SplitQueue {
   // Walks the chain at `head` (< size_) into `out`. An error means ring
   // corruption; bad-chain faults are recorded in `out`.
   Result<void> walk_chain(std::uint16_t head, DescChain& out) const noexcept;
+  void prefetch_ahead() const noexcept;
   unexpected mark_broken(const char* what) noexcept;
   // Writes one used entry at last_used_idx and advances it (not yet published).
   void write_used(std::uint32_t id, std::uint32_t len) noexcept;
