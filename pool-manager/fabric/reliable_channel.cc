@@ -121,7 +121,9 @@ ReliableChannel::Clock::time_point ReliableChannel::next_timer() const noexcept 
     t = std::min(t, s.last_sent + timeout);
   }
   if (ack_due_) {
-    t = std::min(t, ack_now_ ? Clock::time_point::min() : ack_due_since_ + o_.ack_delay);
+    // Already due when it may not wait: its own past time (not time_point::min(),
+    // which callers' arithmetic would overflow).
+    t = std::min(t, ack_now_ ? ack_due_since_ : ack_due_since_ + o_.ack_delay);
   }
   return t;
 }
