@@ -170,8 +170,10 @@ class ClosedLoopThread {
           }
           // One clock read per round and per reaped batch, not two per
           // request: at millions of requests a second the clock would cost
-          // the guest more than the requests. Latencies are exact to within
-          // one round of this loop.
+          // the guest more than the requests. A request is stamped with its
+          // round's start, so its latency may include up to one round of
+          // this loop (the submissions before it, other queues of the
+          // thread): overstated by that much, never understated.
           const std::uint64_t done = *n > 0 ? now_ns() : now;
           for (std::size_t i = 0; i < *n; ++i) {
             complete(*qs, comps[i], done);

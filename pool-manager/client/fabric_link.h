@@ -140,7 +140,7 @@ bool drive_blocking(Link& l, std::chrono::steady_clock::time_point deadline,
         l.established = true;
       }
       if (done(m)) {
-        l.ch->poll(std::chrono::steady_clock::now(), msgs);  // acknowledge before returning
+        l.ch->flush_ack();  // nobody may poll this link again soon
         return true;
       }
     }

@@ -517,7 +517,9 @@ bool RemoteBlock::prepare_sleep(std::uint16_t q) noexcept {
     return false;
   }
   qu.rx_skip = 0;  // woken up: receive at once
-  auto wake = qu.next_scan;
+  // The deadline scan only matters with requests out (a delayed ack alone
+  // can bring us here with next_scan long past).
+  auto wake = qu.parts.empty() ? Clock::time_point::max() : qu.next_scan;
   if (qu.down) {
     wake = std::min(wake, qu.reconnect_at);
   } else if (qu.link.ch) {

@@ -287,6 +287,9 @@ class RemoteNet final : public net::NetBackend {
     }
     qu.msgs.clear();
     qu.link.ch->poll(now, qu.msgs);
+    // Frames move as PACKETS; the channel's sequenced traffic is the rare
+    // control message, and the next service() may be far off: ack it now.
+    qu.link.ch->flush_ack();
     const bool silent = now - qu.last_heard > kSilence;
     if (qu.link.ch->broken() || silent) {
       VIOPOOL_LOG_WARN("vnic={} q={} link {} {}: reconnecting", o_.vnic, qu.id, qu.link_no,

@@ -111,6 +111,9 @@ void ReliableChannel::send_unsequenced(Opcode op, std::span<const std::byte> pay
   h.message_length = static_cast<std::uint32_t>(payload.size());
   emit(h, payload);
   flush_tx();
+  if (rcv_ahead_.empty()) {
+    acked();  // the cumulative ack rode on it (a gap still wants its SACK)
+  }
 }
 
 ReliableChannel::Clock::time_point ReliableChannel::next_timer() const noexcept {
@@ -391,6 +394,14 @@ void ReliableChannel::ingest(const Frame& f, Clock::time_point now,
 bool ReliableChannel::poll(Clock::time_point now, std::vector<ChannelMessage>& out) {
   const bool received = o_.receive && receive(now, out);
   return send_now(now) || received;
+}
+
+void ReliableChannel::flush_ack() noexcept {
+  if (ack_due_) {
+    send_ack();
+    acked();
+    flush_tx();
+  }
 }
 
 bool ReliableChannel::send_now(Clock::time_point now) {

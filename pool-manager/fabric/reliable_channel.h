@@ -88,15 +88,19 @@ class ReliableChannel {
   // Sends an unsequenced frame (seq 0, not retransmitted): NAK, GOODBYE,
   // KEEPALIVE. The peer's channel hands NAK and GOODBYE up as messages.
   void send_unsequenced(Opcode op, std::span<const std::byte> payload);
-  // Receives (unless `receive` is off), acknowledges, (re)transmits; appends
-  // whole messages to `out`. Returns true if it did anything.
+  // Receives (unless `receive` is off), (re)transmits, acknowledges (at once
+  // or after ack_delay, see ChannelOptions); appends whole messages to `out`.
+  // Returns true if it did anything.
   bool poll(Clock::time_point now, std::vector<ChannelMessage>& out);
   // poll() without receiving: queued frames the peer's credits allow,
   // retransmissions and a due ack go out. For an owner that just queued
   // messages and has received already.
   bool send_now(Clock::time_point now);
+  // Sends an owed ack now, whatever its age: for an owner that will not poll
+  // this channel again soon (a blocking exchange that got its answer).
+  void flush_ack() noexcept;
   // A frame for this channel that its owner received, decoded and verified
-  // (`receive` off). Acks and messages go out with the next poll().
+  // (`receive` off). Acks go out with a later poll() (see poll()).
   void ingest(const Frame& f, Clock::time_point now, std::vector<ChannelMessage>& out);
 
   // When poll() must run next to retransmit or to send a delayed ack

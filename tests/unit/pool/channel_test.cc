@@ -235,6 +235,32 @@ BOOST_AUTO_TEST_CASE(an_ack_waits_briefly_for_a_data_frame_to_ride_on) {
   BOOST_TEST(p.cb->in_flight() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(an_owed_ack_can_be_flushed_or_ride_on_a_keepalive) {
+  Pair p({}, {}, key(1), key(1));
+  const auto t0 = Clock::now();
+  BOOST_REQUIRE(p.ca->send(Opcode::kRequest, 2, message_bytes(2, 10)).has_value());
+  BOOST_REQUIRE(p.ca->send(Opcode::kRequest, 3, message_bytes(3, 10)).has_value());
+  p.ca->poll(t0, p.at_a);
+  p.cb->poll(t0, p.at_b);
+  BOOST_TEST(p.cb->ack_owed());
+  p.cb->flush_ack();  // a blocking exchange that got its answer
+  BOOST_TEST(p.cb->stats().acks_sent == 1u);
+  BOOST_TEST(!p.cb->ack_owed());
+  p.ca->poll(t0, p.at_a);
+  BOOST_TEST(p.ca->in_flight() == 0u);
+  p.cb->flush_ack();  // nothing owed: nothing sent
+  BOOST_TEST(p.cb->stats().acks_sent == 1u);
+  // A keepalive carries the cumulative ack: no ACK follows it.
+  BOOST_REQUIRE(p.ca->send(Opcode::kRequest, 4, message_bytes(4, 10)).has_value());
+  p.ca->poll(t0, p.at_a);
+  p.cb->poll(t0, p.at_b);
+  BOOST_TEST(p.cb->ack_owed());
+  p.cb->send_unsequenced(Opcode::kKeepalive, {});
+  BOOST_TEST(!p.cb->ack_owed());
+  p.ca->poll(t0, p.at_a);
+  BOOST_TEST(p.ca->in_flight() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(gaps_duplicates_and_keepalives_are_acked_at_once) {
   Pair p({}, {}, key(1), key(1));
   const auto now = Clock::now();
