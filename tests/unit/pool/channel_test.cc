@@ -264,35 +264,31 @@ BOOST_AUTO_TEST_CASE(an_owed_ack_can_be_flushed_or_ride_on_a_keepalive) {
 BOOST_AUTO_TEST_CASE(gaps_duplicates_and_keepalives_are_acked_at_once) {
   Pair p({}, {}, key(1), key(1));
   const auto now = Clock::now();
+  // Data frame `seq` (a one-frame message `tag`) arrives at b.
+  const auto deliver = [&](std::uint32_t seq, std::uint32_t tag) {
+    FrameHeader h;
+    h.opcode = Opcode::kData;
+    h.seq = seq;
+    h.tag = tag;
+    h.message_length = 4;
+    const std::byte four[4]{};
+    inject(p, h, four);
+    p.cb->poll(now, p.at_b);
+  };
   // Frame 2 before frame 1: a gap, reported with SACK at once.
-  FrameHeader h;
-  h.opcode = Opcode::kData;
-  h.seq = 2;
-  h.tag = 5;
-  h.message_length = 4;
-  const std::byte four[4]{};
-  inject(p, h, four);
-  p.cb->poll(now, p.at_b);
+  deliver(2, 5);
   BOOST_TEST(p.cb->stats().acks_sent == 1u);
   // Frame 1 fills the gap: acked at once too (as TCP does).
-  h.seq = 1;
-  h.tag = 4;
-  inject(p, h, four);
-  p.cb->poll(now, p.at_b);
+  deliver(1, 4);
   BOOST_TEST(p.at_b.size() == 2u);
   BOOST_TEST(p.cb->stats().acks_sent == 2u);
   // Frame 3, in order again: the ack may wait.
-  h.seq = 3;
-  h.tag = 6;
-  inject(p, h, four);
-  p.cb->poll(now, p.at_b);
+  deliver(3, 6);
   BOOST_TEST(p.at_b.size() == 3u);
   BOOST_TEST(p.cb->stats().acks_sent == 2u);
   BOOST_TEST(p.cb->ack_owed());
   // Frame 1 again: the peer retransmits, so our ack is late: at once.
-  h.seq = 1;
-  inject(p, h, four);
-  p.cb->poll(now, p.at_b);
+  deliver(1, 4);
   BOOST_TEST(p.cb->stats().duplicates == 1u);
   BOOST_TEST(p.cb->stats().acks_sent == 3u);
   // A keepalive asks for an answer now.
