@@ -107,7 +107,9 @@ BOOST_AUTO_TEST_CASE(frames_cross_the_device_unchanged_in_both_directions) {
                std::strtoull(log.c_str() + tx + 11, nullptr, 10) >= kFrames;
       },
       20s);
-  BOOST_TEST(forwarded, "testpmd did not forward every frame to its pcap port");
+  BOOST_TEST(forwarded, "testpmd did not forward every frame to its pcap port; stats: "
+                            << host.stats("net0").dump() << "\ntestpmd log:\n"
+                            << tp.log());
   const int st = tp.stop(30s);
   BOOST_TEST((WIFEXITED(st) || (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL)),
              "testpmd had to be killed: its pcap file may be incomplete");
