@@ -362,17 +362,10 @@ void VhostCryptoDevice::on_destroy_device(int vid) noexcept {
 
 // ---- polling lcore ----------------------------------------------------------------
 
-void VhostCryptoDevice::release_sessions(const crypto::CryptoCompletion* comps,
-                                         std::uint32_t n) noexcept {
-  crypto::SessionTable::Entry* entries[kBurst];
+void VhostCryptoDevice::release_refs(crypto::SessionTable::Entry* const* entries,
+                                     std::uint32_t n) noexcept {
   crypto::BackendSession dead[kBurst];
-  n = std::min(n, kBurst);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    auto& req = *static_cast<crypto::CryptoRequest*>(comps[i].cookie);
-    entries[i] = static_cast<crypto::SessionTable::Entry*>(req.session_ref);
-    req.session_ref = nullptr;
-  }
-  const std::uint32_t nd = sessions_->release_burst(entries, n, dead);
+  const std::uint32_t nd = sessions_->release_burst(entries, std::min(n, kBurst), dead);
   if (nd > 0) {
     std::lock_guard<std::mutex> lock(create_mu_);
     for (std::uint32_t i = 0; i < nd; ++i) {
@@ -381,15 +374,24 @@ void VhostCryptoDevice::release_sessions(const crypto::CryptoCompletion* comps,
   }
 }
 
+void VhostCryptoDevice::release_sessions(const crypto::CryptoCompletion* comps,
+                                         std::uint32_t n) noexcept {
+  crypto::SessionTable::Entry* entries[kBurst];
+  n = std::min(n, kBurst);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    auto& req = *static_cast<crypto::CryptoRequest*>(comps[i].cookie);
+    entries[i] = static_cast<crypto::SessionTable::Entry*>(req.session_ref);
+    req.session_ref = nullptr;
+  }
+  release_refs(entries, n);
+}
+
 void VhostCryptoDevice::finish(Queue& qu, crypto::CryptoRequest& req,
                                std::uint8_t status) noexcept {
   if (req.session_ref != nullptr) {
     auto* e = static_cast<crypto::SessionTable::Entry*>(req.session_ref);
     req.session_ref = nullptr;
-    if (auto* s = sessions_->release(e)) {
-      std::lock_guard<std::mutex> lock(create_mu_);
-      backend_->destroy_session(s);
-    }
+    release_refs(&e, 1);
   }
   const std::uint32_t len = crypto::complete_data(req, status);
   qu.used.push_back(virtio::UsedElem{req.head, len, req.desc_count});

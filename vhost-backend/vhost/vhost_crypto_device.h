@@ -49,7 +49,10 @@ class VhostCryptoDevice final : public VhostRingDevice {
 
   bool poll_queue(std::uint16_t q) noexcept;
   bool poll_control() noexcept;
-  // Drops the session references of a burst of completions under one lock.
+  // Drops session references under one table lock, destroying the backend
+  // sessions of closed ones whose last reference this was.
+  void release_refs(crypto::SessionTable::Entry* const* entries, std::uint32_t n) noexcept;
+  // release_refs() for a burst of completions.
   void release_sessions(const crypto::CryptoCompletion* comps, std::uint32_t n) noexcept;
   void finish(Queue& qu, crypto::CryptoRequest& req, std::uint8_t status) noexcept;
   void drain(std::uint16_t nq) noexcept;
