@@ -42,6 +42,8 @@ struct TransportStats {
   std::uint64_t received = 0;
   std::uint64_t send_errors = 0;  // refused by the network (not "try later")
   std::uint64_t truncated = 0;    // frames longer than the buffer: dropped
+  std::uint64_t segmented = 0;    // UDP: sends of several equal datagrams the kernel split
+  std::uint64_t gso_refused = 0;  // UDP: the kernel refused segmentation (then never asked)
 };
 
 class Transport {

@@ -44,6 +44,7 @@ class UdpTransport final : public Transport {
   UdpTransport() = default;
   int fd_ = -1;
   std::uint32_t mtu_ = 0;
+  bool gso_ = true;  // UDP_SEGMENT until the kernel refuses it
   PeerAddress local_;
   TransportStats stats_;
   // Frames after the first of datagrams already received, for the next calls.

@@ -3,6 +3,8 @@
 // the counts are reproducible) and all of them at once.
 #include <boost/test/unit_test.hpp>
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -137,6 +139,79 @@ BOOST_AUTO_TEST_CASE(udp_bundles_frames_into_datagrams_and_splits_them_again) {
   BOOST_TEST((rest[0] == liar));
   BOOST_TEST((rest[1] == data[0]));
   BOOST_TEST((rest[2] == tail));  // not a frame: handed up as one, to be refused
+}
+
+// Sends of frames of 4160 bytes, two per datagram up to the peers' 8972:
+// runs of equal datagrams to one peer go as segmented sends.
+std::vector<std::vector<std::byte>> big_frames(std::uint32_t first, std::size_t count) {
+  std::vector<std::vector<std::byte>> v;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    v.push_back(fabric_frame(first + i, 4104));
+  }
+  return v;
+}
+
+BOOST_AUTO_TEST_CASE(udp_segments_runs_of_equal_datagrams_and_they_arrive_whole) {
+  auto a = UdpTransport::open({"127.0.0.1:0", 8972});
+  auto b = UdpTransport::open({"127.0.0.1:0", 8972});
+  auto c = UdpTransport::open({"127.0.0.1:0", 8972});
+  BOOST_REQUIRE(a.has_value());
+  BOOST_REQUIRE(b.has_value());
+  BOOST_REQUIRE(c.has_value());
+  // To b: 33 frames, 16 datagrams of two and a last one of one (more than
+  // one send's 64 KiB); then 3 to c, then 4 more to b: runs end at another peer.
+  const auto to_b = big_frames(0, 37);
+  const auto to_c = big_frames(100, 3);
+  std::vector<OutFrame> out;
+  for (std::size_t i = 0; i < 33; ++i) {
+    out.push_back(OutFrame{to_b[i], (*b)->local(), 8972});
+  }
+  for (const auto& d : to_c) {
+    out.push_back(OutFrame{d, (*c)->local(), 8972});
+  }
+  for (std::size_t i = 33; i < to_b.size(); ++i) {
+    out.push_back(OutFrame{to_b[i], (*b)->local(), 8972});
+  }
+  BOOST_REQUIRE((*a)->send_burst(out) == out.size());
+  BOOST_TEST((*a)->stats().segmented >= 3u);
+  BOOST_TEST((*a)->stats().gso_refused == 0u);
+  const auto got_b = drain(**b, to_b.size(), 2000ms);
+  const auto got_c = drain(**c, to_c.size(), 2000ms);
+  BOOST_REQUIRE(got_b.size() == to_b.size());
+  BOOST_REQUIRE(got_c.size() == to_c.size());
+  for (std::size_t i = 0; i < to_b.size(); ++i) {
+    BOOST_TEST((got_b[i] == to_b[i]), "frame " << i << " to b");
+  }
+  for (std::size_t i = 0; i < to_c.size(); ++i) {
+    BOOST_TEST((got_c[i] == to_c[i]), "frame " << i << " to c");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(udp_without_segmentation_sends_each_datagram) {
+  auto a = UdpTransport::open({"127.0.0.1:0", 8972});
+  auto b = UdpTransport::open({"127.0.0.1:0", 8972});
+  BOOST_REQUIRE(a.has_value());
+  BOOST_REQUIRE(b.has_value());
+  // A socket that sends without UDP checksums cannot segment (the kernel
+  // refuses with EINVAL): the first send finds out, every later one goes
+  // datagram by datagram, and nothing is lost on the way.
+  const int one = 1;
+  BOOST_REQUIRE(::setsockopt((*a)->wait_fd(), SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one)) == 0);
+  const auto frames = big_frames(0, 12);
+  std::vector<OutFrame> out;
+  for (const auto& d : frames) {
+    out.push_back(OutFrame{d, (*b)->local(), 8972});
+  }
+  BOOST_REQUIRE((*a)->send_burst(std::span(out).first(6)) == 6u);
+  BOOST_REQUIRE((*a)->send_burst(std::span(out).subspan(6)) == 6u);
+  BOOST_TEST((*a)->stats().gso_refused == 1u);
+  BOOST_TEST((*a)->stats().segmented == 0u);
+  BOOST_TEST((*a)->stats().send_errors == 0u);
+  const auto got = drain(**b, frames.size(), 2000ms);
+  BOOST_REQUIRE(got.size() == frames.size());
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    BOOST_TEST((got[i] == frames[i]), "frame " << i);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(udp_addresses_parse_and_refuse_garbage) {
