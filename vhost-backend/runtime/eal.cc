@@ -38,9 +38,13 @@ ssize_t dpdk_log_write(void*, const char* buf, size_t size) {
 Result<EalInfo> init_eal(const EalOptions& o, std::string& why) {
   cpu_set_t set;
   CPU_ZERO(&set);
-  unsigned cpus = 1;
+  std::vector<unsigned> cpus;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    cpus = static_cast<unsigned>(CPU_COUNT(&set));
+    for (unsigned c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &set)) {
+        cpus.push_back(c);
+      }
+    }
   }
   const bool huge = !o.force_no_huge && free_hugepage_mb() >= o.memory_mb / 2;
   EalInfo info;

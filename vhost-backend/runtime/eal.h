@@ -28,9 +28,14 @@ struct EalInfo {
 // Free hugepage memory in MiB on a mounted hugetlbfs, 0 if none.
 std::uint64_t free_hugepage_mb() noexcept;
 
-// Pure: the argument vector for rte_eal_init (unit-tested).
+// "0-2,5": CPU ids, sorted, ranges joined (unit-tested).
+std::string cpu_list(const std::vector<unsigned>& cpus);
+
+// Pure: the argument vector for rte_eal_init (unit-tested). Without lcore
+// arguments from the user, the lcores float over `allowed_cpus` (the
+// process's affinity).
 std::vector<std::string> build_eal_args(const EalOptions& o, bool use_hugepages,
-                                        unsigned online_cpus);
+                                        const std::vector<unsigned>& allowed_cpus);
 
 // Calls rte_eal_init once per process. `why` explains a failure.
 Result<EalInfo> init_eal(const EalOptions& o, std::string& why);

@@ -1,5 +1,6 @@
 // Pure parts of EAL start-up (argument defaults, hugepage probe), kept free of
 // DPDK so that unit tests cover them.
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -52,16 +53,39 @@ std::uint64_t free_hugepage_mb() noexcept {
   return free_pages * page_kb / 1024;
 }
 
+std::string cpu_list(const std::vector<unsigned>& cpus) {
+  std::vector<unsigned> c = cpus;
+  std::sort(c.begin(), c.end());
+  c.erase(std::unique(c.begin(), c.end()), c.end());
+  std::string out;
+  for (std::size_t i = 0; i < c.size();) {
+    std::size_t j = i;
+    while (j + 1 < c.size() && c[j + 1] == c[j] + 1) {
+      ++j;
+    }
+    if (!out.empty()) {
+      out += ",";
+    }
+    out += std::to_string(c[i]);
+    if (j > i) {
+      out += "-" + std::to_string(c[j]);
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
 std::vector<std::string> build_eal_args(const EalOptions& o, bool use_hugepages,
-                                        unsigned online_cpus) {
+                                        const std::vector<unsigned>& allowed_cpus) {
   std::vector<std::string> a{o.program};
   const auto& u = o.user_args;
   if (!has_any(u, {"-l", "-c", "--lcores"})) {
     // Main lcore (control) plus worker lcores, all floating over every CPU the
-    // process may use: on small machines the kernel balances them with the
-    // guest's own threads. Pin with --lcores for production.
-    const std::string cpus =
-        online_cpus <= 1 ? "0" : "(0-" + std::to_string(online_cpus - 1) + ")";
+    // process may use (its affinity: taskset, a cgroup's cpuset): on small
+    // machines the kernel balances them with the guest's own threads. Pin
+    // with --lcores for production.
+    const std::string list = allowed_cpus.empty() ? "0" : cpu_list(allowed_cpus);
+    const std::string cpus = list.find_first_of(",-") == std::string::npos ? list : "(" + list + ")";
     std::string l = "--lcores=0@" + cpus;
     for (unsigned i = 1; i <= o.worker_lcores; ++i) {
       l += "," + std::to_string(i) + "@" + cpus;
