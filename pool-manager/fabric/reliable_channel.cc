@@ -159,6 +159,7 @@ void ReliableChannel::transmit(OutFrameState& s, Clock::time_point now, bool ret
     s.sent = true;
   }
   s.last_sent = now;
+  oldest_sent_ = std::min(oldest_sent_, now);
   ++stats_.frames_sent;
   emit(s.header, s.payload);
 }
@@ -166,18 +167,25 @@ void ReliableChannel::transmit(OutFrameState& s, Clock::time_point now, bool ret
 bool ReliableChannel::send_due(Clock::time_point now) {
   bool work = false;
   bool timed_out = false;
-  for (auto& [seq, s] : inflight_) {
-    const auto timeout =
-        std::min(o_.max_rto, rto_ * (1u << std::min<std::uint32_t>(s.retries, 10)));
-    if (now - s.last_sent >= timeout) {
-      if (s.retries >= o_.max_retries) {
-        broken_ = true;
-        return work;
+  // No frame times out sooner than one RTO after the oldest was sent: until
+  // then, the frames in flight (a window's worth) are not looked at.
+  if (!inflight_.empty() && now - oldest_sent_ >= std::min(o_.max_rto, rto_)) {
+    auto oldest = now;
+    for (auto& [seq, s] : inflight_) {
+      const auto timeout =
+          std::min(o_.max_rto, rto_ * (1u << std::min<std::uint32_t>(s.retries, 10)));
+      if (now - s.last_sent >= timeout) {
+        if (s.retries >= o_.max_retries) {
+          broken_ = true;
+          return work;
+        }
+        transmit(s, now, true);
+        work = true;
+        timed_out = true;
       }
-      transmit(s, now, true);
-      work = true;
-      timed_out = true;
+      oldest = std::min(oldest, s.last_sent);
     }
+    oldest_sent_ = oldest;
   }
   if (timed_out) {
     // As TCP does (RFC 6298 5.5): the timer backs off and stays backed off

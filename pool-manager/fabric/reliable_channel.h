@@ -159,6 +159,9 @@ class ReliableChannel {
   std::uint32_t next_seq_ = 1;
   std::map<std::uint32_t, OutFrameState> unsent_;    // by seq, not yet sent (credits)
   std::map<std::uint32_t, OutFrameState> inflight_;  // by seq, sent, not acked
+  // No frame in flight was last sent before this (a lower bound: frames
+  // acked since the last retransmission scan may have been older).
+  Clock::time_point oldest_sent_ = Clock::time_point::max();
   std::uint32_t peer_credits_ = 8;                   // until the peer tells us
   std::uint32_t peer_acked_ = 1;                     // the peer's cumulative ack
 

@@ -235,6 +235,30 @@ BOOST_AUTO_TEST_CASE(an_ack_waits_briefly_for_a_data_frame_to_ride_on) {
   BOOST_TEST(p.cb->in_flight() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(each_frame_times_out_one_rto_after_its_own_send) {
+  // b never hears a: nothing is acked. The first RTO is 5 x min_rto; after
+  // a timeout it doubles. Frames in flight are looked at only once the
+  // oldest may be due, and a later frame is still retransmitted on time.
+  Pair p({}, {}, key(1), key(1));
+  const auto rto = ChannelOptions{}.min_rto * 5;
+  const auto t0 = Clock::now();
+  BOOST_REQUIRE(p.ca->send(Opcode::kRequest, 2, message_bytes(2, 100)).has_value());
+  p.ca->poll(t0, p.at_a);
+  const auto t1 = t0 + rto / 2;
+  BOOST_REQUIRE(p.ca->send(Opcode::kRequest, 3, message_bytes(3, 100)).has_value());
+  p.ca->poll(t1, p.at_a);
+  BOOST_TEST(p.ca->in_flight() == 2u);
+  p.ca->poll(t0 + rto - 1us, p.at_a);
+  BOOST_TEST(p.ca->stats().retransmits == 0u);
+  p.ca->poll(t0 + rto, p.at_a);
+  BOOST_TEST(p.ca->stats().retransmits == 1u);  // the first frame only
+  // The second was sent at t1; its timeout is the doubled RTO.
+  p.ca->poll(t1 + 2 * rto - 1us, p.at_a);
+  BOOST_TEST(p.ca->stats().retransmits == 1u);
+  p.ca->poll(t1 + 2 * rto, p.at_a);
+  BOOST_TEST(p.ca->stats().retransmits == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(an_owed_ack_can_be_flushed_or_ride_on_a_keepalive) {
   Pair p({}, {}, key(1), key(1));
   const auto t0 = Clock::now();
