@@ -44,6 +44,7 @@ struct TransportStats {
   std::uint64_t truncated = 0;    // frames longer than the buffer: dropped
   std::uint64_t segmented = 0;    // UDP: sends of several equal datagrams the kernel split
   std::uint64_t gso_refused = 0;  // UDP: the kernel refused segmentation (then never asked)
+  std::uint64_t coalesced = 0;    // UDP: receives of several datagrams at once (UDP_GRO)
 };
 
 class Transport {

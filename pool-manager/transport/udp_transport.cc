@@ -37,6 +37,10 @@ constexpr std::size_t kMaxBurst = 64;
 // before Linux 6.2) and an IP datagram's 64 KiB less the headers.
 constexpr std::size_t kMaxGsoSegments = 64;
 constexpr std::size_t kMaxGsoBytes = 65535 - 40 - 8;
+// Receive slots with coalescing on: each the largest buffer the kernel hands
+// up (an IP datagram's 64 KiB).
+constexpr std::size_t kGroSlots = 16;
+constexpr std::size_t kMaxGroBytes = 65536;
 
 PeerAddress from_sockaddr(const sockaddr_storage& ss, socklen_t len) noexcept {
   PeerAddress a;
@@ -132,6 +136,14 @@ Result<std::unique_ptr<UdpTransport>> UdpTransport::open(const UdpTransportOptio
     return fail(Errc::kIo, "udp: getsockname failed", errno);
   }
   t->local_ = from_sockaddr(ss, len);
+  // Coalesced receive: a segmented send arrives as one buffer of its
+  // datagrams (so the sender's stack does not split it either). Slots then
+  // hold the 64 KiB such a buffer may reach; without it, one datagram each.
+  const int one = 1;
+  t->gro_ = o.coalesce && ::setsockopt(t->fd_, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+  t->rx_slot_bytes_ = t->gro_ ? kMaxGroBytes : std::max<std::size_t>(o.mtu, kFrameHeaderBytes);
+  t->rx_slots_.resize(t->gro_ ? kGroSlots : kMaxBurst);
+  t->rx_area_.resize(t->rx_slots_.size() * t->rx_slot_bytes_);
   return t;
 }
 
@@ -254,83 +266,98 @@ std::uint32_t UdpTransport::send_burst(std::span<const OutFrame> frames) noexcep
   return done;
 }
 
-void UdpTransport::split_into_stash(std::span<const std::byte> d, const PeerAddress& peer) {
-  while (!d.empty()) {
-    const std::size_t size = first_frame_bytes(d);
-    stash_.push_back(Stashed{std::vector<std::byte>(d.begin(), d.begin() + size), peer});
-    d = d.subspan(size);
-  }
-}
-
-std::uint32_t UdpTransport::take_stash(std::span<InFrame> frames, std::uint32_t out) noexcept {
-  while (!stash_.empty() && out < frames.size()) {
-    Stashed& s = stash_.front();
-    if (s.bytes.size() <= frames[out].buf.size()) {
-      std::memcpy(frames[out].buf.data(), s.bytes.data(), s.bytes.size());
-      frames[out].len = static_cast<std::uint32_t>(s.bytes.size());
-      frames[out].peer = s.peer;
-      ++out;
-    } else {
-      ++stats_.truncated;
-    }
-    stash_.pop_front();
-  }
-  return out;
-}
-
-std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
-  // Callers read until a burst comes back short, then sleep on the socket:
-  // a short burst must leave nothing in the stash, where no wake-up would
-  // find it.
-  const auto n = static_cast<std::uint32_t>(std::min(kMaxBurst, frames.size()));
-  frames = frames.first(n);
-  std::uint32_t out = take_stash(frames, 0);
-  if (out == n) {
-    stats_.received += out;
-    return out;
-  }
+bool UdpTransport::refill() noexcept {
   mmsghdr msgs[kMaxBurst];
   iovec iov[kMaxBurst];
   sockaddr_storage from[kMaxBurst];
-  const std::uint32_t first_buf = out;
-  for (std::uint32_t i = first_buf; i < n; ++i) {
-    const std::uint32_t m = i - first_buf;
-    iov[m] = iovec{frames[i].buf.data(), frames[i].buf.size()};
+  alignas(cmsghdr) std::byte ctl[kMaxBurst][CMSG_SPACE(sizeof(int))];
+  const std::size_t slots = rx_slots_.size();
+  for (std::size_t m = 0; m < slots; ++m) {
+    iov[m] = iovec{rx_area_.data() + m * rx_slot_bytes_, rx_slot_bytes_};
     msgs[m] = mmsghdr{};
     msgs[m].msg_hdr.msg_name = &from[m];
     msgs[m].msg_hdr.msg_namelen = sizeof(from[m]);
     msgs[m].msg_hdr.msg_iov = &iov[m];
     msgs[m].msg_hdr.msg_iovlen = 1;
+    if (gro_) {
+      msgs[m].msg_hdr.msg_control = ctl[m];
+      msgs[m].msg_hdr.msg_controllen = sizeof(ctl[m]);
+    }
   }
-  const int k = ::recvmmsg(fd_, msgs, n - first_buf, MSG_DONTWAIT, nullptr);
+  const int k = ::recvmmsg(fd_, msgs, static_cast<unsigned>(slots), MSG_DONTWAIT, nullptr);
+  rx_filled_ = 0;
+  rx_slot_ = 0;
+  rx_off_ = 0;
   for (int m = 0; m < k; ++m) {
-    const std::uint32_t i = first_buf + static_cast<std::uint32_t>(m);
     if ((msgs[m].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-      ++stats_.truncated;
+      ++stats_.truncated;  // a datagram longer than we receive: its frames are lost
       continue;
     }
-    const PeerAddress peer = from_sockaddr(from[m], msgs[m].msg_hdr.msg_namelen);
-    if (!stash_.empty()) {
-      // An earlier datagram of this call was a bundle: what follows waits
-      // behind its frames, in order.
-      split_into_stash(std::span<const std::byte>(frames[i].buf.data(), msgs[m].msg_len), peer);
-      continue;
+    RxSlot& r = rx_slots_[rx_filled_];
+    r.data = rx_area_.data() + static_cast<std::size_t>(m) * rx_slot_bytes_;
+    r.len = msgs[m].msg_len;
+    r.segment = r.len;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[m].msg_hdr); c != nullptr;
+         c = CMSG_NXTHDR(&msgs[m].msg_hdr, c)) {
+      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        int seg = 0;
+        std::memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+        if (seg > 0) {
+          r.segment = static_cast<std::uint32_t>(seg);
+        }
+      }
     }
-    if (out != i) {
-      std::memcpy(frames[out].buf.data(), frames[i].buf.data(), msgs[m].msg_len);
+    r.peer = from_sockaddr(from[m], msgs[m].msg_hdr.msg_namelen);
+    if (r.segment < r.len) {
+      ++stats_.coalesced;
     }
-    // A bundle: the first frame stays here, the others wait in the stash.
-    const std::span<const std::byte> d(frames[out].buf.data(), msgs[m].msg_len);
-    const std::size_t first = first_frame_bytes(d);
-    if (first < d.size()) {
-      split_into_stash(d.subspan(first), peer);
+    if (r.len > 0) {
+      ++rx_filled_;
     }
-    frames[out].len = static_cast<std::uint32_t>(first);
-    frames[out].peer = peer;
-    ++out;
   }
-  // The buffers the datagrams did not need take the bundles' other frames.
-  out = take_stash(frames, out);
+  if (rx_filled_ > 0) {
+    rx_dgram_end_ = std::min(rx_slots_[0].segment, rx_slots_[0].len);
+  }
+  return rx_filled_ > 0;
+}
+
+std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
+  // Datagrams land in our slots (several back to back when the kernel
+  // coalesced a segmented send, UDP_GRO), each is split into its frames by
+  // their `length` fields, and the frames are copied to the caller's
+  // buffers. Callers read until a burst comes back short, then sleep on the
+  // socket: a burst is short only when the socket had nothing more, so
+  // nothing waits in the slots where no wake-up would find it.
+  std::uint32_t out = 0;
+  while (out < frames.size()) {
+    if (rx_slot_ == rx_filled_ && !refill()) {
+      break;
+    }
+    const RxSlot& r = rx_slots_[rx_slot_];
+    const std::span<const std::byte> d(r.data + rx_off_, rx_dgram_end_ - rx_off_);
+    const std::size_t size = first_frame_bytes(d);
+    if (size <= frames[out].buf.size()) {
+      std::memcpy(frames[out].buf.data(), d.data(), size);
+      frames[out].len = static_cast<std::uint32_t>(size);
+      frames[out].peer = r.peer;
+      ++out;
+    } else {
+      ++stats_.truncated;
+    }
+    rx_off_ += static_cast<std::uint32_t>(size);
+    if (rx_off_ == rx_dgram_end_) {
+      if (rx_off_ == r.len) {
+        ++rx_slot_;
+        rx_off_ = 0;
+        if (rx_slot_ < rx_filled_) {
+          const RxSlot& next = rx_slots_[rx_slot_];
+          rx_dgram_end_ = std::min(next.segment, next.len);
+        }
+      } else {
+        rx_dgram_end_ = std::min(rx_off_ + r.segment, r.len);  // the next coalesced datagram
+      }
+    }
+  }
   stats_.received += out;
   return out;
 }

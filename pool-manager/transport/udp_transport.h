@@ -2,7 +2,6 @@
 // recvmmsg on one non-blocking socket (IPv4 or IPv6).
 #pragma once
 
-#include <deque>
 #include <memory>
 #include <vector>
 #include <string>
@@ -21,6 +20,9 @@ struct UdpTransportOptions {
   std::string bind = "0.0.0.0:0";  // local address; port 0 picks one
   std::uint32_t mtu = 1472;        // 1500 minus IPv4 and UDP headers
   int socket_buffer = 4 << 20;     // SO_RCVBUF / SO_SNDBUF
+  // Ask the kernel to coalesce a peer's segmented sends (UDP_GRO): 1 MiB of
+  // receive slots instead of 64 of one MTU.
+  bool coalesce = true;
 };
 
 // Frames marked for bundling leave back to back in one datagram (docs/fabric.md
@@ -47,17 +49,24 @@ class UdpTransport final : public Transport {
   bool gso_ = true;  // UDP_SEGMENT until the kernel refuses it
   PeerAddress local_;
   TransportStats stats_;
-  // Frames after the first of datagrams already received, for the next calls.
-  struct Stashed {
-    std::vector<std::byte> bytes;
+  bool gro_ = false;  // UDP_GRO: coalesced datagrams arrive as one buffer
+  // Received datagrams (or coalesced runs of them, `segment` bytes each but
+  // the last) not yet handed out; frames are taken from rx_slot_ at rx_off_.
+  struct RxSlot {
+    const std::byte* data = nullptr;
+    std::uint32_t len = 0;
+    std::uint32_t segment = 0;
     PeerAddress peer;
   };
-  std::deque<Stashed> stash_;
-  // Every frame of a datagram into the stash (the tail that does not parse
-  // as one more).
-  void split_into_stash(std::span<const std::byte> datagram, const PeerAddress& peer);
-  // Stashed frames into frames[out...]; the new count.
-  std::uint32_t take_stash(std::span<InFrame> frames, std::uint32_t out) noexcept;
+  std::vector<std::byte> rx_area_;
+  std::size_t rx_slot_bytes_ = 0;
+  std::vector<RxSlot> rx_slots_;
+  std::size_t rx_filled_ = 0;
+  std::size_t rx_slot_ = 0;
+  std::uint32_t rx_off_ = 0;
+  std::uint32_t rx_dgram_end_ = 0;  // end of the datagram rx_off_ is in
+  // One recvmmsg into the slots; false if nothing came.
+  bool refill() noexcept;
 };
 
 }  // namespace viopool::pool

@@ -154,7 +154,10 @@ std::vector<std::vector<std::byte>> big_frames(std::uint32_t first, std::size_t 
 BOOST_AUTO_TEST_CASE(udp_segments_runs_of_equal_datagrams_and_they_arrive_whole) {
   auto a = UdpTransport::open({"127.0.0.1:0", 8972});
   auto b = UdpTransport::open({"127.0.0.1:0", 8972});
-  auto c = UdpTransport::open({"127.0.0.1:0", 8972});
+  // b takes a segmented send as one buffer (UDP_GRO), c datagram by datagram.
+  UdpTransportOptions plain{"127.0.0.1:0", 8972};
+  plain.coalesce = false;
+  auto c = UdpTransport::open(plain);
   BOOST_REQUIRE(a.has_value());
   BOOST_REQUIRE(b.has_value());
   BOOST_REQUIRE(c.has_value());
@@ -185,6 +188,26 @@ BOOST_AUTO_TEST_CASE(udp_segments_runs_of_equal_datagrams_and_they_arrive_whole)
   for (std::size_t i = 0; i < to_c.size(); ++i) {
     BOOST_TEST((got_c[i] == to_c[i]), "frame " << i << " to c");
   }
+  BOOST_TEST((*b)->stats().coalesced >= 1u);
+  BOOST_TEST((*c)->stats().coalesced == 0u);
+  // A frame whose length runs past its datagram takes the rest of that
+  // datagram only, never the next one of a coalesced buffer.
+  auto liar = big_frames(200, 1)[0];
+  liar[28] = std::byte{0};
+  liar[29] = std::byte{0};
+  liar[30] = std::byte{0x23};
+  liar[31] = std::byte{0x28};  // 9000 bytes claimed
+  const auto more = big_frames(300, 3);
+  const std::vector<OutFrame> lie = {OutFrame{liar, (*b)->local(), 8972},
+                                     OutFrame{more[0], (*b)->local(), 8972},
+                                     OutFrame{more[1], (*b)->local(), 8972},
+                                     OutFrame{more[2], (*b)->local(), 8972}};
+  BOOST_REQUIRE((*a)->send_burst(lie) == 4u);
+  const auto got_lie = drain(**b, 3, 2000ms);
+  BOOST_REQUIRE(got_lie.size() == 3u);
+  BOOST_TEST(got_lie[0].size() == liar.size() + more[0].size());  // handed up whole, to be refused
+  BOOST_TEST((got_lie[1] == more[1]));
+  BOOST_TEST((got_lie[2] == more[2]));
 }
 
 BOOST_AUTO_TEST_CASE(udp_without_segmentation_sends_each_datagram) {
