@@ -15,7 +15,7 @@
 namespace viopool::pool {
 
 inline constexpr std::uint16_t kMagic = 0x5650;  // "VP"
-inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::uint8_t kVersion = 2;
 inline constexpr std::size_t kHeaderBytes = 56;
 inline constexpr std::size_t kAuthOffset = 40;
 inline constexpr std::size_t kAuthBytes = 16;

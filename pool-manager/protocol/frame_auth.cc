@@ -1,4 +1,5 @@
-// SipHash-2-4-128 frame tags through OpenSSL's EVP_MAC.
+// Frame tags (docs/fabric.md "Authentication") through OpenSSL: SipHash-2-4-128
+// for short frames, GHASH then AES for longer ones.
 #include "pool-manager/protocol/frame_auth.h"
 
 #include <openssl/core_names.h>
@@ -24,9 +25,14 @@ OSSL_PROVIDER* const g_default_provider = OSSL_PROVIDER_load(nullptr, "default")
 
 struct FrameAuthenticator::Impl {
   EVP_MAC* mac = nullptr;
-  EVP_MAC_CTX* ctx = nullptr;
+  EVP_MAC_CTX* sip = nullptr;       // SipHash-2-4-128, key K_s
+  EVP_CIPHER_CTX* gcm = nullptr;    // AES-128-GCM, key K_g, the fixed IV
+  EVP_CIPHER_CTX* prp = nullptr;    // AES-128-ECB, key K_p
+  AuthKey k_s{};
   ~Impl() {
-    EVP_MAC_CTX_free(ctx);
+    EVP_CIPHER_CTX_free(prp);
+    EVP_CIPHER_CTX_free(gcm);
+    EVP_MAC_CTX_free(sip);
     EVP_MAC_free(mac);
   }
 };
@@ -56,16 +62,54 @@ Result<AuthKey> parse_auth_key(std::string_view hex) {
 
 Result<std::unique_ptr<FrameAuthenticator>> FrameAuthenticator::create(const AuthKey& key) {
   std::unique_ptr<FrameAuthenticator> a(new FrameAuthenticator());
-  a->key_ = key;
   a->impl_ = std::make_unique<Impl>();
-  a->impl_->mac = EVP_MAC_fetch(nullptr, "SIPHASH", nullptr);
-  if (a->impl_->mac == nullptr) {
+  Impl& m = *a->impl_;
+  // The three subkeys: AES-128 under the lease key of the blocks 01 00..00,
+  // 02 00..00 and 03 00..00 (K_s, K_g, K_p).
+  AuthKey sub[3]{};
+  {
+    EVP_CIPHER_CTX* ecb = EVP_CIPHER_CTX_new();
+    unsigned char in[3 * kAuthKeyBytes] = {};
+    unsigned char out[3 * kAuthKeyBytes + 16];
+    in[0] = 1;
+    in[kAuthKeyBytes] = 2;
+    in[2 * kAuthKeyBytes] = 3;
+    int len = 0;
+    const bool ok = ecb != nullptr &&
+                    EVP_EncryptInit_ex(ecb, EVP_aes_128_ecb(), nullptr, key.data(), nullptr) == 1 &&
+                    EVP_CIPHER_CTX_set_padding(ecb, 0) == 1 &&
+                    EVP_EncryptUpdate(ecb, out, &len, in, sizeof(in)) == 1 && len == sizeof(in);
+    EVP_CIPHER_CTX_free(ecb);
+    if (!ok) {
+      return fail(Errc::kUnsupported, "fabric: OpenSSL has no AES-128");
+    }
+    for (int i = 0; i < 3; ++i) {
+      std::memcpy(sub[i].data(), out + i * kAuthKeyBytes, kAuthKeyBytes);
+    }
+    OPENSSL_cleanse(out, sizeof(out));
+  }
+  m.k_s = sub[0];
+  m.mac = EVP_MAC_fetch(nullptr, "SIPHASH", nullptr);
+  if (m.mac == nullptr) {
     return fail(Errc::kUnsupported, "fabric: OpenSSL has no SipHash");
   }
-  a->impl_->ctx = EVP_MAC_CTX_new(a->impl_->mac);
-  if (a->impl_->ctx == nullptr) {
-    return fail(Errc::kResourceExhausted, "fabric: cannot create a MAC context");
+  m.sip = EVP_MAC_CTX_new(m.mac);
+  m.gcm = EVP_CIPHER_CTX_new();
+  m.prp = EVP_CIPHER_CTX_new();
+  if (m.sip == nullptr || m.gcm == nullptr || m.prp == nullptr) {
+    return fail(Errc::kResourceExhausted, "fabric: cannot create MAC contexts");
   }
+  std::size_t size = kAuthBytes;
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
+                               OSSL_PARAM_construct_end()};
+  static const unsigned char kIv[12] = {};
+  if (EVP_MAC_CTX_set_params(m.sip, params) != 1 ||
+      EVP_EncryptInit_ex(m.gcm, EVP_aes_128_gcm(), nullptr, sub[1].data(), kIv) != 1 ||
+      EVP_EncryptInit_ex(m.prp, EVP_aes_128_ecb(), nullptr, sub[2].data(), nullptr) != 1 ||
+      EVP_CIPHER_CTX_set_padding(m.prp, 0) != 1) {
+    return fail(Errc::kUnsupported, "fabric: OpenSSL refuses the MAC set-up");
+  }
+  OPENSSL_cleanse(sub, sizeof(sub));
   return a;
 }
 
@@ -76,19 +120,36 @@ Result<void> FrameAuthenticator::tag_of(std::span<const std::byte> frame,
   if (frame.size() < kHeaderBytes) {
     return fail(Errc::kInvalidArgument, "fabric: frame shorter than its header");
   }
-  std::size_t size = kAuthBytes;
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
-                         OSSL_PARAM_construct_end()};
-  static const std::uint8_t kZero[kAuthBytes] = {};
-  const auto* p = reinterpret_cast<const unsigned char*>(frame.data());
-  std::size_t got = 0;
-  if (EVP_MAC_init(impl_->ctx, key_.data(), key_.size(), params) != 1 ||
-      EVP_MAC_update(impl_->ctx, p, kAuthOffset) != 1 ||
-      EVP_MAC_update(impl_->ctx, kZero, kAuthBytes) != 1 ||
-      EVP_MAC_update(impl_->ctx, p + kAuthOffset + kAuthBytes,
-                     frame.size() - kAuthOffset - kAuthBytes) != 1 ||
-      EVP_MAC_final(impl_->ctx, out, &got, kAuthBytes) != 1 || got != kAuthBytes) {
-    return fail(Errc::kInternal, "fabric: SipHash failed");
+  // The header with its auth field zeroed, then the payload.
+  static_assert(kAuthOffset + kAuthBytes == kHeaderBytes);
+  unsigned char head[kHeaderBytes];
+  std::memcpy(head, frame.data(), kAuthOffset);
+  std::memset(head + kAuthOffset, 0, kAuthBytes);
+  const auto* body = reinterpret_cast<const unsigned char*>(frame.data()) + kHeaderBytes;
+  const std::size_t body_len = frame.size() - kHeaderBytes;
+  Impl& m = *impl_;
+  if (frame.size() <= kShortFrameBytes) {
+    std::size_t got = 0;
+    if (EVP_MAC_init(m.sip, m.k_s.data(), m.k_s.size(), nullptr) != 1 ||
+        EVP_MAC_update(m.sip, head, kHeaderBytes) != 1 ||
+        EVP_MAC_update(m.sip, body, body_len) != 1 ||
+        EVP_MAC_final(m.sip, out, &got, kAuthBytes) != 1 || got != kAuthBytes) {
+      return fail(Errc::kInternal, "fabric: SipHash failed");
+    }
+    return {};
+  }
+  // GHASH of the frame (as GCM's AAD under the fixed IV; nothing is
+  // encrypted), then that tag through AES under K_p.
+  static const unsigned char kIv[12] = {};
+  unsigned char ghash[kAuthBytes];
+  int len = 0;
+  if (EVP_EncryptInit_ex(m.gcm, nullptr, nullptr, nullptr, kIv) != 1 ||
+      EVP_EncryptUpdate(m.gcm, nullptr, &len, head, static_cast<int>(kHeaderBytes)) != 1 ||
+      EVP_EncryptUpdate(m.gcm, nullptr, &len, body, static_cast<int>(body_len)) != 1 ||
+      EVP_EncryptFinal_ex(m.gcm, ghash, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(m.gcm, EVP_CTRL_GCM_GET_TAG, kAuthBytes, ghash) != 1 ||
+      EVP_EncryptUpdate(m.prp, out, &len, ghash, kAuthBytes) != 1 || len != kAuthBytes) {
+    return fail(Errc::kInternal, "fabric: frame MAC failed");
   }
   return {};
 }

@@ -1,7 +1,8 @@
-// Frame authentication (docs/fabric.md, "Authentication"): SipHash-2-4 with a
-// 128-bit output, keyed per lease, over the whole frame with the auth field
-// zeroed. OpenSSL's implementation; one object per key, not thread-safe (one
-// per polling thread).
+// Frame authentication (docs/fabric.md, "Authentication"): a 128-bit tag keyed
+// per lease over the whole frame with the auth field zeroed: SipHash-2-4 for
+// frames of at most kShortFrameBytes, GHASH then AES for longer ones, each
+// under its own subkey of the lease key. OpenSSL's implementations; one
+// object per key, not thread-safe (one per polling thread).
 #pragma once
 
 #include <array>
@@ -15,6 +16,9 @@
 namespace viopool::pool {
 
 inline constexpr std::size_t kAuthKeyBytes = 16;
+// Frames up to this size are tagged with SipHash (cheaper there), longer ones
+// with GHASH then AES (faster per byte).
+inline constexpr std::size_t kShortFrameBytes = 1024;
 using AuthKey = std::array<std::uint8_t, kAuthKeyBytes>;
 
 // A key written as 32 hex digits (config files, the API); kInvalidArgument
@@ -23,7 +27,7 @@ Result<AuthKey> parse_auth_key(std::string_view hex);
 
 class FrameAuthenticator {
  public:
-  // kUnsupported if OpenSSL lacks SipHash.
+  // kUnsupported if OpenSSL lacks SipHash or AES-128.
   static Result<std::unique_ptr<FrameAuthenticator>> create(const AuthKey& key);
   ~FrameAuthenticator();
   FrameAuthenticator(const FrameAuthenticator&) = delete;
@@ -38,7 +42,6 @@ class FrameAuthenticator {
   FrameAuthenticator() = default;
   Result<void> tag_of(std::span<const std::byte> frame, std::uint8_t* out) noexcept;
 
-  AuthKey key_{};
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
