@@ -48,7 +48,21 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag, std::span<const
   std::size_t off = 0;
   do {
     const std::size_t n = std::min(chunk, total - off);
-    OutFrameState s;
+    // An acknowledged frame's node, payload buffer included, when there is
+    // one: no allocation per frame in the steady state.
+    FrameNode node;
+    if (!spare_.empty()) {
+      node = std::move(spare_.back());
+      spare_.pop_back();
+    } else {
+      FrameMap fresh;
+      node = fresh.extract(fresh.emplace(0, OutFrameState{}).first);
+    }
+    OutFrameState& s = node.mapped();
+    s.header = FrameHeader{};
+    s.first_sent = s.last_sent = Clock::time_point{};
+    s.retries = 0;
+    s.sent = false;
     s.header.opcode = op;
     s.header.queue_id = o_.queue_id;
     s.header.function_id = o_.function_id;
@@ -67,10 +81,17 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag, std::span<const
     if (done < n) {
       std::memcpy(s.payload.data() + done, body.data() + (off + done - head.size()), n - done);
     }
-    unsent_.emplace(s.header.seq, std::move(s));
+    node.key() = s.header.seq;
+    unsent_.insert(std::move(node));
     off += n;
   } while (off < total);
   return {};
+}
+
+void ReliableChannel::recycle(FrameNode node) {
+  if (spare_.size() < kMaxSpareFrames) {
+    spare_.push_back(std::move(node));
+  }
 }
 
 bool ReliableChannel::emit(const FrameHeader& h, std::span<const std::byte> payload) {
@@ -250,7 +271,7 @@ void ReliableChannel::on_ack(std::uint32_t ack, Clock::time_point now) {
       }
       rto_ = std::clamp(srtt_ + std::max(kClockGranularity, rttvar_ * 4), o_.min_rto, o_.max_rto);
     }
-    inflight_.erase(inflight_.begin());
+    recycle(inflight_.extract(inflight_.begin()));
   }
 }
 
@@ -274,7 +295,9 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
         // only the frames we actually hold in it.
         const auto& b = sack->blocks[i];
         if (b.start < b.end) {
-          inflight_.erase(inflight_.lower_bound(b.start), inflight_.lower_bound(b.end));
+          for (auto it = inflight_.lower_bound(b.start); it != inflight_.end() && it->first < b.end;) {
+            recycle(inflight_.extract(it++));
+          }
         }
       }
     }

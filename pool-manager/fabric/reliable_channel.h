@@ -157,8 +157,14 @@ class ReliableChannel {
   ChannelOptions o_;
 
   std::uint32_t next_seq_ = 1;
-  std::map<std::uint32_t, OutFrameState> unsent_;    // by seq, not yet sent (credits)
-  std::map<std::uint32_t, OutFrameState> inflight_;  // by seq, sent, not acked
+  using FrameMap = std::map<std::uint32_t, OutFrameState>;
+  using FrameNode = FrameMap::node_type;
+  FrameMap unsent_;    // by seq, not yet sent (credits)
+  FrameMap inflight_;  // by seq, sent, not acked
+  // Nodes of acknowledged frames (with their payload buffers), reused by send().
+  static constexpr std::size_t kMaxSpareFrames = 32;
+  std::vector<FrameNode> spare_;
+  void recycle(FrameNode node);
   // No frame in flight was last sent before this (a lower bound: frames
   // acked since the last retransmission scan may have been older).
   Clock::time_point oldest_sent_ = Clock::time_point::max();
