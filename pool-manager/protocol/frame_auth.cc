@@ -15,6 +15,9 @@
 namespace viopool::pool {
 namespace {
 
+// No frame exceeds an IP datagram (and EVP takes int lengths).
+constexpr std::size_t kMaxFrameBytes = 65536;
+
 // Our own reference to OpenSSL's default provider, taken when the program
 // starts and never dropped: DPDK's crypto_openssl loads the providers when an
 // instance is made and unloads them when it is removed, which would
@@ -30,6 +33,7 @@ struct FrameAuthenticator::Impl {
   EVP_CIPHER_CTX* prp = nullptr;    // AES-128-ECB, key K_p
   AuthKey k_s{};
   ~Impl() {
+    OPENSSL_cleanse(k_s.data(), k_s.size());
     EVP_CIPHER_CTX_free(prp);
     EVP_CIPHER_CTX_free(gcm);
     EVP_MAC_CTX_free(sip);
@@ -67,6 +71,10 @@ Result<std::unique_ptr<FrameAuthenticator>> FrameAuthenticator::create(const Aut
   // The three subkeys: AES-128 under the lease key of the blocks 01 00..00,
   // 02 00..00 and 03 00..00 (K_s, K_g, K_p).
   AuthKey sub[3]{};
+  struct Cleanse {
+    AuthKey* k;
+    ~Cleanse() { OPENSSL_cleanse(k, 3 * sizeof(AuthKey)); }
+  } cleanse{sub};
   {
     EVP_CIPHER_CTX* ecb = EVP_CIPHER_CTX_new();
     unsigned char in[3 * kAuthKeyBytes] = {};
@@ -109,7 +117,6 @@ Result<std::unique_ptr<FrameAuthenticator>> FrameAuthenticator::create(const Aut
       EVP_CIPHER_CTX_set_padding(m.prp, 0) != 1) {
     return fail(Errc::kUnsupported, "fabric: OpenSSL refuses the MAC set-up");
   }
-  OPENSSL_cleanse(sub, sizeof(sub));
   return a;
 }
 
@@ -119,6 +126,9 @@ Result<void> FrameAuthenticator::tag_of(std::span<const std::byte> frame,
                                         std::uint8_t* out) noexcept {
   if (frame.size() < kHeaderBytes) {
     return fail(Errc::kInvalidArgument, "fabric: frame shorter than its header");
+  }
+  if (frame.size() > kMaxFrameBytes) {
+    return fail(Errc::kInvalidArgument, "fabric: frame longer than a datagram");
   }
   // The header with its auth field zeroed, then the payload.
   static_assert(kAuthOffset + kAuthBytes == kHeaderBytes);

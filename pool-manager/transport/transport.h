@@ -57,7 +57,9 @@ class Transport {
   // A transport may carry several frames in one datagram (OutFrame::bundle);
   // recv_burst then hands them out one by one.
   virtual std::uint32_t send_burst(std::span<const OutFrame> frames) noexcept = 0;
-  // Fills up to frames.size() buffers; returns how many frames arrived.
+  // Fills up to frames.size() buffers; returns how many frames arrived. A
+  // burst shorter than asked means nothing more was there: the caller may
+  // then sleep on wait_fd() without leaving frames behind in the transport.
   virtual std::uint32_t recv_burst(std::span<InFrame> frames) noexcept = 0;
   // An fd that becomes readable when frames arrive (for an idle poller to
   // sleep on), or -1.

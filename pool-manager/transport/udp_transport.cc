@@ -1,4 +1,5 @@
-// UdpTransport: sendmmsg/recvmmsg bursts.
+// UdpTransport: sendmmsg/recvmmsg bursts; runs of equal datagrams as one
+// segmented send (UDP_SEGMENT), received whole (UDP_GRO) and split here.
 #include "pool-manager/transport/udp_transport.h"
 
 #include <arpa/inet.h>
@@ -143,7 +144,8 @@ Result<std::unique_ptr<UdpTransport>> UdpTransport::open(const UdpTransportOptio
   t->gro_ = o.coalesce && ::setsockopt(t->fd_, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
   t->rx_slot_bytes_ = t->gro_ ? kMaxGroBytes : std::max<std::size_t>(o.mtu, kFrameHeaderBytes);
   t->rx_slots_.resize(t->gro_ ? kGroSlots : kMaxBurst);
-  t->rx_area_.resize(t->rx_slots_.size() * t->rx_slot_bytes_);
+  // Not zeroed: a slot's pages are touched only once a datagram lands in it.
+  t->rx_area_ = std::make_unique_for_overwrite<std::byte[]>(t->rx_slots_.size() * t->rx_slot_bytes_);
   return t;
 }
 
@@ -240,9 +242,12 @@ std::uint32_t UdpTransport::send_burst(std::span<const OutFrame> frames) noexcep
       if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) {
         break;  // the socket is full: try later
       }
-      if (msgs[0].msg_hdr.msg_controllen != 0 && gso_) {
-        // A kernel or route without UDP segmentation offload: send each
-        // datagram on its own from now on, starting with these.
+      if (msgs[0].msg_hdr.msg_controllen != 0 &&
+          (errno == EINVAL || errno == EIO || errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
+        // A kernel or route that cannot segment (no checksum offload, IPsec,
+        // a path MTU below the datagrams): send each datagram on its own
+        // from now on, starting with these. Other errors are the peer's
+        // (unreachable, filtered) and drop its datagrams as below.
         gso_ = false;
         ++stats_.gso_refused;
         continue;
@@ -266,14 +271,14 @@ std::uint32_t UdpTransport::send_burst(std::span<const OutFrame> frames) noexcep
   return done;
 }
 
-bool UdpTransport::refill() noexcept {
+int UdpTransport::refill() noexcept {
   mmsghdr msgs[kMaxBurst];
   iovec iov[kMaxBurst];
   sockaddr_storage from[kMaxBurst];
   alignas(cmsghdr) std::byte ctl[kMaxBurst][CMSG_SPACE(sizeof(int))];
   const std::size_t slots = rx_slots_.size();
   for (std::size_t m = 0; m < slots; ++m) {
-    iov[m] = iovec{rx_area_.data() + m * rx_slot_bytes_, rx_slot_bytes_};
+    iov[m] = iovec{rx_area_.get() + m * rx_slot_bytes_, rx_slot_bytes_};
     msgs[m] = mmsghdr{};
     msgs[m].msg_hdr.msg_name = &from[m];
     msgs[m].msg_hdr.msg_namelen = sizeof(from[m]);
@@ -289,12 +294,14 @@ bool UdpTransport::refill() noexcept {
   rx_slot_ = 0;
   rx_off_ = 0;
   for (int m = 0; m < k; ++m) {
-    if ((msgs[m].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-      ++stats_.truncated;  // a datagram longer than we receive: its frames are lost
+    if ((msgs[m].msg_hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+      // A datagram longer than we receive, or a coalesced run whose segment
+      // size got lost (it could not be split safely): its frames are lost.
+      ++stats_.truncated;
       continue;
     }
     RxSlot& r = rx_slots_[rx_filled_];
-    r.data = rx_area_.data() + static_cast<std::size_t>(m) * rx_slot_bytes_;
+    r.data = rx_area_.get() + static_cast<std::size_t>(m) * rx_slot_bytes_;
     r.len = msgs[m].msg_len;
     r.segment = r.len;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[m].msg_hdr); c != nullptr;
@@ -318,7 +325,7 @@ bool UdpTransport::refill() noexcept {
   if (rx_filled_ > 0) {
     rx_dgram_end_ = std::min(rx_slots_[0].segment, rx_slots_[0].len);
   }
-  return rx_filled_ > 0;
+  return k;
 }
 
 std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
@@ -330,8 +337,16 @@ std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
   // nothing waits in the slots where no wake-up would find it.
   std::uint32_t out = 0;
   while (out < frames.size()) {
-    if (rx_slot_ == rx_filled_ && !refill()) {
-      break;
+    if (rx_slot_ == rx_filled_) {
+      // Until something usable came or the socket is empty: a receive of
+      // nothing but truncated datagrams must not end the burst short.
+      int k = 0;
+      do {
+        k = refill();
+      } while (rx_filled_ == 0 && k > 0);
+      if (rx_filled_ == 0) {
+        break;
+      }
     }
     const RxSlot& r = rx_slots_[rx_slot_];
     const std::span<const std::byte> d(r.data + rx_off_, rx_dgram_end_ - rx_off_);

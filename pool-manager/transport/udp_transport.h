@@ -1,5 +1,7 @@
 // UdpTransport: fabric frames in UDP datagrams, bursts through sendmmsg and
-// recvmmsg on one non-blocking socket (IPv4 or IPv6).
+// recvmmsg on one non-blocking socket (IPv4 or IPv6); runs of equal datagrams
+// to one peer leave as one segmented send (UDP_SEGMENT) and arrive as one
+// buffer (UDP_GRO), split again here (docs/fabric.md "Transports").
 #pragma once
 
 #include <memory>
@@ -58,15 +60,16 @@ class UdpTransport final : public Transport {
     std::uint32_t segment = 0;
     PeerAddress peer;
   };
-  std::vector<std::byte> rx_area_;
+  std::unique_ptr<std::byte[]> rx_area_;
   std::size_t rx_slot_bytes_ = 0;
   std::vector<RxSlot> rx_slots_;
   std::size_t rx_filled_ = 0;
   std::size_t rx_slot_ = 0;
   std::uint32_t rx_off_ = 0;
   std::uint32_t rx_dgram_end_ = 0;  // end of the datagram rx_off_ is in
-  // One recvmmsg into the slots; false if nothing came.
-  bool refill() noexcept;
+  // One recvmmsg into the slots; what it returned (datagrams, or -1). The
+  // usable ones are counted in rx_filled_.
+  int refill() noexcept;
 };
 
 }  // namespace viopool::pool

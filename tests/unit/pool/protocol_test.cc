@@ -248,9 +248,18 @@ BOOST_AUTO_TEST_CASE(authentication_tags_match_known_answers_both_ways) {
   BOOST_TEST(long_tag == hex("0d2393553afe7db5a2e13441ed445c50"));
   BOOST_TEST((*a)->verify(shortf));
   BOOST_TEST((*a)->verify(longf));
-  // A long frame cut to the short size is checked (and refused) with SipHash.
-  std::vector<std::byte> cut(longf.begin(), longf.begin() + kShortFrameBytes);
-  BOOST_TEST(!(*a)->verify(cut));
+  // Either tag catches a flipped bit anywhere, on both sides of the size
+  // that picks it.
+  for (const std::size_t size : {std::size_t{1024}, std::size_t{1025}, std::size_t{3000}}) {
+    std::vector<std::byte> f(longf.begin(), longf.begin() + size);
+    BOOST_REQUIRE((*a)->sign(f).has_value());
+    BOOST_TEST((*a)->verify(f), size);
+    for (const std::size_t at : {std::size_t{3}, std::size_t{100}, size - 1}) {
+      auto t = f;
+      t[at] ^= std::byte{0x10};
+      BOOST_TEST(!(*a)->verify(t), size << " byte " << at);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(volume_config_space_round_trips_and_rejects_nonsense) {
