@@ -383,10 +383,11 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
 
 bool ReliableChannel::receive(Clock::time_point now, std::vector<ChannelMessage>& out) {
   InFrame in[kRxBurst];
+  const std::size_t mtu = transport_.mtu();
   bool work = false;
   for (;;) {
     for (std::size_t i = 0; i < kRxBurst; ++i) {
-      in[i].buf = std::span(rx_bufs_).subspan(i * transport_.mtu(), transport_.mtu());
+      in[i].buf = std::span(rx_bufs_).subspan(i * mtu, mtu);
     }
     const auto n = transport_.recv_burst(std::span(in, kRxBurst));
     for (std::uint32_t i = 0; i < n; ++i) {
