@@ -38,12 +38,23 @@ namespace {
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
 
+// The fabric counters and, under "transport", the UDP socket's.
+nlohmann::json stats_json(const viopool::pool::TargetStats& s,
+                          const viopool::pool::TransportStats& t) {
+  nlohmann::json j = viopool::pool::to_json(s);
+  j["transport"] = {{"sent", t.sent},           {"received", t.received},
+                    {"send_errors", t.send_errors}, {"truncated", t.truncated},
+                    {"segmented", t.segmented}, {"gso_refused", t.gso_refused},
+                    {"coalesced", t.coalesced}};
+  return j;
+}
+
 // Written whole to a temporary file and renamed: readers never see half.
-void write_stats(const std::string& path, const viopool::pool::TargetStats& s) {
+void write_stats(const std::string& path, const nlohmann::json& j) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
-    out << viopool::pool::to_json(s).dump() << "\n";
+    out << j.dump() << "\n";
   }
   std::rename(tmp.c_str(), path.c_str());
 }
@@ -347,7 +358,7 @@ int main(int argc, char** argv) {
   while (!g_stop.load()) {
     (*target)->run(g_stop, pool::VolumeTarget::Clock::now() + std::chrono::seconds(1));
     if (!stats_path.empty()) {
-      write_stats(stats_path, (*target)->stats());
+      write_stats(stats_path, stats_json((*target)->stats(), (*udp)->stats()));
     }
   }
   server.stop();
@@ -356,10 +367,10 @@ int main(int argc, char** argv) {
   (*target)->unbind_poller();
   cv.notify_all();
   expiry.join();
-  const auto s = (*target)->stats();
+  const auto s = stats_json((*target)->stats(), (*udp)->stats());
   if (!stats_path.empty()) {
     write_stats(stats_path, s);
   }
-  VIOPOOL_LOG_INFO("stopped: {}", pool::to_json(s).dump());
+  VIOPOOL_LOG_INFO("stopped: {}", s.dump());
   return 0;
 }

@@ -130,6 +130,13 @@ BOOST_AUTO_TEST_CASE(data_written_through_the_pool_reads_back_intact) {
   // Every request the host sent, the appliance served.
   BOOST_REQUIRE(wait_until([&] { return p.appliance_stats().value("requests", 0ull) > 0; }, 5s));
   BOOST_TEST(p.appliance_stats().value("errors", 1ull) == 0u);
+  // The socket's own counters: frames both ways, none refused or cut.
+  const json t = p.appliance_stats().value("transport", json::object());
+  BOOST_TEST(t.value("sent", 0ull) > 0u);
+  BOOST_TEST(t.value("received", 0ull) > 0u);
+  BOOST_TEST(t.value("send_errors", 1ull) == 0u);
+  BOOST_TEST(t.value("truncated", 1ull) == 0u);
+  BOOST_TEST(t.value("gso_refused", 1ull) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(integrity_survives_loss_reorder_duplication_and_corruption) {
