@@ -59,10 +59,9 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag, std::span<const
       node = fresh.extract(fresh.emplace(0, OutFrameState{}).first);
     }
     OutFrameState& s = node.mapped();
-    s.header = FrameHeader{};
-    s.first_sent = s.last_sent = Clock::time_point{};
-    s.retries = 0;
-    s.sent = false;
+    std::vector<std::byte> buffer = std::move(s.payload);
+    s = OutFrameState{};
+    s.payload = std::move(buffer);
     s.header.opcode = op;
     s.header.queue_id = o_.queue_id;
     s.header.function_id = o_.function_id;

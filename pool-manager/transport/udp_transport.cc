@@ -164,9 +164,8 @@ std::uint32_t UdpTransport::send_burst(std::span<const OutFrame> frames) noexcep
     // datagram's iovecs right after the previous one's.
     iovec iov[kMaxBurst * 4];
     std::size_t dg_first_iov[kMaxBurst];
-    std::size_t dg_iovs[kMaxBurst];
     std::size_t dg_bytes[kMaxBurst];
-    std::uint32_t dg_frames[kMaxBurst];
+    std::uint32_t dg_frames[kMaxBurst];  // also its iovecs: one per frame
     const PeerAddress* dg_peer[kMaxBurst];
     std::size_t n = 0;
     std::size_t used_iov = 0;
@@ -185,7 +184,6 @@ std::uint32_t UdpTransport::send_burst(std::span<const OutFrame> frames) noexcep
         ++i;
       }
       dg_first_iov[n] = used_iov;
-      dg_iovs[n] = i - first;
       dg_bytes[n] = bytes;
       dg_frames[n] = static_cast<std::uint32_t>(i - first);
       dg_peer[n] = &frames[first].peer;
@@ -218,12 +216,10 @@ std::uint32_t UdpTransport::send_burst(std::span<const OutFrame> frames) noexcep
       msgs[m].msg_hdr.msg_namelen = dg_peer[d]->len;
       msgs[m].msg_hdr.msg_iov = &iov[dg_first_iov[d]];
       frames_in[m] = 0;
-      std::size_t iovs = 0;
       for (std::size_t k = d; k < e; ++k) {
-        iovs += dg_iovs[k];
         frames_in[m] += dg_frames[k];
       }
-      msgs[m].msg_hdr.msg_iovlen = iovs;
+      msgs[m].msg_hdr.msg_iovlen = frames_in[m];
       if (e - d > 1) {
         msgs[m].msg_hdr.msg_control = ctl[m];
         msgs[m].msg_hdr.msg_controllen = sizeof(ctl[m]);
@@ -323,7 +319,7 @@ int UdpTransport::refill() noexcept {
     }
   }
   if (rx_filled_ > 0) {
-    rx_dgram_end_ = std::min(rx_slots_[0].segment, rx_slots_[0].len);
+    rx_dgram_end_ = rx_slots_[0].first_end();
   }
   return k;
 }
@@ -365,8 +361,7 @@ std::uint32_t UdpTransport::recv_burst(std::span<InFrame> frames) noexcept {
         ++rx_slot_;
         rx_off_ = 0;
         if (rx_slot_ < rx_filled_) {
-          const RxSlot& next = rx_slots_[rx_slot_];
-          rx_dgram_end_ = std::min(next.segment, next.len);
+          rx_dgram_end_ = rx_slots_[rx_slot_].first_end();
         }
       } else {
         rx_dgram_end_ = std::min(rx_off_ + r.segment, r.len);  // the next coalesced datagram

@@ -4,6 +4,7 @@
 // buffer (UDP_GRO), split again here (docs/fabric.md "Transports").
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 #include <string>
@@ -59,6 +60,8 @@ class UdpTransport final : public Transport {
     std::uint32_t len = 0;
     std::uint32_t segment = 0;
     PeerAddress peer;
+    // End of its first datagram.
+    std::uint32_t first_end() const noexcept { return std::min(segment, len); }
   };
   std::unique_ptr<std::byte[]> rx_area_;
   std::size_t rx_slot_bytes_ = 0;
