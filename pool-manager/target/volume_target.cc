@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "vhost-backend/base/log.h"
+#include "vhost-backend/devices/crypto/crypto_request.h"
 
 VIOPOOL_LOG_MODULE("target")
 
@@ -112,7 +113,7 @@ struct VolumeTarget::Volume {
   struct Session {
     crypto::BackendSession s = nullptr;
     std::uint64_t lease = 0;
-    crypto::SessionKind kind = crypto::SessionKind::kCipher;
+    crypto::SessionParams params;  // keys wiped: what its ops are checked against
     std::uint32_t jobs = 0;  // in the engine now
     bool dead = false;       // destroyed by its holder or its lease: goes once jobs is 0
   };
@@ -1038,7 +1039,12 @@ void VolumeTarget::on_crypto_request(Channel& c, ChannelMessage& m, Clock::time_
       return;
     }
     const std::uint64_t handle = v.next_session++;
-    v.sessions[handle] = Volume::Session{*s, c.lease_id, p->kind, 0, false};
+    Volume::Session vs{*s, c.lease_id, *p, 0, false};
+    vs.params.key.fill(0);
+    vs.params.auth_key.fill(0);
+    v.sessions[handle] = vs;
+    p->key.fill(0);
+    p->auth_key.fill(0);
     ++v.live_sessions;
     std::byte body[8];
     for (int i = 0; i < 8; ++i) {
@@ -1112,7 +1118,7 @@ void VolumeTarget::on_crypto_request(Channel& c, ChannelMessage& m, Clock::time_
     iovs.v[0] = iovec{x->buf.data() + at, len};
   };
   j.session = it->second.s;
-  j.kind = it->second.kind;
+  j.kind = it->second.params.kind;
   j.encrypt = h->encrypt;
   j.iv_len = h->iv_len;
   std::copy(h->iv.begin(), h->iv.end(), j.iv.begin());
@@ -1130,6 +1136,14 @@ void VolumeTarget::on_crypto_request(Channel& c, ChannelMessage& m, Clock::time_
   j.auth_len = h->auth_len;
   j.data_len = h->data_len;
   j.cookie = x.get();
+  if (const char* why = crypto::check_job(j, it->second.params)) {
+    // The engine would read or write past the op's buffer.
+    ++stats_.malformed;
+    VIOPOOL_LOG_WARN_RL("crypto op refused lease={} session={} reason=\"{}\"", c.lease_id,
+                        h->session, why);
+    complete(c, m.tag, crypto::kStatusBadMsg, 0);
+    return;
+  }
   x->chan = channels_.find(c.key)->second;
   ++c.outstanding;
   ++it->second.jobs;

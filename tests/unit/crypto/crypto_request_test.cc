@@ -367,6 +367,26 @@ BOOST_AUTO_TEST_CASE(aead_tag_follows_the_ciphertext_in_dst_and_src) {
     BOOST_TEST(req.job.digest.v[0].iov_base == tag);
     BOOST_TEST(req.job.digest.v[0].iov_len == 16u);
   }
+  // An AAD length other than the session's, even one the engine could take
+  // in a session of its own: the engine would read the session's length.
+  s.params.encrypt = true;
+  for (std::uint32_t aad_len : {4u, 12u}) {
+    DataRequest r{};
+    r.header.opcode = kOpAeadEncrypt;
+    r.u.aead = AeadPara{12, aad_len, 64, 80};
+    auto hdr = put(&r, 72);
+    auto iv = filled(12, 3);
+    auto sb = filled(64, 1);
+    auto aad = filled(aad_len, 2);
+    auto db = filled(80, 0);
+    auto st = filled(1, 0xff);
+    FakeBuf rd[] = {{hdr, 72}, {iv, 12}, {sb, 64}, {aad, aad_len}};
+    FakeBuf wr[] = {{db, 80}, {st, 1}};
+    data(rd, wr);
+    BOOST_REQUIRE(req.needs_op);
+    BOOST_TEST(bind_session(req, s, test_caps(), why) == kStatusBadMsg);
+    BOOST_TEST(std::string(why) == "AAD length differs from the session's");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(malformed_data_requests) {
@@ -414,6 +434,61 @@ BOOST_AUTO_TEST_CASE(malformed_data_requests) {
   auto hh = put(&huge, 72);
   FakeBuf rd5[] = {{hh, 72}};
   BOOST_TEST(st_of(rd5, wr1) == kStatusBadMsg);
+}
+
+BOOST_AUTO_TEST_CASE(jobs_from_elsewhere_are_checked_against_session_and_buffers) {
+  std::uint8_t buf[256] = {};
+  auto iov = [&](std::uint32_t at, std::uint32_t len) {
+    Iovs v;
+    v.n = 1;
+    v.bytes = len;
+    v.v[0] = iovec{buf + at, len};
+    return v;
+  };
+  SessionParams chain;
+  chain.kind = SessionKind::kChain;
+  chain.iv_len = 16;
+  chain.digest_len = 32;
+  CryptoJob j;
+  j.kind = SessionKind::kChain;
+  j.iv_len = 16;
+  j.src = iov(0, 64);
+  j.dst = iov(64, 64);
+  j.digest = iov(128, 32);
+  j.data_len = 64;
+  j.cipher_offset = 16;
+  j.cipher_len = 48;
+  j.auth_len = 64;
+  BOOST_TEST(check_job(j, chain) == nullptr);
+  CryptoJob k = j;
+  k.cipher_offset = 0xffffffffu;  // offset + length wraps in 32 bits
+  k.cipher_len = 2;
+  BOOST_TEST(check_job(k, chain) != nullptr);
+  k = j;
+  k.auth_offset = 1;  // hash range one byte past src
+  BOOST_TEST(check_job(k, chain) != nullptr);
+  k = j;
+  k.dst = iov(64, 63);  // src is copied into dst
+  BOOST_TEST(check_job(k, chain) != nullptr);
+  k = j;
+  k.digest = iov(128, 20);
+  BOOST_TEST(check_job(k, chain) != nullptr);
+  k = j;
+  k.kind = SessionKind::kCipher;
+  BOOST_TEST(check_job(k, chain) != nullptr);
+
+  SessionParams hash;
+  hash.kind = SessionKind::kHash;
+  hash.digest_len = 32;
+  CryptoJob h;
+  h.kind = SessionKind::kHash;
+  h.src = iov(0, 100);
+  h.digest = iov(128, 32);
+  h.data_len = 100;
+  h.iv_len = 5;  // no IV in a hash: not looked at
+  BOOST_TEST(check_job(h, hash) == nullptr);
+  h.data_len = 101;
+  BOOST_TEST(check_job(h, hash) != nullptr);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -627,8 +627,11 @@ std::uint8_t bind_session(CryptoRequest& req, const SessionInfo& s, const Crypto
       break;
     case SessionKind::kAead: {
       c = &caps_of(caps.aead, p.aead_algo);
-      if (req.aad_len != p.aad_len && !(*c && (*c)->aad.contains(req.aad_len))) {
-        why = "AAD length not accepted";
+      // Engines read as many AAD bytes as the session was created with,
+      // whatever the op says: a request with less would have them read past
+      // its buffer, one with more would be authenticated over part of it.
+      if (req.aad_len != p.aad_len) {
+        why = "AAD length differs from the session's";
         return kStatusBadMsg;
       }
       const std::uint32_t tag = p.digest_len;
@@ -667,6 +670,38 @@ std::uint8_t bind_session(CryptoRequest& req, const SessionInfo& s, const Crypto
     }
   }
   return kStatusOk;
+}
+
+const char* check_job(const CryptoJob& j, const SessionParams& p) noexcept {
+  if (j.kind != p.kind) {
+    return "op of another kind than its session";
+  }
+  const bool ciphers = p.kind != SessionKind::kHash && p.kind != SessionKind::kMac;
+  const bool digests = p.kind != SessionKind::kCipher;
+  if (ciphers && j.iv_len != p.iv_len) {
+    return "IV length differs from the session's";
+  }
+  if (ciphers && j.encrypt != p.encrypt) {
+    return "direction differs from the session's";
+  }
+  if (j.data_len > j.src.bytes || (ciphers && j.data_len > j.dst.bytes)) {
+    return "data longer than src or dst";
+  }
+  if (digests && j.digest.bytes < p.digest_len) {
+    return "digest shorter than the session's";
+  }
+  if (p.kind == SessionKind::kAead && j.aad.bytes != p.aad_len) {
+    return "AAD length differs from the session's";
+  }
+  if (p.kind == SessionKind::kChain) {
+    // Worked in place in dst after src is copied there.
+    if (j.dst.bytes < j.src.bytes ||
+        std::uint64_t{j.cipher_offset} + j.cipher_len > j.src.bytes ||
+        std::uint64_t{j.auth_offset} + j.auth_len > j.src.bytes) {
+      return "cipher or hash range outside src, or dst shorter than src";
+    }
+  }
+  return nullptr;
 }
 
 std::uint32_t complete_data(CryptoRequest& req, std::uint8_t status) noexcept {

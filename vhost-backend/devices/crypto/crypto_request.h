@@ -124,6 +124,12 @@ struct SessionInfo {
 std::uint8_t bind_session(CryptoRequest& req, const SessionInfo& s, const CryptoCapabilities& caps,
                           const char*& why) noexcept;
 
+// Whether a job built elsewhere (a pooled slot's op off the fabric) fits its
+// session and its own buffers, which the engine trusts: IV, AAD and digest
+// of the session's sizes, data and cipher / hash ranges within src, dst
+// room for what is written there. nullptr if so, else the reason.
+const char* check_job(const CryptoJob& j, const SessionParams& p) noexcept;
+
 // Writes the status byte (if there is one); returns the used length.
 std::uint32_t complete_data(CryptoRequest& req, std::uint8_t status) noexcept;
 
