@@ -299,6 +299,7 @@ Result<std::unique_ptr<vhost::VhostDevice>> HostDaemon::make_device(
     crypto::CryptodevBackendOptions o;
     o.devargs = d.crypto.devargs;
     o.queue_depth = d.crypto.queue_depth;
+    o.cpu_crypto = d.crypto.cpu_crypto;
     o.log_id = "dev=" + d.name;
     return std::unique_ptr<vhost::VhostDevice>(std::make_unique<vhost::VhostCryptoDevice>(
         d, crypto::make_cryptodev_backend(std::move(o)), loop));

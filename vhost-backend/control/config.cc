@@ -207,7 +207,7 @@ Result<void> parse_crypto_part(const json& j, const std::string& where, std::str
   const std::string bwhere = path_of(where, "backend");
   auto backend = backend_of(j, bwhere, why,
                             {"kind", "devargs", "max_sessions", "queue_depth", "appliance", "slot",
-                             "mtu", "timeout_ms", "lease_ttl_ms"});
+                             "mtu", "timeout_ms", "lease_ttl_ms", "cpu_crypto"});
   VIOPOOL_TRY(backend);
   const json& bj = **backend;
   auto kind = get_string(bj, "kind", bwhere, why, false, "cryptodev");
@@ -258,6 +258,9 @@ Result<void> parse_crypto_part(const json& j, const std::string& where, std::str
       return fail(Errc::kInvalidArgument, "config: empty devargs");
     }
     d.crypto.devargs = *devargs;
+    auto cpu = get_bool(bj, "cpu_crypto", bwhere, why, true);
+    VIOPOOL_TRY(cpu);
+    d.crypto.cpu_crypto = *cpu;
   }
   auto ms = get_int(bj, "max_sessions", bwhere, why, 256, 1, 65536);
   VIOPOOL_TRY(ms);
@@ -553,6 +556,7 @@ json to_json(const DeviceConfig& d) {
       b["lease_ttl_ms"] = d.crypto.lease_ttl_ms;
     } else {
       b["devargs"] = d.crypto.devargs;
+      b["cpu_crypto"] = d.crypto.cpu_crypto;
     }
     return json{{"name", d.name},         {"type", "crypto"},
                 {"socket", d.socket},     {"mode", to_string(d.mode)},

@@ -73,6 +73,9 @@ struct CryptoBackendConfig {
   std::int64_t lease_ttl_ms = 0;
   std::uint32_t max_sessions = 256;  // per device: one VM cannot exhaust the engine
   std::uint32_t queue_depth = 256;   // ops in flight per data queue, 16..4096
+  // cryptodev: DPDK's synchronous CPU crypto API for what it can carry, on
+  // engines that have it (false: every op through the engine's queue pairs).
+  bool cpu_crypto = true;
 };
 
 struct DeviceConfig {

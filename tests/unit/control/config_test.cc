@@ -336,10 +336,19 @@ BOOST_AUTO_TEST_CASE(crypto_device_round_trips) {
   BOOST_TEST(d->crypto.devargs == "crypto_aesni_mb0");
   BOOST_TEST(d->crypto.max_sessions == 8u);
   BOOST_TEST(d->crypto.queue_depth == 256u);
+  BOOST_TEST(d->crypto.cpu_crypto);
   auto again = parse_device_config(to_json(*d), why);
   BOOST_REQUIRE_MESSAGE(again.has_value(), why);
   BOOST_TEST(again->crypto.devargs == d->crypto.devargs);
   BOOST_TEST(again->crypto.max_sessions == 8u);
+  BOOST_TEST(again->crypto.cpu_crypto);
+  j["backend"]["cpu_crypto"] = false;
+  d = parse_device_config(j, why);
+  BOOST_REQUIRE_MESSAGE(d.has_value(), why);
+  BOOST_TEST(!d->crypto.cpu_crypto);
+  again = parse_device_config(to_json(*d), why);
+  BOOST_REQUIRE_MESSAGE(again.has_value(), why);
+  BOOST_TEST(!again->crypto.cpu_crypto);
 }
 
 const BadCase kBadCrypto[] = {
@@ -352,6 +361,8 @@ const BadCase kBadCrypto[] = {
     {"blk key on crypto", {{"read_only", true}}, Errc::kInvalidArgument, "unknown key 'read_only'"},
     {"unknown backend key", {{"backend", {{"devargs", "x"}, {"sessions", 4}}}},
      Errc::kInvalidArgument, "unknown key 'sessions'"},
+    {"cpu_crypto not a boolean", {{"backend", {{"devargs", "x"}, {"cpu_crypto", "yes"}}}},
+     Errc::kInvalidArgument, "cpu_crypto"},
 };
 
 BOOST_DATA_TEST_CASE(bad_crypto_device_is_rejected_with_reason,

@@ -11,6 +11,14 @@
 // chained op, whose hash must cover the ciphertext) works in place in the
 // guest's destination buffer after src is copied there; the IV always goes
 // into the op (DPDK reads it from there).
+//
+// Engines that offer DPDK's synchronous CPU crypto API
+// (RTE_CRYPTODEV_FF_SYM_CPU_CRYPTO: aesni_mb, aesni_gcm) take cipher (AES-CBC,
+// AES-CTR) and AES-GCM requests of up to 2 KiB whose source and destination
+// are one guest buffer each without any op or mbuf: src is copied into dst and the engine
+// works there in place (the API has no out-of-place form on these engines),
+// inside submit(); poll() hands the results back. Other requests take the op
+// path above.
 #pragma once
 
 #include <memory>
@@ -26,6 +34,7 @@ struct CryptodevBackendOptions {
   // the name of an engine EAL already probed.
   std::string devargs;
   std::uint32_t queue_depth = 256;  // descriptors per queue pair (ops in flight)
+  bool cpu_crypto = true;           // use the CPU crypto API where the engine has it
   std::string log_id;               // "dev=crypto0"
 };
 
