@@ -27,6 +27,15 @@ namespace {
 
 constexpr std::size_t kRxBurst = 32;
 constexpr std::size_t kMaxRxBursts = 8;  // per poll(): then the backends get a turn
+// Completions a poll() reaps per queue. Few, so that one round reaps, sends
+// and then takes the host's next requests (and puts them to the disk)
+// before it reaps more: with 32, a burst of completions held back both the
+// host's CPU, idle until the burst's one long send (over veth the sender
+// also runs the receiver's stack), and the requests waiting to be received
+// and submitted. pool_blk QD32 with the appliance on its own CPU, IOPS in
+// alternating runs: 32: 59k-63k; 24: 66k-83k; 16: 82k-91k; 8: 78k-99k;
+// 4: 67k-74k.
+constexpr std::uint32_t kReapBatch = 16;
 constexpr std::size_t kDataAlign = 4096;
 constexpr std::uint32_t kMinMaxIo = 4096;
 constexpr std::uint32_t kMaxMaxIo = 1u << 20;
@@ -390,7 +399,7 @@ void VolumeTarget::drain(Volume& v) {
   if (v.crypto) {
     for (std::uint16_t q = 0; q < v.exp.queues; ++q) {
       while (v.crypto->in_flight(q) > 0 && Clock::now() < until) {
-        if (!reap_crypto(v, q)) {
+        if (reap_crypto(v, q) == 0) {
           std::this_thread::sleep_for(std::chrono::microseconds(100));
         }
       }
@@ -1202,9 +1211,9 @@ bool VolumeTarget::submit_crypto(Volume& v, std::uint16_t q, Clock::time_point n
   return work || took > 0;
 }
 
-bool VolumeTarget::reap_crypto(Volume& v, std::uint16_t q) {
-  crypto::CryptoCompletion done[32];
-  const auto n = v.crypto->poll(q, done, 32);
+std::uint32_t VolumeTarget::reap_crypto(Volume& v, std::uint16_t q) {
+  crypto::CryptoCompletion done[kReapBatch];
+  const auto n = v.crypto->poll(q, done, kReapBatch);
   for (std::uint32_t i = 0; i < n; ++i) {
     std::unique_ptr<Io> x(static_cast<Io*>(done[i].cookie));
     Channel& c = *x->chan;
@@ -1227,7 +1236,7 @@ bool VolumeTarget::reap_crypto(Volume& v, std::uint16_t q) {
       complete(c, x->tag, status, 0);
     }
   }
-  return n > 0;
+  return n;
 }
 
 bool VolumeTarget::submit_backlog(Clock::time_point now) {
@@ -1319,45 +1328,43 @@ bool VolumeTarget::reap() {
     if (v->nic != nullptr) {
       continue;
     }
-    if (v->crypto) {
-      for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
-        work |= reap_crypto(*v, q);
-      }
-      continue;
-    }
     for (std::uint16_t q = 0; q < v->exp.queues; ++q) {
-      blk::BlkCompletion done[32];
-      const auto n = v->backend->poll(q, done, 32);
-      for (std::uint32_t i = 0; i < n; ++i) {
-        std::unique_ptr<Io> x(static_cast<Io*>(done[i].cookie));
-        Channel& c = *x->chan;
-        --c.outstanding;
-        if (!c.open) {
-          continue;  // its host is gone or restarted
-        }
-        const std::int32_t res = done[i].result;
-        std::byte head[kCompletionBytes];
-        if (res >= 0 && x->io.op == blk::BlkOp::kRead) {
-          stats_.bytes_read += static_cast<std::uint64_t>(res);
-          c.vol->st.bytes_read += static_cast<std::uint64_t>(res);
-          ++c.vol->st.completions;
-          (void)encode_completion(Completion{0, static_cast<std::uint32_t>(res)}, head);
-          (void)c.ch->send(
-              Opcode::kCompletion, x->tag, head,
-              std::span<const std::byte>(x->data.get(), static_cast<std::size_t>(res)));
-          ++stats_.completions;
-        } else {
-          if (res >= 0 && x->io.op == blk::BlkOp::kWrite) {
-            stats_.bytes_written += static_cast<std::uint64_t>(res);
-            c.vol->st.bytes_written += static_cast<std::uint64_t>(res);
-          }
-          complete(c, x->tag, std::min(res, 0), res > 0 ? static_cast<std::uint32_t>(res) : 0);
-        }
-      }
-      work |= n > 0;
+      work |= (v->crypto ? reap_crypto(*v, q) : reap_blk(*v, q)) > 0;
     }
   }
   return work;
+}
+
+std::uint32_t VolumeTarget::reap_blk(Volume& v, std::uint16_t q) {
+  blk::BlkCompletion done[kReapBatch];
+  const auto n = v.backend->poll(q, done, kReapBatch);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    std::unique_ptr<Io> x(static_cast<Io*>(done[i].cookie));
+    Channel& c = *x->chan;
+    --c.outstanding;
+    if (!c.open) {
+      continue;  // its host is gone or restarted
+    }
+    const std::int32_t res = done[i].result;
+    std::byte head[kCompletionBytes];
+    if (res >= 0 && x->io.op == blk::BlkOp::kRead) {
+      stats_.bytes_read += static_cast<std::uint64_t>(res);
+      c.vol->st.bytes_read += static_cast<std::uint64_t>(res);
+      ++c.vol->st.completions;
+      (void)encode_completion(Completion{0, static_cast<std::uint32_t>(res)}, head);
+      (void)c.ch->send(
+          Opcode::kCompletion, x->tag, head,
+          std::span<const std::byte>(x->data.get(), static_cast<std::size_t>(res)));
+      ++stats_.completions;
+    } else {
+      if (res >= 0 && x->io.op == blk::BlkOp::kWrite) {
+        stats_.bytes_written += static_cast<std::uint64_t>(res);
+        c.vol->st.bytes_written += static_cast<std::uint64_t>(res);
+      }
+      complete(c, x->tag, std::min(res, 0), res > 0 ? static_cast<std::uint32_t>(res) : 0);
+    }
+  }
+  return n;
 }
 
 bool VolumeTarget::poll(Clock::time_point now) {

@@ -200,13 +200,17 @@ class VolumeTarget {
   void complete_with(Channel& c, std::uint32_t tag, std::int32_t status,
                      std::span<const std::byte> body);
   bool submit_crypto(Volume& v, std::uint16_t q, Clock::time_point now);
-  bool reap_crypto(Volume& v, std::uint16_t q);
+  // Up to kReapBatch of a queue's completions, queued on their channels
+  // (sent by the channels' poll that follows); how many.
+  std::uint32_t reap_crypto(Volume& v, std::uint16_t q);
+  std::uint32_t reap_blk(Volume& v, std::uint16_t q);
   void drop_sessions(Volume& v, std::optional<std::uint64_t> lease);
   void complete(Channel& c, std::uint32_t tag, std::int32_t status, std::uint32_t bytes);
   void send_nak(FrameAuthenticator& auth, const FrameHeader& about, const PeerAddress& to,
                 NakReason why);
   void close(std::map<Key, std::shared_ptr<Channel>>::iterator it);
   bool submit_backlog(Clock::time_point now);
+  // One small batch of completions per queue (see kReapBatch).
   bool reap();
   bool sleep_until(Clock::time_point deadline);
   bool backend_busy() const noexcept;
