@@ -294,7 +294,8 @@ Result<std::unique_ptr<VolumeTarget::Volume>> VolumeTarget::open_volume(const Vo
     v->cinfo.queues = e.queues;
     v->cinfo.queue_depth = e.queue_depth;
     v->cinfo.max_sessions = e.max_sessions;
-    v->cinfo.max_op_bytes = e.max_op_bytes;
+    // Advertised as what check_job() lets through.
+    v->cinfo.max_op_bytes = std::min(e.max_op_bytes, crypto::kMaxRequestBytes);
     v->cinfo.caps = e.crypto->capabilities();
     v->info.queues = e.queues;
     v->info.queue_depth = e.queue_depth;
@@ -1145,7 +1146,7 @@ void VolumeTarget::on_crypto_request(Channel& c, ChannelMessage& m, Clock::time_
   j.auth_len = h->auth_len;
   j.data_len = h->data_len;
   j.cookie = x.get();
-  if (const char* why = crypto::check_job(j, it->second.params)) {
+  if (const char* why = crypto::check_job(j, it->second.params, v.crypto->capabilities())) {
     // The engine would read or write past the op's buffer.
     ++stats_.malformed;
     VIOPOOL_LOG_WARN_RL("crypto op refused lease={} session={} reason=\"{}\"", c.lease_id,

@@ -167,8 +167,7 @@ struct Slot {
     return h;
   }
 
-  // An op: its head, then src, aad and an input digest as the head says
-  // (`extra` more bytes of src than src_len claims never go: the head rules).
+  // An op: its head, then src, aad and an input digest as the head says.
   std::pair<std::int32_t, Bytes> op(const CryptoOpHead& h, const Bytes& src, const Bytes& aad,
                                     const Bytes& digest_in = {}) {
     Bytes p(kCryptoOpHeadBytes);
@@ -252,8 +251,22 @@ BOOST_DATA_TEST_CASE(ops_that_do_not_fit_their_session_or_buffers_are_refused,
   with("short aad", [](CryptoOpHead& h) { h.aad_len = 4; });
   with("other IV length", [](CryptoOpHead& h) { h.iv_len = 16; });
   with("other direction", [](CryptoOpHead& h) { h.encrypt = false; });
+  // More src than dst: an engine without out-of-place copies all of src
+  // into dst first.
+  with("src beyond dst", [](CryptoOpHead& h) {
+    h.data_len = 16;
+    h.cipher_len = 16;
+    h.dst_len = 16;
+  });
+  // Beyond the largest request the engine path takes.
+  with("beyond max_size", [](CryptoOpHead& h) {
+    h.src_len = 40000;
+    h.data_len = 40000;
+    h.dst_len = 40000;
+  });
   for (const Bad& b : bad) {
-    const Bytes src(pt.begin(), pt.begin() + std::min<std::size_t>(pt.size(), b.h.src_len));
+    Bytes src(pt.begin(), pt.begin() + std::min<std::size_t>(pt.size(), b.h.src_len));
+    src.resize(b.h.src_len);
     const Bytes a(aad.begin(), aad.begin() + std::min<std::size_t>(aad.size(), b.h.aad_len));
     auto [st, body] = s.op(b.h, src, a);
     BOOST_TEST(st == static_cast<std::int32_t>(crypto::kStatusBadMsg), b.what);

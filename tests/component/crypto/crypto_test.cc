@@ -439,7 +439,8 @@ BOOST_DATA_TEST_CASE(gcm_fields_cut_across_buffers_match_openssl,
     BOOST_TEST(exec(dec, false, forged, pt).first == crypto::kStatusBadMsg, "layout " << layout);
   }
   if (std::string(e.devargs).rfind("crypto_aesni_mb", 0) == 0) {
-    // Which path the engine took: DPDK's CPU crypto API, or its queue pairs.
+    // The backend was set up for the path this case is about (CPU crypto
+    // API or queue pairs); layouts 0, 1 and 4 qualify for the CPU path.
     const std::string log = read_file(h.dir.file("host.log"));
     BOOST_TEST(log.find(e.cpu_crypto ? "cpu_crypto=true" : "cpu_crypto=false") !=
                std::string::npos);

@@ -437,6 +437,7 @@ BOOST_AUTO_TEST_CASE(malformed_data_requests) {
 }
 
 BOOST_AUTO_TEST_CASE(jobs_from_elsewhere_are_checked_against_session_and_buffers) {
+  const CryptoCapabilities caps = test_caps();
   std::uint8_t buf[256] = {};
   auto iov = [&](std::uint32_t at, std::uint32_t len) {
     Iovs v;
@@ -459,23 +460,23 @@ BOOST_AUTO_TEST_CASE(jobs_from_elsewhere_are_checked_against_session_and_buffers
   j.cipher_offset = 16;
   j.cipher_len = 48;
   j.auth_len = 64;
-  BOOST_TEST(check_job(j, chain) == nullptr);
+  BOOST_TEST(check_job(j, chain, caps) == nullptr);
   CryptoJob k = j;
   k.cipher_offset = 0xffffffffu;  // offset + length wraps in 32 bits
   k.cipher_len = 2;
-  BOOST_TEST(check_job(k, chain) != nullptr);
+  BOOST_TEST(check_job(k, chain, caps) != nullptr);
   k = j;
   k.auth_offset = 1;  // hash range one byte past src
-  BOOST_TEST(check_job(k, chain) != nullptr);
+  BOOST_TEST(check_job(k, chain, caps) != nullptr);
   k = j;
   k.dst = iov(64, 63);  // src is copied into dst
-  BOOST_TEST(check_job(k, chain) != nullptr);
+  BOOST_TEST(check_job(k, chain, caps) != nullptr);
   k = j;
   k.digest = iov(128, 20);
-  BOOST_TEST(check_job(k, chain) != nullptr);
+  BOOST_TEST(check_job(k, chain, caps) != nullptr);
   k = j;
   k.kind = SessionKind::kCipher;
-  BOOST_TEST(check_job(k, chain) != nullptr);
+  BOOST_TEST(check_job(k, chain, caps) != nullptr);
 
   SessionParams hash;
   hash.kind = SessionKind::kHash;
@@ -486,9 +487,41 @@ BOOST_AUTO_TEST_CASE(jobs_from_elsewhere_are_checked_against_session_and_buffers
   h.digest = iov(128, 32);
   h.data_len = 100;
   h.iv_len = 5;  // no IV in a hash: not looked at
-  BOOST_TEST(check_job(h, hash) == nullptr);
+  BOOST_TEST(check_job(h, hash, caps) == nullptr);
   h.data_len = 101;
-  BOOST_TEST(check_job(h, hash) != nullptr);
+  BOOST_TEST(check_job(h, hash, caps) != nullptr);
+
+  // A cipher op: whole CBC blocks, dst no shorter than src (an engine
+  // without out-of-place copies all of src into dst), nothing beyond max_size.
+  SessionParams cbc;
+  cbc.kind = SessionKind::kCipher;
+  cbc.cipher_algo = kCipherAesCbc;
+  cbc.iv_len = 16;
+  CryptoJob c;
+  c.kind = SessionKind::kCipher;
+  c.iv_len = 16;
+  c.src = iov(0, 64);
+  c.dst = iov(64, 64);
+  c.data_len = 64;
+  BOOST_TEST(check_job(c, cbc, caps) == nullptr);
+  CryptoJob d = c;
+  d.data_len = 20;
+  d.src = iov(0, 20);
+  d.dst = iov(64, 20);
+  BOOST_TEST(std::string(check_job(d, cbc, caps)) ==
+             "data length not a multiple of the cipher block");
+  d = c;
+  d.dst = iov(64, 16);
+  d.data_len = 16;
+  BOOST_TEST(std::string(check_job(d, cbc, caps)) == "dst shorter than src");
+  d = c;
+  d.dst.n = 0;
+  d.dst.bytes = 0;
+  d.data_len = 0;
+  BOOST_TEST(check_job(d, cbc, caps) != nullptr);  // src but no dst at all
+  d = c;
+  d.src.bytes = d.dst.bytes = kMaxRequestBytes + 16;
+  BOOST_TEST(std::string(check_job(d, cbc, caps)) == "src or dst longer than max_size");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

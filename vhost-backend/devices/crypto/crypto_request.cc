@@ -672,9 +672,15 @@ std::uint8_t bind_session(CryptoRequest& req, const SessionInfo& s, const Crypto
   return kStatusOk;
 }
 
-const char* check_job(const CryptoJob& j, const SessionParams& p) noexcept {
+const char* check_job(const CryptoJob& j, const SessionParams& p,
+                      const CryptoCapabilities& caps) noexcept {
   if (j.kind != p.kind) {
     return "op of another kind than its session";
+  }
+  // What a request from a guest may carry (parse_data): the engine's mbufs
+  // and staging buffers hold no more.
+  if (j.src.bytes > kMaxRequestBytes || j.dst.bytes > kMaxRequestBytes) {
+    return "src or dst longer than max_size";
   }
   const bool ciphers = p.kind != SessionKind::kHash && p.kind != SessionKind::kMac;
   const bool digests = p.kind != SessionKind::kCipher;
@@ -687,6 +693,17 @@ const char* check_job(const CryptoJob& j, const SessionParams& p) noexcept {
   if (j.data_len > j.src.bytes || (ciphers && j.data_len > j.dst.bytes)) {
     return "data longer than src or dst";
   }
+  // Engines without out-of-place work in dst after copying all of src there.
+  if (ciphers && j.dst.bytes < j.src.bytes) {
+    return "dst shorter than src";
+  }
+  if (p.kind == SessionKind::kCipher || p.kind == SessionKind::kChain) {
+    const auto& c = caps_of(caps.cipher, p.cipher_algo);
+    const std::uint32_t len = p.kind == SessionKind::kCipher ? j.data_len : j.cipher_len;
+    if (c && c->block_size > 1 && len % c->block_size != 0) {
+      return "data length not a multiple of the cipher block";
+    }
+  }
   if (digests && j.digest.bytes < p.digest_len) {
     return "digest shorter than the session's";
   }
@@ -694,11 +711,9 @@ const char* check_job(const CryptoJob& j, const SessionParams& p) noexcept {
     return "AAD length differs from the session's";
   }
   if (p.kind == SessionKind::kChain) {
-    // Worked in place in dst after src is copied there.
-    if (j.dst.bytes < j.src.bytes ||
-        std::uint64_t{j.cipher_offset} + j.cipher_len > j.src.bytes ||
+    if (std::uint64_t{j.cipher_offset} + j.cipher_len > j.src.bytes ||
         std::uint64_t{j.auth_offset} + j.auth_len > j.src.bytes) {
-      return "cipher or hash range outside src, or dst shorter than src";
+      return "cipher or hash range outside src";
     }
   }
   return nullptr;

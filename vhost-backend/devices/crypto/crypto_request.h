@@ -125,10 +125,13 @@ std::uint8_t bind_session(CryptoRequest& req, const SessionInfo& s, const Crypto
                           const char*& why) noexcept;
 
 // Whether a job built elsewhere (a pooled slot's op off the fabric) fits its
-// session and its own buffers, which the engine trusts: IV, AAD and digest
-// of the session's sizes, data and cipher / hash ranges within src, dst
-// room for what is written there. nullptr if so, else the reason.
-const char* check_job(const CryptoJob& j, const SessionParams& p) noexcept;
+// session, its engine and its own buffers, which the engine trusts: IV,
+// AAD and digest of the session's sizes, the session's direction, data and
+// cipher / hash ranges within src, dst at least as long as src, whole cipher
+// blocks where the mode needs them, nothing beyond max_size. nullptr if so,
+// else the reason.
+const char* check_job(const CryptoJob& j, const SessionParams& p,
+                      const CryptoCapabilities& caps) noexcept;
 
 // Writes the status byte (if there is one); returns the used length.
 std::uint32_t complete_data(CryptoRequest& req, std::uint8_t status) noexcept;
