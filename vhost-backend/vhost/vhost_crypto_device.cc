@@ -124,8 +124,15 @@ nlohmann::json VhostCryptoDevice::stats() const {
                        {"p999", s.latency.percentile(99.9)}};
     queues.push_back(std::move(j));
   }
+  std::vector<std::pair<const char*, std::uint64_t>> counters;
+  backend_->counters(counters);
+  nlohmann::json backend = {{"engine", backend_->name()}};
+  for (const auto& [name, value] : counters) {
+    backend[name] = value;
+  }
   const bool running = ready_.load(std::memory_order_acquire);
   return nlohmann::json{{"type", "crypto"},
+                        {"backend", backend},
                         {"state", !started_ ? "stopped"
                                   : running ? "running"
                                             : "waiting"},

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "vhost-backend/base/result.h"
 #include "vhost-backend/devices/crypto/virtio_crypto.h"
@@ -170,6 +172,11 @@ class CryptoBackend {
   // True for engines reached over a network: spinning on them only takes the
   // CPU from whoever answers.
   virtual bool remote() const noexcept { return false; }
+  // Any thread: the mechanism's own counters, by name, for device_stats.
+  // Approximate while queues run.
+  virtual void counters(std::vector<std::pair<const char*, std::uint64_t>>& out) const {
+    (void)out;
+  }
 };
 
 }  // namespace viopool::crypto
