@@ -26,10 +26,6 @@ std::uint64_t handle_of(crypto::BackendSession s) {
   return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(s));
 }
 
-bool digest_is_input(const crypto::CryptoJob& j) {
-  return j.kind == crypto::SessionKind::kAead && !j.encrypt;
-}
-
 class RemoteCrypto final : public crypto::CryptoBackend {
  public:
   RemoteCrypto(RemoteCryptoOptions o, PeerAddress peer, std::unique_ptr<FrameAuthenticator> auth,
@@ -333,7 +329,7 @@ void RemoteCrypto::pump(Queue& qu) {
     h.src_len = j.src.bytes;
     h.aad_len = j.aad.bytes;
     h.dst_len = j.dst.bytes;
-    if (digest_is_input(j)) {
+    if (crypto::digest_is_input(j)) {
       h.digest_in_len = j.digest.bytes;
     } else {
       h.digest_out_len = j.digest.bytes;
@@ -348,7 +344,7 @@ void RemoteCrypto::pump(Queue& qu) {
     at += j.src.bytes;
     copy_iov<Dir::kGather>(j.aad.v.data(), j.aad.n, 0, p + at, j.aad.bytes);
     at += j.aad.bytes;
-    if (digest_is_input(j)) {
+    if (crypto::digest_is_input(j)) {
       copy_iov<Dir::kGather>(j.digest.v.data(), j.digest.n, 0, p + at, j.digest.bytes);
       at += j.digest.bytes;
     }
@@ -414,11 +410,11 @@ void RemoteCrypto::drive(Queue& qu, Clock::time_point now) {
       std::uint8_t status = crypto::kStatusErr;
       const std::size_t body = m.payload.size() - kCompletionBytes;
       if (c && c->status == 0) {
-        const std::size_t out = j.dst.bytes + (digest_is_input(j) ? 0 : j.digest.bytes);
+        const std::size_t out = j.dst.bytes + (crypto::digest_is_input(j) ? 0 : j.digest.bytes);
         if (body == out && c->bytes == out) {
           const std::byte* b = m.payload.data() + kCompletionBytes;
           copy_iov<Dir::kScatter>(j.dst.v.data(), j.dst.n, 0, b, j.dst.bytes);
-          if (!digest_is_input(j)) {
+          if (!crypto::digest_is_input(j)) {
             copy_iov<Dir::kScatter>(j.digest.v.data(), j.digest.n, 0, b + j.dst.bytes,
                                     j.digest.bytes);
           }

@@ -1049,12 +1049,8 @@ void VolumeTarget::on_crypto_request(Channel& c, ChannelMessage& m, Clock::time_
       return;
     }
     const std::uint64_t handle = v.next_session++;
-    Volume::Session vs{*s, c.lease_id, *p, 0, false};
-    vs.params.key.fill(0);
-    vs.params.auth_key.fill(0);
-    v.sessions[handle] = vs;
-    p->key.fill(0);
-    p->auth_key.fill(0);
+    p->wipe_keys();  // the engine holds them now
+    v.sessions[handle] = Volume::Session{*s, c.lease_id, *p, 0, false};
     ++v.live_sessions;
     std::byte body[8];
     for (int i = 0; i < 8; ++i) {

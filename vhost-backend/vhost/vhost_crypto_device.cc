@@ -425,8 +425,7 @@ bool VhostCryptoDevice::poll_control() noexcept {
     const char* why = cmd.why;
     if (cmd.kind == crypto::CtrlKind::kCreate) {
       st = create_session(cmd.params, id, why);
-      cmd.params.key.fill(0);
-      cmd.params.auth_key.fill(0);
+      cmd.params.wipe_keys();
     } else if (cmd.kind == crypto::CtrlKind::kDestroy) {
       st = close_session(cmd.session_id);
       why = "unknown session id";

@@ -88,6 +88,12 @@ struct SessionParams {
   std::uint32_t digest_len = 0;  // hash result / tag length
   std::uint32_t aad_len = 0;     // kAead (and kChain, unused by engines we know)
   bool cipher_first = true;      // kChain: CIPHER_THEN_HASH (else HASH_THEN_CIPHER)
+
+  // Zeroes both keys: for copies kept once the engine session exists.
+  void wipe_keys() noexcept {
+    key.fill(0);
+    auth_key.fill(0);
+  }
 };
 
 // Opaque per-session state of a backend.
@@ -124,6 +130,12 @@ struct CryptoJob {
   std::uint32_t data_len = 0;  // bytes processed (cipher/AEAD payload, or hashed)
   void* cookie = nullptr;
 };
+
+// AEAD decryption reads its digest (the tag to verify); every other job
+// writes it.
+inline bool digest_is_input(const CryptoJob& j) noexcept {
+  return j.kind == SessionKind::kAead && !j.encrypt;
+}
 
 struct CryptoCompletion {
   void* cookie = nullptr;

@@ -87,8 +87,7 @@ std::uint8_t SessionTable::insert(const SessionInfo& info, std::uint64_t& id) no
     if (e.id == 0) {
       e.info = info;
       // Keys are the backend's business once the session exists.
-      e.info.params.key.fill(0);
-      e.info.params.auth_key.fill(0);
+      e.info.params.wipe_keys();
       e.id = make_id(i, ++generation_);
       e.refs = 0;
       e.closing = false;

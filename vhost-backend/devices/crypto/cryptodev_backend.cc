@@ -436,7 +436,7 @@ class CryptodevBackend final : public CryptoBackend {
       std::uint8_t* d = single(job.digest);
       if (d == nullptr) {
         d = qs.cpu_digest.data() + std::size_t{k} * kMaxDigestBytes;
-        if (job.kind == SessionKind::kAead && !job.encrypt) {
+        if (digest_is_input(job)) {
           gather(job.digest, d);  // tag to verify
         }
       }
@@ -462,11 +462,11 @@ class CryptodevBackend final : public CryptoBackend {
       std::uint8_t st = kStatusOk;
       // aesni_mb reports any failed job as EBADMSG: only a tag to verify
       // makes it a bad message rather than an engine error.
-      if (status[k] == EBADMSG && job.kind == SessionKind::kAead && !job.encrypt) {
+      if (status[k] == EBADMSG && digest_is_input(job)) {
         st = kStatusBadMsg;
       } else if (status[k] != 0) {
         st = kStatusErr;
-      } else if (job.digest.n > 1 && (job.kind != SessionKind::kAead || job.encrypt)) {
+      } else if (job.digest.n > 1 && !digest_is_input(job)) {
         scatter(static_cast<std::uint8_t*>(digest[k].va), job.digest);
       }
       qs.done[(qs.done_head + qs.done_n) % kDoneSlots] = CryptoCompletion{job.cookie, st};
@@ -711,7 +711,7 @@ class CryptodevBackend final : public CryptoBackend {
     std::uint8_t* digest = single(job.digest);
     if (digest == nullptr && job.digest.bytes > 0) {
       digest = pv->digest;
-      if (job.kind == SessionKind::kAead && !job.encrypt) {
+      if (digest_is_input(job)) {
         gather(job.digest, digest);  // tag to verify
       } else {
         pv->digest_copy_out = true;
