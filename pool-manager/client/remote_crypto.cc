@@ -73,6 +73,9 @@ class RemoteCrypto final : public crypto::CryptoBackend {
     Clock::time_point reconnect_at{};
     std::uint32_t next_tag = 2;
     std::map<std::uint32_t, Pending> pending;
+    // No pending op's deadline is before this (a lower bound: ops finished
+    // since the last deadline scan may have had it).
+    Clock::time_point earliest_deadline = Clock::time_point::max();
     std::deque<std::uint32_t> unsent;
     std::vector<crypto::CryptoCompletion> done;
     std::vector<ChannelMessage> msgs;
@@ -130,10 +133,7 @@ bool RemoteCrypto::prepare_sleep(std::uint16_t q) noexcept {
   if (!qu.done.empty()) {
     return false;
   }
-  auto wake = Clock::time_point::max();
-  for (const auto& [tag, p] : qu.pending) {
-    wake = std::min(wake, p.deadline);
-  }
+  auto wake = qu.pending.empty() ? Clock::time_point::max() : qu.earliest_deadline;
   if (qu.down) {
     wake = std::min(wake, qu.reconnect_at);
   } else if (qu.link.ch) {
@@ -285,7 +285,9 @@ std::uint32_t RemoteCrypto::submit(std::uint16_t q, crypto::CryptoJob* const* jo
     if (qu.next_tag < 2) {
       qu.next_tag = 2;
     }
-    auto it = qu.pending.emplace(tag, Pending{j, now + o_.request_timeout, false}).first;
+    const auto deadline = now + o_.request_timeout;
+    qu.earliest_deadline = std::min(qu.earliest_deadline, deadline);
+    auto it = qu.pending.emplace(tag, Pending{j, deadline, false}).first;
     if (j->src.bytes > info_.max_op_bytes || j->dst.bytes > info_.max_op_bytes ||
         j->aad.bytes > crypto::kMaxAadBytes || j->digest.bytes > crypto::kMaxDigestBytes) {
       finish(qu, it, crypto::kStatusErr);  // larger than the slot takes
@@ -370,10 +372,16 @@ void RemoteCrypto::link_down(Queue& qu, Clock::time_point now) {
 }
 
 void RemoteCrypto::drive(Queue& qu, Clock::time_point now) {
-  for (auto it = qu.pending.begin(); it != qu.pending.end();) {
-    auto cur = it++;
-    if (cur->second.deadline <= now) {
-      finish(qu, cur, crypto::kStatusErr);
+  // The pending ops are looked at only once the earliest may have expired.
+  if (now >= qu.earliest_deadline) {
+    qu.earliest_deadline = Clock::time_point::max();
+    for (auto it = qu.pending.begin(); it != qu.pending.end();) {
+      auto cur = it++;
+      if (cur->second.deadline <= now) {
+        finish(qu, cur, crypto::kStatusErr);
+      } else {
+        qu.earliest_deadline = std::min(qu.earliest_deadline, cur->second.deadline);
+      }
     }
   }
   if (qu.down) {

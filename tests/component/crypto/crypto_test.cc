@@ -5,6 +5,7 @@
 // other sessions; the session cap holds; several data queues run at once.
 #include <openssl/evp.h>
 #include <unistd.h>
+#include <csignal>
 #include <openssl/hmac.h>
 
 #include <boost/test/data/test_case.hpp>
@@ -145,14 +146,18 @@ const Engine kEngines[] = {{"aesni_mb", "crypto_aesni_mb_t0"},
                            {"pooled openssl", "pool:crypto_openssl"}};
 
 struct CryptoHost {
+  // `timeout_ms`: a pooled backend's deadline per op (0: its default).
   explicit CryptoHost(const char* devargs, unsigned queues = 2, unsigned max_sessions = 64,
-                      bool cpu_crypto = true) {
+                      bool cpu_crypto = true, unsigned timeout_ms = 0) {
     json backend = {{"devargs", devargs}, {"max_sessions", max_sessions}};
     if (!cpu_crypto) {
       backend["cpu_crypto"] = false;
     }
     if (std::string(devargs).rfind("pool:", 0) == 0) {
       backend = start_pool(std::string(devargs).substr(5), queues, max_sessions);
+      if (timeout_ms != 0) {
+        backend["timeout_ms"] = timeout_ms;
+      }
     }
     json dev = {{"name", "c0"},
                 {"type", "crypto"},
@@ -707,6 +712,39 @@ BOOST_AUTO_TEST_CASE(sessions_are_capped_per_device) {
   BOOST_TEST(
       wait_until([&] { return h.host->stats("c0")["sessions"].value("active", 9ull) == 0u; }, 5s));
   create_ok(*d2, CryptoSessionSpec::make_hash(crypto::kHashSha256, 32));
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_appliance_fails_pooled_ops_at_their_deadline) {
+  // The appliance stops answering: an op in flight fails with ERR at its
+  // deadline (nothing hangs), and once the appliance runs again so do the
+  // ops, on the same session.
+  CryptoHost h("pool:crypto_openssl", 1, 8, true, 400);
+  auto d = h.connect();
+  const auto sid = create_ok(
+      *d, CryptoSessionSpec::make_cipher(crypto::kCipherAesCtr, kAesKey, crypto::kDirEncrypt));
+  const auto op = cipher_op(sid, true, kCtrIv, crypto::kCipherAesCtr);
+  BOOST_TEST(to_hex(run(*d, 0, op, kPlain, 64).dst) == to_hex(kCtrCipher));
+
+  const pid_t pid = h.appliance->pid();
+  BOOST_REQUIRE(::kill(pid, SIGSTOP) == 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{pid};
+  for (int i = 0; i < 2; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = run(*d, 0, op, kPlain, 64);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    BOOST_TEST(r.status == crypto::kStatusErr);
+    BOOST_TEST(took >= 350ms);
+    BOOST_TEST(took < 5s);
+  }
+  BOOST_TEST(h.host->stats("c0")["total"].value("engine_errors", 0ull) == 2u);
+
+  BOOST_REQUIRE(::kill(pid, SIGCONT) == 0);
+  BOOST_TEST(wait_until([&] { return run(*d, 0, op, kPlain, 64).status == crypto::kStatusOk; },
+                        10s));
+  BOOST_TEST(to_hex(run(*d, 0, op, kPlain, 64).dst) == to_hex(kCtrCipher));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
