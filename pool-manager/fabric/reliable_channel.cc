@@ -329,7 +329,16 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
     ++stats_.malformed;
     return;
   }
-  auto rit = reassembly_.find(h.tag);
+  auto rit = reassembly_.empty() ? reassembly_.end() : reassembly_.find(h.tag);
+  if (rit == reassembly_.end() && h.frag_offset == 0 && h.length == h.message_length) {
+    // A whole message in one frame (the common case): delivered as it is,
+    // without a reassembly record. It is not held, so the reassembly budget
+    // does not apply to it.
+    record_received(h.seq);
+    out.push_back(ChannelMessage{h.opcode, h.tag, {f.payload.begin(), f.payload.end()}});
+    ++stats_.messages_delivered;
+    return;
+  }
   if (rit == reassembly_.end()) {
     if (reassembly_bytes_ + h.message_length > o_.max_reassembly_bytes) {
       ++stats_.out_of_window;  // not recorded, so not acked: sent again once room is made
@@ -360,14 +369,7 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
     }
     r.pieces.emplace(h.frag_offset, h.length);
   }
-  if (h.seq == rcv_next_) {
-    ++rcv_next_;
-    while (rcv_ahead_.erase(rcv_next_) != 0) {
-      ++rcv_next_;
-    }
-  } else {
-    rcv_ahead_.insert(h.seq);
-  }
+  record_received(h.seq);
   if (!f.payload.empty()) {
     std::memcpy(r.bytes.data() + h.frag_offset, f.payload.data(), f.payload.size());
   }
@@ -377,6 +379,17 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
     reassembly_bytes_ -= r.message_length;
     reassembly_.erase(rit);
     ++stats_.messages_delivered;
+  }
+}
+
+void ReliableChannel::record_received(std::uint32_t seq) {
+  if (seq == rcv_next_) {
+    ++rcv_next_;
+    while (!rcv_ahead_.empty() && rcv_ahead_.erase(rcv_next_) != 0) {
+      ++rcv_next_;
+    }
+  } else {
+    rcv_ahead_.insert(seq);
   }
 }
 

@@ -47,7 +47,8 @@ struct ChannelOptions {
   // receive buffers may be smaller than ours.
   std::uint32_t mtu = 0;
   // Bytes of partly received messages held at once; a frame that would start
-  // one more is dropped (and retransmitted by its sender later).
+  // one more is dropped (and retransmitted by its sender later). A message
+  // that arrives whole in one frame is delivered at once, whatever is held.
   std::uint32_t max_reassembly_bytes = 4u << 20;
 };
 
@@ -140,6 +141,8 @@ class ReliableChannel {
 
   bool receive(Clock::time_point now, std::vector<ChannelMessage>& out);
   void on_frame(const Frame& f, Clock::time_point now, std::vector<ChannelMessage>& out);
+  // `seq` arrived (new, within the window): advances the cumulative ack.
+  void record_received(std::uint32_t seq);
   void on_ack(std::uint32_t ack, Clock::time_point now);
   void transmit(OutFrameState& s, Clock::time_point now, bool retransmit);
   bool send_due(Clock::time_point now);

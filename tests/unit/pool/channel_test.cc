@@ -39,13 +39,13 @@ std::vector<std::byte> message_bytes(std::uint32_t tag, std::size_t n) {
 }
 
 struct Pair {
-  Pair(const FaultRates& ab, const FaultRates& ba, AuthKey ka, AuthKey kb) {
+  Pair(const FaultRates& ab, const FaultRates& ba, AuthKey ka, AuthKey kb,
+       ChannelOptions o = {}) {
     auto [a, b] = LoopbackTransport::make_pair(1500, ab, ba);
     ta = std::move(a);
     tb = std::move(b);
     auth_a = std::move(*FrameAuthenticator::create(ka));
     auth_b = std::move(*FrameAuthenticator::create(kb));
-    ChannelOptions o;
     o.function_id = 7;
     o.queue_id = 1;
     ca = std::make_unique<ReliableChannel>(*ta, tb->local(), auth_a.get(), o);
@@ -378,6 +378,51 @@ BOOST_AUTO_TEST_CASE(a_hostile_peer_cannot_stall_or_bloat_the_receiver) {
   p.cb->poll(Clock::now(), p.at_b);
   BOOST_TEST(p.at_b.empty());
   BOOST_TEST(p.cb->stats().malformed >= 1u);
+}
+
+BOOST_AUTO_TEST_CASE(partly_received_messages_are_bounded_and_whole_ones_still_arrive) {
+  ChannelOptions o;
+  o.max_reassembly_bytes = 3000;
+  Pair p({}, {}, key(1), key(1), o);
+  // Fragment [off, off + len) of tag's 1200-byte message, as frame `seq`.
+  const auto fragment = [&](std::uint32_t seq, std::uint32_t tag, std::uint32_t off,
+                            std::uint32_t len) {
+    const auto m = message_bytes(tag, 1200);
+    FrameHeader h;
+    h.opcode = Opcode::kData;
+    h.seq = seq;
+    h.tag = tag;
+    h.frag_offset = off;
+    h.message_length = 1200;
+    h.flags = off + len < 1200 ? kFlagMore : 0;
+    inject(p, h, std::span(m).subspan(off, len));
+  };
+  // Two messages half received hold 2400 of the 3000 bytes.
+  fragment(1, 10, 0, 100);
+  fragment(2, 11, 0, 100);
+  p.cb->poll(Clock::now(), p.at_b);
+  BOOST_TEST(p.at_b.empty());
+  BOOST_TEST(p.cb->stats().out_of_window == 0u);
+  // A third would go over: dropped (its sender sends it again later).
+  fragment(3, 12, 0, 100);
+  p.cb->poll(Clock::now(), p.at_b);
+  BOOST_TEST(p.cb->stats().out_of_window == 1u);
+  // A message whole in one frame is not held: it arrives at once, after
+  // the gap the dropped frame left too.
+  fragment(4, 13, 0, 1200);
+  p.cb->poll(Clock::now(), p.at_b);
+  BOOST_REQUIRE(p.at_b.size() == 1u);
+  BOOST_TEST(p.at_b[0].tag == 13u);
+  BOOST_TEST((p.at_b[0].payload == message_bytes(13, 1200)));
+  // The rest of tag 10 completes it; the dropped frame, sent again, is taken.
+  fragment(5, 10, 100, 1100);
+  fragment(3, 12, 0, 100);
+  p.cb->poll(Clock::now(), p.at_b);
+  BOOST_REQUIRE(p.at_b.size() == 2u);
+  BOOST_TEST(p.at_b[1].tag == 10u);
+  BOOST_TEST((p.at_b[1].payload == message_bytes(10, 1200)));
+  BOOST_TEST(p.cb->stats().out_of_window == 1u);
+  BOOST_TEST(p.cb->stats().duplicates == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
