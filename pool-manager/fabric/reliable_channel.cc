@@ -88,7 +88,7 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag, std::span<const
 }
 
 void ReliableChannel::recycle(FrameNode node) {
-  if (spare_.size() < kMaxSpareFrames) {
+  if (spare_.size() < o_.window) {
     spare_.push_back(std::move(node));
   }
 }

@@ -164,8 +164,9 @@ class ReliableChannel {
   using FrameNode = FrameMap::node_type;
   FrameMap unsent_;    // by seq, not yet sent (credits)
   FrameMap inflight_;  // by seq, sent, not acked
-  // Nodes of acknowledged frames (with their payload buffers), reused by send().
-  static constexpr std::size_t kMaxSpareFrames = 32;
+  // Nodes of acknowledged frames (with their payload buffers), reused by
+  // send(): up to a window's worth, which a peer granting as many credits
+  // as we do keeps in flight.
   std::vector<FrameNode> spare_;
   void recycle(FrameNode node);
   // No frame in flight was last sent before this (a lower bound: frames
