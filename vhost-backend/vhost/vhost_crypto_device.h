@@ -37,7 +37,7 @@ class VhostCryptoDevice final : public VhostRingDevice {
 
   bool poll() noexcept override;
   bool arm(runtime::WaitSet& ws) noexcept override;
-  bool spin_when_idle() const noexcept override { return !backend_->remote(); }
+  bool spin_when_idle() const noexcept override;
   void disarm(const runtime::WaitSet& ws) noexcept override;
 
   MessageResult on_message(int vid, VhostUserMessage& m) noexcept override;
@@ -48,6 +48,8 @@ class VhostCryptoDevice final : public VhostRingDevice {
   using Queue = SlotQueue<crypto::CryptoRequest, crypto::CryptoJob>;
 
   bool poll_queue(std::uint16_t q) noexcept;
+  // Polling lcore: the engine holds ops of some queue.
+  bool ops_out() const noexcept;
   bool poll_control() noexcept;
   // Drops session references under one table lock, destroying the backend
   // sessions of closed ones whose last reference this was.
