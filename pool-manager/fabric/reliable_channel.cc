@@ -59,9 +59,9 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag, std::span<const
       node = fresh.extract(fresh.emplace(0, OutFrameState{}).first);
     }
     OutFrameState& s = node.mapped();
-    std::vector<std::byte> buffer = std::move(s.payload);
+    std::vector<std::byte> buffer = std::move(s.frame);
     s = OutFrameState{};
-    s.payload = std::move(buffer);
+    s.frame = std::move(buffer);
     s.header.opcode = op;
     s.header.queue_id = o_.queue_id;
     s.header.function_id = o_.function_id;
@@ -70,15 +70,16 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag, std::span<const
     s.header.frag_offset = static_cast<std::uint32_t>(off);
     s.header.message_length = static_cast<std::uint32_t>(total);
     s.header.flags = off + n < total ? kFlagMore : 0;
-    s.payload.resize(n);
-    // Bytes [off, off + n) of head ++ body.
+    s.frame.resize(kHeaderBytes + n);
+    // Bytes [off, off + n) of head ++ body, after the header's room.
+    std::byte* const payload = s.frame.data() + kHeaderBytes;
     std::size_t done = 0;
     if (off < head.size()) {
       done = std::min(n, head.size() - off);
-      std::memcpy(s.payload.data(), head.data() + off, done);
+      std::memcpy(payload, head.data() + off, done);
     }
     if (done < n) {
-      std::memcpy(s.payload.data() + done, body.data() + (off + done - head.size()), n - done);
+      std::memcpy(payload + done, body.data() + (off + done - head.size()), n - done);
     }
     node.key() = s.header.seq;
     unsent_.insert(std::move(node));
@@ -107,6 +108,18 @@ bool ReliableChannel::emit(const FrameHeader& h, std::span<const std::byte> payl
     return false;
   }
   // Frames of one poll share datagrams up to the MTU the peer receives.
+  tx_.push_back(OutFrame{frame, peer_, o_.mtu});
+  return true;
+}
+
+bool ReliableChannel::emit_in_place(const FrameHeader& h, std::span<std::byte> frame) {
+  if (tx_.size() == kTxBurst) {
+    flush_tx();
+  }
+  if (!encode_frame_in_place(h, frame.size() - kHeaderBytes, frame) ||
+      (auth_ != nullptr && !auth_->sign(frame))) {
+    return false;
+  }
   tx_.push_back(OutFrame{frame, peer_, o_.mtu});
   return true;
 }
@@ -181,7 +194,7 @@ void ReliableChannel::transmit(OutFrameState& s, Clock::time_point now, bool ret
   s.last_sent = now;
   oldest_sent_ = std::min(oldest_sent_, now);
   ++stats_.frames_sent;
-  emit(s.header, s.payload);
+  emit_in_place(s.header, s.frame);
 }
 
 bool ReliableChannel::send_due(Clock::time_point now) {

@@ -125,7 +125,9 @@ class ReliableChannel {
  private:
   struct OutFrameState {
     FrameHeader header;
-    std::vector<std::byte> payload;
+    // The frame as it leaves: room for the header (written, with its tag, at
+    // each transmission), then the payload. The transport sends it from here.
+    std::vector<std::byte> frame;
     Clock::time_point first_sent{};
     Clock::time_point last_sent{};
     std::uint32_t retries = 0;
@@ -151,7 +153,12 @@ class ReliableChannel {
   // next poll() rather than wait for a data frame.
   void owe_ack(Clock::time_point now, bool urgent) noexcept;
   void acked() noexcept;
+  // Encodes and signs a frame into the next transmit buffer (acks, unsequenced
+  // frames) or, in place, a data frame's own buffer, and queues it for
+  // flush_tx(), which every public member that emits calls before returning:
+  // a queued frame's buffer is never recycled before it is sent.
   bool emit(const FrameHeader& h, std::span<const std::byte> payload);
+  bool emit_in_place(const FrameHeader& h, std::span<std::byte> frame);
   void flush_tx();
 
   Transport& transport_;
