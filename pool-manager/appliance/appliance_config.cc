@@ -264,7 +264,8 @@ Result<ApplianceConfig> parse_appliance_config(const json& j, std::string& why) 
   auto window = get_int(j, "window", "", why, c.target.window, 8, 4096);
   VIOPOOL_TRY(window);
   c.target.window = static_cast<std::uint16_t>(*window);
-  auto idle = get_int(j, "poll_idle_us", "", why, 0, 0, 1000000);
+  auto idle =
+      get_int(j, "poll_idle_us", "", why, c.target.poll_idle.count(), 0, 1000000);
   VIOPOOL_TRY(idle);
   c.target.poll_idle = std::chrono::microseconds(*idle);
   auto api = get_string(j, "api", "", why, false, c.api);

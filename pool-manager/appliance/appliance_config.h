@@ -2,7 +2,7 @@
 // where the fabric and the control API listen, where the state lives, the
 // inventory volumes are carved from, and volumes served statically.
 //
-//   {"listen": "0.0.0.0:7400", "mtu": 8972, "node_id": 1, "poll_idle_us": 0,
+//   {"listen": "0.0.0.0:7400", "mtu": 8972, "node_id": 1, "poll_idle_us": 100,
 //    "api": "0.0.0.0:7480", "fabric_endpoint": "10.0.0.2:7400",
 //    "state": "/var/lib/viopool/appliance.db", "lease_ttl_ms": 15000,
 //    "inventory": [{"name": "ssd0", "kind": "directory", "path": "/srv/pool",

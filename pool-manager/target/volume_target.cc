@@ -1478,9 +1478,9 @@ void VolumeTarget::run(const std::atomic<bool>& stop, Clock::time_point until) {
   // Polls while there is work. With requests in the backends it keeps
   // polling (their completion rings cost no system call to look at) for a
   // short while, so a completion leaves without a wake-up; otherwise it
-  // sleeps (on the socket, the rings and the channels' timers) as soon as a
-  // round finds nothing, or after poll_idle: on shared cores, spinning for
-  // the next request only takes the CPU from the host daemon that produces it.
+  // sleeps (on the socket, the rings and the channels' timers) once poll_idle
+  // has passed without work. It yields the CPU while it looks, so a host
+  // daemon sharing it still runs.
   constexpr auto kSpinForDisk = std::chrono::microseconds(200);
   auto last_work = Clock::now();
   // Marked as the poller while it runs (unless bound for longer).

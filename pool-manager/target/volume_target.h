@@ -92,11 +92,10 @@ struct TargetOptions {
   // NAK "no resources", so no host can make the appliance hold unbounded state.
   std::uint32_t max_channels_per_volume = 256;
   // How long the poller keeps looking (yielding the CPU between looks) after
-  // a round with work before it sleeps. 0: sleep at once, right for an
-  // appliance sharing cores with busy daemons; an appliance with cores of
-  // its own answers without a wake-up when this covers the gap between a
-  // host's requests.
-  std::chrono::microseconds poll_idle{0};
+  // a round with work before it sleeps: a request that follows within it is
+  // taken without a wake-up. Yielding leaves a CPU shared with the host
+  // daemon to it; 0 sleeps at once.
+  std::chrono::microseconds poll_idle{100};
 };
 
 struct TargetStats {

@@ -425,6 +425,9 @@ BOOST_AUTO_TEST_CASE(appliance_config_is_strict) {
   BOOST_REQUIRE_MESSAGE(good.has_value(), why);
   BOOST_TEST(good->mtu == 8972u);
   BOOST_TEST(good->target.poll_idle.count() == 150);
+  auto dflt = parse_appliance_config(nlohmann::json::parse(R"({"volumes": []})"), why);
+  BOOST_REQUIRE_MESSAGE(dflt.has_value(), why);
+  BOOST_TEST(dflt->target.poll_idle.count() == 100);
   BOOST_TEST(good->target.volumes.at(0).queues == 2u);
   BOOST_TEST(good->target.volumes.at(0).max_io_bytes == 131072u);
   BOOST_TEST((*good->target.volumes.at(0).key)[15] == 0x0f);
