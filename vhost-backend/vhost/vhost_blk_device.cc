@@ -291,7 +291,7 @@ bool VhostBlkDevice::poll() noexcept {
   for (std::uint16_t q = 0; q < nq_; ++q) {
     work |= poll_queue(q);
   }
-  if (!work && requests_out()) {
+  if (!work && work_out(*backend_)) {
     // Requests are out and nothing else is to be done: let whoever finishes
     // them have this CPU (the kernel's io-wq workers and softirqs, or the
     // appliance daemon of a pooled volume), and run the ring's deferred
@@ -303,20 +303,11 @@ bool VhostBlkDevice::poll() noexcept {
   return work;
 }
 
-bool VhostBlkDevice::requests_out() const noexcept {
-  for (std::uint16_t q = 0; q < nq_; ++q) {
-    if (backend_->in_flight(q) > 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
 bool VhostBlkDevice::spin_when_idle() const noexcept {
   // A pooled volume: spin (yielding, see poll()) only while requests are out,
   // so that the daemon answering them, which may share this CPU, runs and
   // its answer is caught without a wake-up.
-  return !backend_->info().remote || requests_out();
+  return !backend_->info().remote || work_out(*backend_);
 }
 
 bool VhostBlkDevice::arm(runtime::WaitSet& ws) noexcept {

@@ -49,8 +49,6 @@ class VhostBlkDevice final : public VhostRingDevice {
   void on_destroy_device(int vid) noexcept override;
 
  private:
-  // Polling lcore: whether the backend holds requests of any queue.
-  bool requests_out() const noexcept;
   struct Queue : SlotQueue<blk::BlkRequest, blk::BlkIo> {
     int completion_slot = -1;
   };

@@ -568,7 +568,7 @@ bool VhostCryptoDevice::poll() noexcept {
   for (std::uint16_t q = 0; q < nq_; ++q) {
     work |= poll_queue(q);
   }
-  if (!work && backend_->remote() && ops_out()) {
+  if (!work && backend_->remote() && work_out(*backend_)) {
     // Ops are out on a pooled engine and nothing else is to be done: let the
     // appliance, which may share this CPU, run. Its answers are then caught
     // by the spinning loop (spin_when_idle) without a wake-up on either side,
@@ -579,18 +579,9 @@ bool VhostCryptoDevice::poll() noexcept {
   return work;
 }
 
-bool VhostCryptoDevice::ops_out() const noexcept {
-  for (std::uint16_t q = 0; q < nq_; ++q) {
-    if (backend_->in_flight(q) > 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
 bool VhostCryptoDevice::spin_when_idle() const noexcept {
   // A pooled engine: spin (yielding, see poll()) only while ops are out.
-  return !backend_->remote() || (ready_.load(std::memory_order_acquire) && ops_out());
+  return !backend_->remote() || (ready_.load(std::memory_order_acquire) && work_out(*backend_));
 }
 
 bool VhostCryptoDevice::arm(runtime::WaitSet& ws) noexcept {

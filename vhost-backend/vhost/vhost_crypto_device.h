@@ -48,8 +48,6 @@ class VhostCryptoDevice final : public VhostRingDevice {
   using Queue = SlotQueue<crypto::CryptoRequest, crypto::CryptoJob>;
 
   bool poll_queue(std::uint16_t q) noexcept;
-  // Polling lcore: the engine holds ops of some queue.
-  bool ops_out() const noexcept;
   bool poll_control() noexcept;
   // Drops session references under one table lock, destroying the backend
   // sessions of closed ones whose last reference this was.

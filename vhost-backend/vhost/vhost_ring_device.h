@@ -113,6 +113,17 @@ class VhostRingDevice : public VhostDevice {
 
   static std::uint64_t now_ns() noexcept;
 
+  // Polling thread: `backend` holds work of one of the queues.
+  template <typename Backend>
+  bool work_out(const Backend& backend) const noexcept {
+    for (std::uint16_t q = 0; q < nq_; ++q) {
+      if (backend.in_flight(q) > 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   // Polling thread: publishes the completions gathered in qu.used on ring q
   // and interrupts the driver if it wants it.
   template <typename Request, typename Job>
