@@ -29,8 +29,14 @@ std::uint64_t handle_of(crypto::BackendSession s) {
 class RemoteCrypto final : public crypto::CryptoBackend {
  public:
   RemoteCrypto(RemoteCryptoOptions o, PeerAddress peer, std::unique_ptr<FrameAuthenticator> auth,
-               CryptoSlotInfo info, std::uint32_t mtu)
-      : o_(std::move(o)), peer_(peer), auth_(std::move(auth)), info_(info), mtu_(mtu) {
+               std::unique_ptr<FrameAuthenticator> control_auth, CryptoSlotInfo info,
+               std::uint32_t mtu)
+      : o_(std::move(o)),
+        peer_(peer),
+        auth_(std::move(auth)),
+        control_auth_(std::move(control_auth)),
+        info_(info),
+        mtu_(mtu) {
     caps_ = info_.caps;
     caps_.max_queues = info_.queues;
   }
@@ -104,7 +110,11 @@ class RemoteCrypto final : public crypto::CryptoBackend {
 
   const RemoteCryptoOptions o_;
   const PeerAddress peer_;
+  // Authenticators are single-threaded: the data queues' (polling thread)
+  // and the control link's (sessions are made and closed on rte_vhost's
+  // thread) are two, from the same lease key.
   std::unique_ptr<FrameAuthenticator> auth_;
+  std::unique_ptr<FrameAuthenticator> control_auth_;
   const CryptoSlotInfo info_;
   const std::uint32_t mtu_;
   crypto::CryptoCapabilities caps_;
@@ -118,7 +128,8 @@ Result<void> RemoteCrypto::connect(Queue& qu) {
     qu.link.ch->send_unsequenced(Opcode::kGoodbye, {});
   }
   qu.link = Link{};
-  auto l = open_link(params(qu.fabric_queue), peer_, *auth_, qu.instance, ++qu.link_no);
+  FrameAuthenticator& auth = &qu == &control_ ? *control_auth_ : *auth_;
+  auto l = open_link(params(qu.fabric_queue), peer_, auth, qu.instance, ++qu.link_no);
   if (!l) {
     return unexpected(l.error());
   }
@@ -491,8 +502,13 @@ Result<std::unique_ptr<crypto::CryptoBackend>> make_remote_crypto(const RemoteCr
   }
   const std::uint32_t mtu =
       cfg->their.mtu >= 512 ? std::min<std::uint32_t>(o.mtu, cfg->their.mtu) : o.mtu;
-  return std::unique_ptr<crypto::CryptoBackend>(
-      std::make_unique<RemoteCrypto>(o, cfg->peer, std::move(cfg->auth), *info, mtu));
+  auto control_auth = FrameAuthenticator::create(o.key);
+  if (!control_auth) {
+    why = who + control_auth.error().what;
+    return unexpected(control_auth.error());
+  }
+  return std::unique_ptr<crypto::CryptoBackend>(std::make_unique<RemoteCrypto>(
+      o, cfg->peer, std::move(cfg->auth), std::move(*control_auth), *info, mtu));
 }
 
 }  // namespace viopool::pool
