@@ -46,12 +46,14 @@ void gcm_block(const unsigned char in[16], unsigned char out[16], const void* ke
     std::memcpy(out, b->last_out, 16);
     return;
   }
+  unsigned char block[16];  // `out` may be `in` (OpenSSL makes H in place)
+  std::memcpy(block, in, 16);
   int len = 0;
-  if (EVP_EncryptUpdate(b->ecb, out, &len, in, 16) != 1 || len != 16) {
+  if (EVP_EncryptUpdate(b->ecb, out, &len, block, 16) != 1 || len != 16) {
     b->failed = true;
     return;
   }
-  std::memcpy(b->last_in, in, 16);
+  std::memcpy(b->last_in, block, 16);
   std::memcpy(b->last_out, out, 16);
   b->have_last = true;
 }
@@ -74,6 +76,7 @@ struct FrameAuthenticator::Impl {
       CRYPTO_gcm128_release(gcm);  // cleanses the context
     }
     EVP_CIPHER_CTX_free(gcm_block.ecb);
+    OPENSSL_cleanse(gcm_block.last_in, sizeof(gcm_block.last_in));
     OPENSSL_cleanse(gcm_block.last_out, sizeof(gcm_block.last_out));
     EVP_CIPHER_CTX_free(prp);
     EVP_MAC_CTX_free(sip);
@@ -196,6 +199,7 @@ Result<void> FrameAuthenticator::tag_of(std::span<const std::byte> frame,
   // encrypted), then that tag through AES under K_p.
   unsigned char ghash[kAuthBytes];
   int len = 0;
+  m.gcm_block.failed = false;  // this tag's own failure only
   CRYPTO_gcm128_setiv(m.gcm, kGcmIv, sizeof(kGcmIv));
   const bool ok = !m.gcm_block.failed && CRYPTO_gcm128_aad(m.gcm, head, kHeaderBytes) == 0 &&
                   CRYPTO_gcm128_aad(m.gcm, body, body_len) == 0;
