@@ -89,7 +89,7 @@ Result<void> ReliableChannel::send(Opcode op, std::uint32_t tag, std::span<const
 }
 
 void ReliableChannel::recycle(FrameNode node) {
-  if (spare_.size() < o_.window) {
+  if (spare_.size() < std::min<std::size_t>(o_.window, kMaxSpareFrames)) {
     spare_.push_back(std::move(node));
   }
 }

@@ -171,9 +171,10 @@ class ReliableChannel {
   using FrameNode = FrameMap::node_type;
   FrameMap unsent_;    // by seq, not yet sent (credits)
   FrameMap inflight_;  // by seq, sent, not acked
-  // Nodes of acknowledged frames (with their payload buffers), reused by
-  // send(): up to a window's worth, which a peer granting as many credits
-  // as we do keeps in flight.
+  // Nodes of acknowledged frames (with their frame buffers, up to an MTU
+  // each), reused by send(): as many as a host's default window keeps in
+  // flight, at most our own window.
+  static constexpr std::size_t kMaxSpareFrames = 64;
   std::vector<FrameNode> spare_;
   void recycle(FrameNode node);
   // No frame in flight was last sent before this (a lower bound: frames
