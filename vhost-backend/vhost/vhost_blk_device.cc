@@ -307,7 +307,8 @@ bool VhostBlkDevice::spin_when_idle() const noexcept {
   // A pooled volume: spin (yielding, see poll()) only while requests are out,
   // so that the daemon answering them, which may share this CPU, runs and
   // its answer is caught without a wake-up.
-  return !backend_->info().remote || work_out(*backend_);
+  return !backend_->info().remote ||
+         (ready_.load(std::memory_order_acquire) && work_out(*backend_));
 }
 
 bool VhostBlkDevice::arm(runtime::WaitSet& ws) noexcept {

@@ -601,8 +601,11 @@ bool VhostCryptoDevice::arm(runtime::WaitSet& ws) noexcept {
     // remote engine gives a descriptor to sleep on instead.
     if (backend_->in_flight(q) > 0 || !queues_[q].pending.empty() ||
         backend_->needs_service(q)) {
+      // Requests the engine refused wait for its completions: a remote
+      // engine's descriptor wakes the loop for those.
       const int fd = backend_->completion_fd(q);
-      if (fd < 0 || !queues_[q].pending.empty() || !backend_->prepare_sleep(q)) {
+      const bool refused = !queues_[q].pending.empty();
+      if (fd < 0 || (refused && !backend_->remote()) || !backend_->prepare_sleep(q)) {
         pending = true;
       } else if (ws.add(fd) < 0) {
         ws.wake_within_us(100);
