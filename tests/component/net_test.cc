@@ -37,20 +37,6 @@ bool tx_grows(const HostProc& h, const std::string& dev, std::uint64_t from, std
   return wait_until([&] { return h.total(dev, "tx_packets") >= from + by; }, limit);
 }
 
-// CPU time (user+system) of a process in clock ticks, from /proc/<pid>/stat.
-long cpu_ticks(pid_t pid) {
-  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  const auto close = stat.rfind(')');
-  std::istringstream is(stat.substr(close + 2));
-  std::string field;
-  long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && is >> field; ++i) {
-    if (i == 14) utime = std::stol(field);
-    if (i == 15) stime = std::stol(field);
-  }
-  return utime + stime;
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(net)

@@ -173,6 +173,22 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+long cpu_ticks(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 > stat.size()) {
+    return 0;
+  }
+  std::istringstream is(stat.substr(close + 2));  // from field 3 (state) on
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && is >> field; ++i) {
+    if (i == 14) utime = std::stol(field);
+    if (i == 15) stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
 void write_file(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary);
   out << content;

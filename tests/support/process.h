@@ -65,6 +65,10 @@ class TempDir {
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 
+// CPU time (user + system) a process has used, in clock ticks
+// (sysconf(_SC_CLK_TCK) a second), from /proc/<pid>/stat.
+long cpu_ticks(pid_t pid);
+
 // The build's binaries, and system tools.
 std::string build_path(const std::string& rel);
 std::string which(const std::string& tool);

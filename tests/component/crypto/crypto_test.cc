@@ -731,6 +731,8 @@ BOOST_AUTO_TEST_CASE(a_stalled_appliance_fails_pooled_ops_at_their_deadline) {
     pid_t pid;
     ~Resume() { ::kill(pid, SIGCONT); }
   } resume{pid};
+  const auto wall0 = std::chrono::steady_clock::now();
+  const long cpu0 = cpu_ticks(h.host->process().pid());
   for (int i = 0; i < 2; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto r = run(*d, 0, op, kPlain, 64);
@@ -739,6 +741,12 @@ BOOST_AUTO_TEST_CASE(a_stalled_appliance_fails_pooled_ops_at_their_deadline) {
     BOOST_TEST(took >= 350ms);
     BOOST_TEST(took < 5s);
   }
+  // While its ops wait, the host spins (yielding) only between sleeps on
+  // the fabric's timers: well under the CPU a spinning loop would take.
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  const double cpu = static_cast<double>(cpu_ticks(h.host->process().pid()) - cpu0) /
+                     static_cast<double>(::sysconf(_SC_CLK_TCK));
+  BOOST_TEST(cpu < 0.5 * wall, "viopool-host used " << cpu << " s of CPU in " << wall << " s");
   BOOST_TEST(h.host->stats("c0")["total"].value("engine_errors", 0ull) == 2u);
 
   BOOST_REQUIRE(::kill(pid, SIGCONT) == 0);
