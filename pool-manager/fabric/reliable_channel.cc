@@ -99,17 +99,13 @@ bool ReliableChannel::emit(const FrameHeader& h, std::span<const std::byte> payl
     flush_tx();
   }
   const std::span<std::byte> buf = std::span(tx_bufs_).subspan(tx_.size() * o_.mtu, o_.mtu);
-  auto n = encode_frame(h, payload, buf);
-  if (!n) {
+  if (buf.size() < kHeaderBytes + payload.size()) {
     return false;
   }
-  const std::span<std::byte> frame = buf.first(*n);
-  if (auth_ != nullptr && !auth_->sign(frame)) {
-    return false;
+  if (!payload.empty()) {
+    std::memcpy(buf.data() + kHeaderBytes, payload.data(), payload.size());
   }
-  // Frames of one poll share datagrams up to the MTU the peer receives.
-  tx_.push_back(OutFrame{frame, peer_, o_.mtu});
-  return true;
+  return emit_in_place(h, buf.first(kHeaderBytes + payload.size()));
 }
 
 bool ReliableChannel::emit_in_place(const FrameHeader& h, std::span<std::byte> frame) {
@@ -120,6 +116,7 @@ bool ReliableChannel::emit_in_place(const FrameHeader& h, std::span<std::byte> f
       (auth_ != nullptr && !auth_->sign(frame))) {
     return false;
   }
+  // Frames of one poll share datagrams up to the MTU the peer receives.
   tx_.push_back(OutFrame{frame, peer_, o_.mtu});
   return true;
 }
@@ -342,7 +339,7 @@ void ReliableChannel::on_frame(const Frame& f, Clock::time_point now,
     ++stats_.malformed;
     return;
   }
-  auto rit = reassembly_.empty() ? reassembly_.end() : reassembly_.find(h.tag);
+  auto rit = reassembly_.find(h.tag);
   if (rit == reassembly_.end() && h.frag_offset == 0 && h.length == h.message_length) {
     // A whole message in one frame (the common case): delivered as it is,
     // without a reassembly record. It is not held, so the reassembly budget

@@ -201,7 +201,7 @@ Result<void> FrameAuthenticator::tag_of(std::span<const std::byte> frame,
   int len = 0;
   m.gcm_block.failed = false;  // this tag's own failure only
   CRYPTO_gcm128_setiv(m.gcm, kGcmIv, sizeof(kGcmIv));
-  const bool ok = !m.gcm_block.failed && CRYPTO_gcm128_aad(m.gcm, head, kHeaderBytes) == 0 &&
+  const bool ok = CRYPTO_gcm128_aad(m.gcm, head, kHeaderBytes) == 0 &&
                   CRYPTO_gcm128_aad(m.gcm, body, body_len) == 0;
   CRYPTO_gcm128_tag(m.gcm, ghash, kAuthBytes);
   if (!ok || m.gcm_block.failed ||
